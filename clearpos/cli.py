@@ -1,0 +1,51 @@
+"""The ``clearpos`` command line.
+
+Each area registers its own subcommand module; ``main`` only dispatches.
+Exit status: 0 success, 1 refused or declined, 2 bad usage (spec/world.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> module with ``register(subparsers)``; imported lazily so that
+# ``clearpos wire`` does not pay for the host's imports.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "wire": ("clearpos.wire.cli", "decode and encode POS 8583 messages"),
+}
+
+
+class UsageError(Exception):
+    """Bad command-line usage detected after parsing (exit status 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clearpos",
+        description="clearpos — POS acquiring host, virtual terminal and help desk.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).register(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc: int = args.run(args)
+    except UsageError as exc:
+        parser.exit(2, f"clearpos: error: {exc}\n")
+    except KeyboardInterrupt:
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

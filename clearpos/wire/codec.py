@@ -1,0 +1,361 @@
+"""Encode and decode the body of a POS 8583 message: MTI, bitmap, fields.
+
+Pure functions over bytes and ``dict[int, str | bytes]``. The field table of
+:mod:`clearpos.wire.dialect` is compiled once into one reader and one writer per
+field. n/z/an/ans values are ``str`` (tracks use ``=`` as the separator), b
+values are ``bytes``.
+
+>>> body = encode("0800", {11: "000001", 41: "10000001"})
+>>> body.hex().upper()
+'080000200000008000000000013130303030303031'
+>>> decode(body).fields
+{11: '000001', 41: '10000001'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .dialect import FIELDS, MAC_FIELD, FieldSpec, Fmt, Len
+from .errors import DecodeError, EncodeError
+
+Value = str | bytes
+Fields = dict[int, Value]
+Reader = Callable[[bytes, int, int], tuple[Value, int]]
+Writer = Callable[[Value], bytes]
+
+_HEX_DIGITS = frozenset("0123456789")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded message body.
+
+    ``mac_block`` is the exact byte range the MAC is computed over (MTI up to,
+    not including, field 64) when field 64 is present, else ``None``.
+    """
+
+    mti: str
+    fields: Fields
+    mac_block: bytes | None = None
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _need(data: bytes, pos: int, n: int, field: int, base: int) -> None:
+    if pos + n > len(data):
+        raise DecodeError(
+            f"expected {n} byte(s), only {len(data) - pos} left in the message",
+            field=field,
+            offset=base + pos,
+        )
+
+
+def _bcd_length(data: bytes, pos: int, nbytes: int, spec: FieldSpec, base: int) -> int:
+    _need(data, pos, nbytes, spec.number, base)
+    digits = data[pos : pos + nbytes].hex()
+    if not digits.isdecimal():
+        raise DecodeError(
+            f"length prefix must be BCD digits, got {digits.upper()}",
+            field=spec.number,
+            offset=base + pos,
+        )
+    n = int(digits)
+    if n > spec.length:
+        unit = "digits" if spec.fmt in (Fmt.N, Fmt.Z) else "bytes"
+        raise DecodeError(
+            f"length {n} exceeds the maximum of {spec.length} {unit} ({spec.label})",
+            field=spec.number,
+            offset=base + pos,
+        )
+    return n
+
+
+def _digits(h: str, ndigits: int, left: bool, spec: FieldSpec, pos: int) -> str:
+    """Strip the pad nibble of an odd-length BCD value and validate the digits."""
+    if ndigits & 1:
+        pad, value = (h[-1], h[:-1]) if left else (h[0], h[1:])
+        if pad not in "0f":
+            raise DecodeError(
+                "pad nibble must be 0 or F", field=spec.number, offset=pos + (len(h) // 2 - 1 if left else 0)
+            )
+    else:
+        value = h
+    if spec.fmt is Fmt.Z:
+        value = value.replace("d", "=")
+        ok = value.replace("=", "").isdecimal()
+    else:
+        ok = value.isdecimal()
+    if not ok:
+        what = "track digits 0-9 and separator D" if spec.fmt is Fmt.Z else "BCD digits 0-9"
+        bad = next(i for i, c in enumerate(value) if not (c.isdecimal() or c == "="))
+        raise DecodeError(
+            f"expected {what}, found a non-digit nibble at digit {bad + 1}",
+            field=spec.number,
+            offset=pos + (bad + (0 if left or not ndigits & 1 else 1)) // 2,
+        )
+    return value
+
+
+def _ascii(raw: bytes, spec: FieldSpec, pos: int) -> str:
+    for i, b in enumerate(raw):
+        if b < 0x20 or b > 0x7E:
+            raise DecodeError(
+                f"expected printable ASCII ({spec.fmt.value}), got byte {b:02X}",
+                field=spec.number,
+                offset=pos + i,
+            )
+    return raw.decode("ascii")
+
+
+def _make_reader(spec: FieldSpec) -> Reader:
+    num = spec.number
+    if spec.len_type is Len.FIXED:
+        if spec.fmt in (Fmt.N, Fmt.Z):
+            nbytes = (spec.length + 1) // 2
+            ndig = spec.length
+            left = spec.left
+
+            def read_fixed_bcd(data: bytes, pos: int, base: int) -> tuple[Value, int]:
+                end = pos + nbytes
+                if end > len(data):
+                    _need(data, pos, nbytes, num, base)
+                h = data[pos:end].hex()
+                if ndig & 1 or not h.isdecimal():
+                    return _digits(h, ndig, left, spec, base + pos), end
+                return h, end
+
+            return read_fixed_bcd
+        n = spec.length
+        if spec.fmt is Fmt.B:
+
+            def read_fixed_bin(data: bytes, pos: int, base: int) -> tuple[Value, int]:
+                _need(data, pos, n, num, base)
+                return data[pos : pos + n], pos + n
+
+            return read_fixed_bin
+
+        def read_fixed_ascii(data: bytes, pos: int, base: int) -> tuple[Value, int]:
+            _need(data, pos, n, num, base)
+            return _ascii(data[pos : pos + n], spec, base + pos), pos + n
+
+        return read_fixed_ascii
+
+    prefix = 1 if spec.len_type is Len.LLVAR else 2
+    if spec.fmt in (Fmt.N, Fmt.Z):
+
+        def read_var_bcd(data: bytes, pos: int, base: int) -> tuple[Value, int]:
+            ndig = _bcd_length(data, pos, prefix, spec, base)
+            pos += prefix
+            nbytes = (ndig + 1) // 2
+            _need(data, pos, nbytes, num, base)
+            h = data[pos : pos + nbytes].hex()
+            return _digits(h, ndig, True, spec, base + pos), pos + nbytes
+
+        return read_var_bcd
+
+    binary = spec.fmt is Fmt.B
+
+    def read_var_bytes(data: bytes, pos: int, base: int) -> tuple[Value, int]:
+        n = _bcd_length(data, pos, prefix, spec, base)
+        pos += prefix
+        _need(data, pos, n, num, base)
+        raw = data[pos : pos + n]
+        return (raw if binary else _ascii(raw, spec, base + pos)), pos + n
+
+    return read_var_bytes
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _bcd_prefix(n: int, prefix: int) -> bytes:
+    return bytes.fromhex(f"{n:0{prefix * 2}d}")
+
+
+def _make_writer(spec: FieldSpec) -> Writer:
+    num = spec.number
+
+    def fail(expected: str) -> EncodeError:
+        return EncodeError(expected, field=num)
+
+    if spec.fmt in (Fmt.N, Fmt.Z):
+        is_track = spec.fmt is Fmt.Z
+        fixed = spec.len_type is Len.FIXED
+        prefix = 1 if spec.len_type is Len.LLVAR else 2
+        left = spec.left or not fixed
+
+        def write_bcd(value: Value) -> bytes:
+            if not isinstance(value, str):
+                raise fail(f"expected a string of digits ({spec.label})")
+            digits = value.replace("=", "D") if is_track else value
+            check = digits.replace("D", "") if is_track else digits
+            if not (check.isdecimal() and check.isascii()) and (check or not digits):
+                what = "digits and '='" if is_track else "digits only"
+                raise fail(f"expected {what} ({spec.label})")
+            n = len(digits)
+            if fixed and n != spec.length:
+                raise fail(f"expected exactly {spec.length} digits, got {n}")
+            if n > spec.length:
+                raise fail(f"expected at most {spec.length} digits, got {n}")
+            if n & 1:
+                digits = digits + "0" if left else "0" + digits
+            body = bytes.fromhex(digits)
+            return body if fixed else _bcd_prefix(n, prefix) + body
+
+        return write_bcd
+
+    if spec.len_type is Len.FIXED:
+        n = spec.length
+        if spec.fmt is Fmt.B:
+
+            def write_fixed_bin(value: Value) -> bytes:
+                if not isinstance(value, bytes | bytearray) or len(value) != n:
+                    raise fail(f"expected exactly {n} bytes ({spec.label})")
+                return bytes(value)
+
+            return write_fixed_bin
+
+        def write_fixed_ascii(value: Value) -> bytes:
+            if not isinstance(value, str):
+                raise fail(f"expected text ({spec.label})")
+            if len(value) > n:
+                raise fail(f"expected at most {n} characters, got {len(value)}")
+            raw = _encode_ascii(value, num)
+            return raw.ljust(n, b" ")
+
+        return write_fixed_ascii
+
+    prefix = 1 if spec.len_type is Len.LLVAR else 2
+    binary = spec.fmt is Fmt.B
+
+    def write_var_bytes(value: Value) -> bytes:
+        if binary:
+            if not isinstance(value, bytes | bytearray):
+                raise fail(f"expected bytes ({spec.label})")
+            raw = bytes(value)
+        else:
+            if not isinstance(value, str):
+                raise fail(f"expected text ({spec.label})")
+            raw = _encode_ascii(value, num)
+        if len(raw) > spec.length:
+            raise fail(f"expected at most {spec.length} bytes, got {len(raw)}")
+        return _bcd_prefix(len(raw), prefix) + raw
+
+    return write_var_bytes
+
+
+def _encode_ascii(value: str, field: int) -> bytes:
+    if not value.isascii() or not value.isprintable():
+        raise EncodeError("expected printable ASCII text", field=field)
+    return value.encode("ascii")
+
+
+_READERS: dict[int, Reader] = {n: _make_reader(s) for n, s in FIELDS.items()}
+_WRITERS: dict[int, Writer] = {n: _make_writer(s) for n, s in FIELDS.items()}
+
+# Bitmaps repeat: a countertop fleet sends a handful of shapes. Cache the field
+# list per bitmap (bounded).
+_BITMAP_CACHE: dict[bytes, tuple[int, ...]] = {}
+_BITMAP_CACHE_MAX = 4096
+
+
+def _fields_of(bitmap: bytes, base: int) -> tuple[int, ...]:
+    cached = _BITMAP_CACHE.get(bitmap)
+    if cached is not None:
+        return cached
+    bits = int.from_bytes(bitmap, "big")
+    present = tuple(i for i in range(1, 65) if bits >> (64 - i) & 1)
+    if present and present[0] == 1:
+        raise DecodeError(
+            "secondary bitmap (bit 1) is not part of the dialect: fields 1-64 only",
+            field=1,
+            offset=base,
+        )
+    for f in present:
+        if f not in FIELDS:
+            raise DecodeError(
+                f"bitmap announces field {f}, which is not part of the clearpos dialect",
+                field=1,
+                offset=base + (f - 1) // 8,
+            )
+    if len(_BITMAP_CACHE) >= _BITMAP_CACHE_MAX:
+        _BITMAP_CACHE.clear()
+    _BITMAP_CACHE[bitmap] = present
+    return present
+
+
+# --------------------------------------------------------------------------- API
+
+
+def decode(data: bytes, *, base: int = 0) -> Decoded:
+    """Decode a message body (MTI, bitmap, fields).
+
+    ``base`` is added to every byte offset in errors, so a caller that strips a
+    frame header can report offsets within the whole frame.
+    """
+    if len(data) < 10:
+        raise DecodeError(
+            f"a message needs at least 10 bytes (MTI 2 + bitmap 8), got {len(data)}",
+            field=0,
+            offset=base,
+        )
+    mti = data[:2].hex()
+    if not mti.isdecimal():
+        raise DecodeError("MTI must be 4 BCD digits", field=0, offset=base)
+    present = _fields_of(data[2:10], base + 2)
+    fields: Fields = {}
+    pos = 10
+    mac_block = None
+    readers = _READERS
+    for f in present:
+        if f == MAC_FIELD:
+            mac_block = data[:pos]
+        fields[f], pos = readers[f](data, pos, base)
+    if pos != len(data):
+        last = f"field {present[-1]}" if present else "the bitmap"
+        raise DecodeError(
+            f"{len(data) - pos} unexpected byte(s) after {last}",
+            field=present[-1] if present else 1,
+            offset=base + pos,
+        )
+    return Decoded(mti, fields, mac_block)
+
+
+def encode(
+    mti: str,
+    fields: Mapping[int, Value],
+    *,
+    mac: Callable[[bytes], bytes] | None = None,
+) -> bytes:
+    """Encode a message body. The input mapping is not modified.
+
+    With ``mac``, bit 64 is set and field 64 is computed by calling ``mac``
+    with the MAC block (every byte before field 64); any field 64 in
+    ``fields`` is ignored.
+    """
+    if len(mti) != 4 or not mti.isdecimal():
+        raise EncodeError("MTI must be 4 digits", field=0)
+    numbers = sorted(f for f in fields if f != MAC_FIELD or mac is None)
+    if mac is not None:
+        numbers.append(MAC_FIELD)
+    bits = 0
+    for f in numbers:
+        if f not in _WRITERS:
+            raise EncodeError("not part of the clearpos dialect", field=f)
+        bits |= 1 << (64 - f)
+    parts = [bytes.fromhex(mti), bits.to_bytes(8, "big")]
+    writers = _WRITERS
+    for f in numbers:
+        if f == MAC_FIELD and mac is not None:
+            break
+        parts.append(writers[f](fields[f]))
+    body = b"".join(parts)
+    if mac is not None:
+        code = mac(body)
+        if len(code) != 8:
+            raise EncodeError("MAC function must return 8 bytes", field=MAC_FIELD)
+        body += code
+    return body

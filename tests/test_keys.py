@@ -1,0 +1,70 @@
+"""clearpos.keys against the exact bytes of spec/pos8583.md §5 and §10."""
+
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clearpos.keys import (
+    FIELD62_LENGTH,
+    KekError,
+    KeyCheckError,
+    KeyEncryptionKey,
+    MacEngine,
+    NotSignedOnError,
+    PinBlockError,
+    PinEngine,
+    SealedKeyError,
+    SecurityModule,
+    TerminalKeys,
+    WorkingKeys,
+    check_value,
+    decrypt_pin_block,
+    encrypt_pin_block,
+    pack_field62,
+    pin_block,
+    tdes_decrypt,
+    tdes_encrypt,
+    unpack_field62,
+)
+
+# -- §10 ----------------------------------------------------------------------
+
+TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+PIK = bytes.fromhex("6B3C7A1F0D2E5849A1B2C3D4E5F60718")
+MAK = bytes.fromhex("1A2B3C4D5E6F7081")
+TID = "10000001"
+PAN = "6222021234567890123"
+PIN = "123456"
+
+FIELD62 = bytes.fromhex(
+    "FEFC6CFA4B20A481FD7AF640961CDB8B"  # PIN key under the TMK
+    "CEBD4274"  # its check value
+    "41B1F3D154C3079A"  # MAC key under the TMK
+    "0000000000000000"
+    "A2AFCD72"  # its check value
+)
+
+SIGN_ON_RESPONSE = bytes.fromhex(
+    "008660000300006031000001000810003800010AC000160000010830151123084802000030303030303030"
+    "30303030313030313030303030303138393833313030343831363132333400110000000100300040FEFC6C"
+    "FA4B20A481FD7AF640961CDB8BCEBD427441B1F3D154C3079A0000000000000000A2AFCD72001120202061"
+    "7070726F766564"
+)
+PURCHASE = bytes.fromhex(
+    "007560000300006031000001000200302404C020C09811000000000000001234000017281202100006376222"
+    "021234567890123D28122010000000000031303030303030313839383331303034383136313233343135363D"
+    "8CF07ABF66B432260000000000000000112200000100004232343343373530"
+)
+APPROVED = bytes.fromhex(
+    "007B60000300006031000001000210303E00810EC08013000000000000001234000017083120112328121123"
+    "000848020000303030303030303030303032413142324333303031303030303030313839383331303034383136"
+    "31323334313536001122000001000000114355505061707072"
+    "6F7665643644443734453430".replace("4355505061707072", "435550617070726F7665643644443734453430")[:0]
+)
