@@ -9,6 +9,7 @@ from .errors import DecodeError, EncodeError, FramingError, WireError
 from .framing import TPDU, Frame, Framer, Header, ProcessingRequirement, decode_frame, encode_frame
 from .mask import mask_pan, render, render_dict, scrub
 from .messages import (
+    F60,
     Balance,
     BatchRecord,
     BatchUpload,
@@ -16,7 +17,6 @@ from .messages import (
     BatchUploadItem,
     Card,
     CheckCode,
-    F60,
     FinancialRequest,
     FinancialResponse,
     Kind,

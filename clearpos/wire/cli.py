@@ -34,7 +34,7 @@ def register(p: argparse.ArgumentParser) -> None:
         '"tpdu": "6000030000", "header": "603100000100"} on stdin and print the hex. '
         "b fields (52, 55, 62, 64) are given as hex; with tpdu/header a whole frame is printed.",
     )
-    e.add_argument("--json", action="store_true", help="print {\"hex\": ...} instead of bare hex")
+    e.add_argument("--json", action="store_true", help='print {"hex": ...} instead of bare hex')
     e.set_defaults(run=_encode)
 
 

@@ -79,15 +79,17 @@ def _digits(h: str, ndigits: int, left: bool, spec: FieldSpec, pos: int) -> str:
         pad, value = (h[-1], h[:-1]) if left else (h[0], h[1:])
         if pad not in "0f":
             raise DecodeError(
-                "pad nibble must be 0 or F", field=spec.number, offset=pos + (len(h) // 2 - 1 if left else 0)
+                "pad nibble must be 0 or F",
+                field=spec.number,
+                offset=pos + (len(h) // 2 - 1 if left else 0),
             )
     else:
         value = h
     if spec.fmt is Fmt.Z:
         value = value.replace("d", "=")
-        ok = value.replace("=", "").isdecimal()
+        ok = not value or value.replace("=", "").isdecimal() or set(value) == {"="}
     else:
-        ok = value.isdecimal()
+        ok = not value or value.isdecimal()
     if not ok:
         what = "track digits 0-9 and separator D" if spec.fmt is Fmt.Z else "BCD digits 0-9"
         bad = next(i for i, c in enumerate(value) if not (c.isdecimal() or c == "="))
@@ -192,7 +194,7 @@ def _make_writer(spec: FieldSpec) -> Writer:
                 raise fail(f"expected a string of digits ({spec.label})")
             digits = value.replace("=", "D") if is_track else value
             check = digits.replace("D", "") if is_track else digits
-            if not (check.isdecimal() and check.isascii()) and (check or not digits):
+            if check and not (check.isdecimal() and check.isascii()):
                 what = "digits and '='" if is_track else "digits only"
                 raise fail(f"expected {what} ({spec.label})")
             n = len(digits)

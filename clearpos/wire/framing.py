@@ -39,7 +39,9 @@ class TPDU:
     id: int = TPDU_ID
 
     def encode(self) -> bytes:
-        return bytes((self.id,)) + self.destination.to_bytes(2, "big") + self.source.to_bytes(2, "big")
+        return (
+            bytes((self.id,)) + self.destination.to_bytes(2, "big") + self.source.to_bytes(2, "big")
+        )
 
     def swapped(self) -> TPDU:
         """The TPDU of an answer: destination and source swapped."""
@@ -134,9 +136,7 @@ def decode_frame(data: bytes) -> Frame:
         raise FramingError("a frame needs a 2-byte length prefix", offset=0)
     n = int.from_bytes(data[:2], "big")
     if n != len(data) - 2:
-        raise FramingError(
-            f"length prefix says {n} bytes follow, but {len(data) - 2} do", offset=0
-        )
+        raise FramingError(f"length prefix says {n} bytes follow, but {len(data) - 2} do", offset=0)
     return _split(data[2:], 2)
 
 
@@ -163,7 +163,7 @@ class Framer:
     and continue: see :meth:`feed_tolerant` for that use.
     """
 
-    __slots__ = ("_buf", "_broken", "max_frame")
+    __slots__ = ("_broken", "_buf", "max_frame")
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._buf = bytearray()

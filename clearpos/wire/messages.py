@@ -205,7 +205,9 @@ class Card:
             raise EncodeError("PIN block must be 8 bytes", field=52)
 
     @classmethod
-    def swiped(cls, pan: str, expiry: str, service_code: str = "201", *, pin_block: bytes | None = None) -> Card:
+    def swiped(
+        cls, pan: str, expiry: str, service_code: str = "201", *, pin_block: bytes | None = None
+    ) -> Card:
         """A magnetic-stripe read: track 2 = PAN '=' YYMM service code + discretionary zeros."""
         track2 = f"{pan}={expiry}{service_code}"
         track2 += "0" * max(0, min(37, len(track2) + 10) - len(track2))
@@ -243,7 +245,9 @@ class Balance:
 
     def encode(self) -> str:
         sign = "C" if self.amount_fen >= 0 else "D"
-        return f"{self.account_type}{self.amount_type}{self.currency}{sign}{abs(self.amount_fen):012d}"
+        return (
+            f"{self.account_type}{self.amount_type}{self.currency}{sign}{abs(self.amount_fen):012d}"
+        )
 
     @classmethod
     def decode(cls, value: str) -> Balance:
@@ -275,7 +279,13 @@ class Totals:
 
     @classmethod
     def decode(cls, value: str) -> Totals:
-        return cls(int(value[0:12]), int(value[12:15]), int(value[15:27]), int(value[27:30]), int(value[30]))
+        return cls(
+            int(value[0:12]),
+            int(value[12:15]),
+            int(value[15:27]),
+            int(value[27:30]),
+            int(value[30]),
+        )
 
     def same_sums(self, other: Totals) -> bool:
         return (self.debit_fen, self.debit_count, self.credit_fen, self.credit_count) == (
@@ -330,7 +340,8 @@ class BatchRecord:
         return cls(value[2:8], value[8:28].lstrip("0") or "0", int(value[28:40]), value[0:2])
 
     def __repr__(self) -> str:
-        return f"BatchRecord(stan={self.stan!r}, pan={mask_pan(self.pan)!r}, amount_fen={self.amount_fen})"
+        pan = mask_pan(self.pan)
+        return f"BatchRecord(stan={self.stan!r}, pan={pan!r}, amount_fen={self.amount_fen})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +368,9 @@ def decode_params(raw: bytes) -> tuple[ParamRecord, ...]:
     while pos < len(raw):
         head = raw[pos : pos + 5]
         if len(head) < 5 or not head.isdigit():
-            raise DecodeError("parameter record must start with tag N2 + length N3", field=62, offset=pos)
+            raise DecodeError(
+                "parameter record must start with tag N2 + length N3", field=62, offset=pos
+            )
         n = int(head[2:5])
         value = raw[pos + 5 : pos + 5 + n]
         if len(value) != n:
@@ -470,7 +483,13 @@ class Reversal(_Base):
     def of(cls, request: FinancialRequest, reason_code: str) -> Reversal:
         if reason_code not in cls.REASONS:
             raise EncodeError(f"reversal reason must be one of {sorted(cls.REASONS)}", field=39)
-        return cls(tid=request.tid, mid=request.mid, stan=request.stan, request=request, reason_code=reason_code)
+        return cls(
+            tid=request.tid,
+            mid=request.mid,
+            stan=request.stan,
+            request=request,
+            reason_code=reason_code,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -547,7 +566,10 @@ class SettlementResponse(_Response):
 
     @property
     def balanced(self) -> bool:
-        return self.totals.domestic.check in (0, CheckCode.BALANCED) and self.totals.foreign.check in (
+        return self.totals.domestic.check in (
+            0,
+            CheckCode.BALANCED,
+        ) and self.totals.foreign.check in (
             0,
             CheckCode.BALANCED,
         )
@@ -568,9 +590,14 @@ class BatchUpload(_Base):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchUploadItem(_Base):
-    """0320 (60.3 201): a refund or offline sale re-sent whole in its own format."""
+    """0320 (60.3 201): a refund or offline sale re-sent whole in its own format,
+    under its original STAN (the host finds it in the journal by TID, batch, STAN)."""
 
     request: FinancialRequest
+
+    @classmethod
+    def of(cls, request: FinancialRequest) -> BatchUploadItem:
+        return cls(tid=request.tid, mid=request.mid, stan=request.stan, request=request)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -651,7 +678,13 @@ def _card_fields(f: Fields, card: Card | None, *, with_pin: bool) -> None:
 
 
 def _request_fields(r: FinancialRequest, *, mti_kind: Kind, with_pin: bool, netcode: str) -> Fields:
-    f: Fields = {3: mti_kind.processing_code, 11: r.stan, 25: mti_kind.condition, 41: r.tid, 42: r.mid}
+    f: Fields = {
+        3: mti_kind.processing_code,
+        11: r.stan,
+        25: mti_kind.condition,
+        41: r.tid,
+        42: r.mid,
+    }
     if r.amount_fen is not None:
         f[4] = f"{r.amount_fen:012d}"
     _card_fields(f, r.card, with_pin=with_pin)
@@ -734,7 +767,12 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
         f[60] = F60("00", msg.batch, msg.netcode).encode()
         return msg.mti, f
     if isinstance(msg, ParameterDownload):
-        return "0800", {11: msg.stan, 41: msg.tid, 42: msg.mid, 60: F60("00", msg.batch, msg.netcode).encode()}
+        return "0800", {
+            11: msg.stan,
+            41: msg.tid,
+            42: msg.mid,
+            60: F60("00", msg.batch, msg.netcode).encode(),
+        }
     if isinstance(msg, ParameterDownloadResponse):
         f = {}
         _response_common(f, msg)
@@ -755,7 +793,7 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
     if isinstance(msg, SettlementResponse):
         f = {}
         _response_common(f, msg)
-        del f[39]  # the 0510 carries no field 39 (spec §4)
+        f.pop(39, None)  # the 0510 carries no field 39 (spec §4)
         f[48] = msg.totals.encode()
         f[49] = msg.currency
         f[60] = F60("00", msg.batch, NetCode.SETTLEMENT).encode()
@@ -771,7 +809,6 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
     if isinstance(msg, BatchUploadItem):
         r = msg.request
         f = _request_fields(r, mti_kind=r.kind, with_pin=False, netcode=NetCode.BATCH_UPLOAD)
-        f[11] = msg.stan
         _put(f, 37, r.rrn)
         _put(f, 38, r.auth_code)
         return "0320", f
@@ -935,11 +972,17 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
     if mti == "0400":
         kind = _kind(kind_mti_for_type(f60.type_code), f, f60)
         req = _financial_request(kind, f, f60)
-        return Reversal(tid=req.tid, mid=req.mid, stan=req.stan, request=req, reason_code=_req(f, 39))
+        return Reversal(
+            tid=req.tid, mid=req.mid, stan=req.stan, request=req, reason_code=_req(f, 39)
+        )
     if mti == "0410":
         kind = _kind(kind_mti_for_type(f60.type_code), f, f60)
         return ReversalResponse(
-            kind=kind, batch=f60.batch, amount_fen=_amount(f), netcode=f60.netcode, **_resp_kw(f)  # type: ignore[arg-type]
+            kind=kind,
+            batch=f60.batch,
+            amount_fen=_amount(f),
+            netcode=f60.netcode,
+            **_resp_kw(f),  # type: ignore[arg-type]
         )
     common = {"tid": _req(f, 41), "mid": _req(f, 42), "stan": _req(f, 11)}
     if mti == "0800":
@@ -992,7 +1035,8 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
             records = tuple(BatchRecord.decode(v[2 + 40 * i : 42 + 40 * i]) for i in range(n))
             return BatchUpload(batch=f60.batch, records=records, **common)
         kind = _kind(kind_mti_for_type(f60.type_code), f, f60)
-        return BatchUploadItem(request=_financial_request(kind, f, f60), **common)
+        item = F60(f60.type_code, f60.batch, NetCode.NONE, f60.extra)
+        return BatchUploadItem.of(_financial_request(kind, f, item))
     raise DecodeError(f"MTI {mti} is not part of the clearpos dialect", field=0)
 
 
