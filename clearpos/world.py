@@ -25,6 +25,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -436,6 +437,10 @@ def _show(value: object, limit: int = 32) -> str:
 
 
 def _show_key(key: str) -> str:
+    """A key as written, quoted when it is not a bare key; masked when it looks
+    like a card number (someone typed a PAN where a key belongs)."""
+    if _DIGITS.fullmatch(key) and len(key) >= 13:
+        return mask_pan(key)
     return key if _BARE_KEY.fullmatch(key) else _show(key)
 
 
@@ -445,7 +450,8 @@ def _printable(text: str) -> bool:
 
 
 def _has_control(text: str) -> bool:
-    return any(not char.isprintable() for char in text)
+    """Control, format or line-separator characters (ideographic spaces are fine)."""
+    return any(unicodedata.category(char)[0] == "C" or char in "\u2028\u2029" for char in text)
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:
@@ -829,9 +835,7 @@ class _Parser:
                 self.tids[tid] = entry.anchor
         mid = entry.ans("mid", 15)
         if mid is not None and mid not in self.mids:
-            entry.problem(
-                "mid", f"no [[merchants]] entry has mid {_show(mid)}"
-            )
+            entry.problem("mid", f"no [[merchants]] entry has mid {_show(mid)}")
         tmk = self._tmk(entry)
         status = entry.choice("status", TERMINAL_STATUSES, "active")
         min_software = entry.text("min_software", "000000")
