@@ -312,10 +312,14 @@ def decode(data: bytes, *, base: int = 0) -> Decoded:
     pos = 10
     mac_block = None
     readers = _READERS
-    for f in present:
-        if f == MAC_FIELD:
-            mac_block = data[:pos]
-        fields[f], pos = readers[f](data, pos, base)
+    try:
+        for f in present:
+            if f == MAC_FIELD:
+                mac_block = data[:pos]
+            fields[f], pos = readers[f](data, pos, base)
+    except DecodeError as exc:
+        exc.mti, exc.partial = mti, fields  # what could be read, for a 30 answer
+        raise
     if pos != len(data):
         last = f"field {present[-1]}" if present else "the bitmap"
         raise DecodeError(

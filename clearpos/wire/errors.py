@@ -34,7 +34,14 @@ class WireError(ValueError):
 
 
 class DecodeError(WireError):
-    """Bytes that cannot be read as a message of the dialect."""
+    """Bytes that cannot be read as a message of the dialect.
+
+    ``mti`` and ``partial`` (the fields read before the fault) let a host answer
+    a format error to the right terminal; they are never part of the message.
+    """
+
+    mti: str | None = None
+    partial: dict[int, str | bytes] | None = None
 
 
 class EncodeError(WireError):

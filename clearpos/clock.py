@@ -1,0 +1,42 @@
+"""Time in clearpos: UTC ISO text in the store, China Standard Time on the wire.
+
+China has no daylight saving, so a fixed +08:00 offset is exact.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta, timezone
+
+CST = timezone(timedelta(hours=8), "CST")
+
+
+def utc_iso(dt: datetime) -> str:
+    """Sortable UTC text: ``2026-11-23T02:00:00.000000Z``."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def local(dt: datetime) -> datetime:
+    return dt.astimezone(CST)
+
+
+def show(text_or_dt: str | datetime, *, seconds: bool = False) -> str:
+    """A time as people in China read it: ``2026-11-23 10:02`` (CST)."""
+    dt = parse_iso(text_or_dt) if isinstance(text_or_dt, str) else text_or_dt
+    return local(dt).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+class Clock:
+    """The host's clock. ``CLEARPOS_CLOCK_SKEW_S`` shifts it (for clock-skew drills)."""
+
+    def __init__(self, skew_s: float | None = None) -> None:
+        if skew_s is None:
+            skew_s = float(os.environ.get("CLEARPOS_CLOCK_SKEW_S", "0") or 0)
+        self.skew = timedelta(seconds=skew_s)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.skew

@@ -1,0 +1,158 @@
+"""``clearpos host``: run the acquiring host."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from ..clock import Clock
+from ..keys import KekError, KeyEncryptionKey, SecurityModule
+from ..reasons import catalog
+from ..store import DEFAULT_URL, StoreError, open_database
+from ..world import WorldError, load_world
+from .engine import Engine
+from .seed import SeedRefused, seed
+from .server import HostServer, Limits
+from .tokens import PanTokenizer
+
+log = logging.getLogger("clearpos.host")
+
+
+def hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdecimal() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:5800), got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+_DEFAULTS = Limits()
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--world", type=Path, help="world file (TOML) to load into an empty store")
+    p.add_argument("--db", default=DEFAULT_URL, help=f"store URL (default {DEFAULT_URL})")
+    p.add_argument(
+        "--listen",
+        type=hostport,
+        default=("127.0.0.1", 5800),
+        help="HOST:PORT (default 127.0.0.1:5800; port 0 = any)",
+    )
+    p.add_argument("--reset", action="store_true", help="wipe the store before loading --world")
+    p.add_argument("--console", type=hostport, help="also serve the web console on HOST:PORT")
+    p.add_argument(
+        "--metrics", type=hostport, help="serve Prometheus counters on HOST:PORT /metrics"
+    )
+    p.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections)
+    p.add_argument("--idle-timeout", type=float, default=_DEFAULTS.idle_timeout_s, help="seconds")
+    p.add_argument(
+        "--frame-timeout",
+        type=float,
+        default=_DEFAULTS.frame_timeout_s,
+        help="seconds to complete a started frame",
+    )
+    p.add_argument("--max-frame", type=int, default=_DEFAULTS.max_frame, help="bytes")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--quiet-transactions", action="store_true", help="no per-transaction log lines")
+    p.set_defaults(run=run)
+
+
+def build_engine(kek: KeyEncryptionKey) -> tuple[Engine, SecurityModule, PanTokenizer]:
+    hsm = SecurityModule(kek)
+    tokens = PanTokenizer(kek)
+    return Engine(hsm, tokens, catalog(), Clock()), hsm, tokens
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.quiet_transactions:
+        logging.getLogger("clearpos.host.txn").setLevel(logging.WARNING)
+    try:
+        kek = KeyEncryptionKey.load()
+        db = open_database(args.db)
+        engine, hsm, tokens = build_engine(kek)
+        if args.world is not None:
+            world = load_world(args.world)
+            with db.reader() as tx:
+                same = not tx.is_empty() and tx.meta("world.source") == world.source
+            if same and not args.reset:
+                log.info(
+                    "store %s already loaded from %s; keeping it (use --reset to start over)",
+                    db.url,
+                    world.source,
+                )
+            else:
+                counts = seed(db, world, hsm, tokens, reset=args.reset)
+                log.info("loaded %s into %s: %s", world.source, db.url, counts)
+        else:
+            with db.reader() as tx:
+                if tx.is_empty():
+                    print(
+                        f"clearpos host: store {db.url} is empty: give --world FILE to load one",
+                        file=sys.stderr,
+                    )
+                    return 1
+    except WorldError as exc:
+        print(f"clearpos host: world file refused, nothing was loaded:\n{exc}", file=sys.stderr)
+        return 1
+    except (SeedRefused, StoreError, KekError, OSError) as exc:
+        print(f"clearpos host: {exc}", file=sys.stderr)
+        return 1
+    limits = Limits(args.max_connections, args.max_frame, args.idle_timeout, args.frame_timeout)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    try:
+        asyncio.run(_serve(args, db, engine, limits))
+    except OSError as exc:
+        print(
+            f"clearpos host: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+async def _serve(args: argparse.Namespace, db: object, engine: Engine, limits: Limits) -> None:
+    from ..store import Database
+
+    assert isinstance(db, Database)
+    writer = db.writer()
+    await writer.start()
+    server = HostServer(engine, writer, limits)
+    host, port = await server.start(*args.listen)
+    print(f"clearpos host listening on {host}:{port} store {db.url}", flush=True)
+    extra: list[asyncio.AbstractServer] = []
+    if args.metrics:
+        from .metrics import start_metrics
+
+        extra.append(await start_metrics(server, writer, *args.metrics))
+    if args.console:
+        try:
+            from ..console.app import start_console  # type: ignore[import-not-found,unused-ignore]
+
+            extra.append(await start_console(db, *args.console))
+        except ImportError:
+            log.warning("the web console is not part of this build; --console ignored")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve_forever())
+    await stop.wait()
+    serving.cancel()
+    for s in extra:
+        s.close()
+    await server.close()
+    await writer.close()
+    log.info("host stopped")

@@ -1,0 +1,724 @@
+"""Pipeline participants: one decision each (STYLE.md §5).
+
+A participant is called with the context and returns True to go on or False
+after recording exactly one reason key with ``ctx.decline``. The engine runs
+journal and respond on every path, approved or not.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any, Protocol
+
+from ..clock import local, parse_iso, show, utc_iso
+from ..issuer import Issuer
+from ..keys import SecurityModule
+from ..store import JournalRec
+from ..wire import (
+    BatchUpload,
+    BatchUploadEnd,
+    BatchUploadItem,
+    CheckCode,
+    FinancialRequest,
+    Kind,
+    Reversal,
+    Settlement,
+    Settlement48,
+    Totals,
+)
+from .context import Ctx
+from .tokens import PanTokenizer
+
+# restricted_types of world.md -> kinds they cover
+RESTRICTION_OF = {
+    Kind.PURCHASE: "purchase",
+    Kind.VOID: "void",
+    Kind.REFUND: "refund",
+    Kind.PREAUTH: "preauth",
+    Kind.PREAUTH_VOID: "preauth",
+    Kind.COMPLETION: "completion",
+    Kind.COMPLETION_VOID: "completion",
+    Kind.BALANCE: "balance",
+    Kind.OFFLINE: "offline",
+}
+
+
+def fen_yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}" if fen >= 0 else "-" + fen_yuan(-fen)
+
+
+class Participant(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, ctx: Ctx) -> bool: ...
+
+
+def version_ok(reported: str, minimum: str) -> bool:
+    return reported >= minimum
+
+
+class CheckTerminal:
+    """The terminal is registered, active, and runs at least the required software."""
+
+    name = "CheckTerminal"
+
+    def __init__(self, *, allow_suspended: bool = False, check_software: bool = True) -> None:
+        self.allow_suspended = allow_suspended
+        self.check_software = check_software
+
+    def __call__(self, ctx: Ctx) -> bool:
+        t = ctx.tx.terminal(ctx.msg.tid)
+        if t is None:
+            return ctx.decline("terminal.unknown", tid=ctx.msg.tid)
+        ctx.terminal = t
+        if t.status != "active" and not self.allow_suspended:
+            return ctx.decline(
+                "terminal.suspended", since=show(t.status_since), by=t.status_by, why=t.status_why
+            )
+        software = ctx.frame.header.reserved
+        if self.check_software and not version_ok(software, t.min_software):
+            return ctx.decline(
+                "terminal.update_required", software=software, minimum=t.min_software
+            )
+        return True
+
+
+class CheckMerchant:
+    """The merchant may trade: not suspended, not closed."""
+
+    name = "CheckMerchant"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        assert ctx.terminal is not None
+        m = ctx.tx.merchant(ctx.terminal.mid)
+        if m is None:  # a terminal always has a merchant (foreign key); keep the check honest
+            return ctx.decline("merchant.closed", mid=ctx.terminal.mid)
+        ctx.merchant = m
+        facts: dict[str, Any] = {
+            "mid": m.mid,
+            "since": show(m.status_since),
+            "by": m.status_by,
+            "why": m.status_why,
+        }
+        if m.status == "suspended":
+            cause = m.suspension_cause or "manual"
+            if cause == "arrears":
+                facts["owed"] = fen_yuan(m.arrears_fen)
+            return ctx.decline(f"merchant.suspended.{cause}", **facts)
+        if m.status == "closed":
+            return ctx.decline("merchant.closed", **facts)
+        if ctx.msg.mid != m.mid:
+            return ctx.decline(
+                "terminal.unknown", tid=ctx.msg.tid, mid=ctx.msg.mid, note="MID does not match"
+            )
+        return True
+
+
+class CheckMaintenance:
+    """An announced window is active: host -> 96, issuer -> 91 (with its end time)."""
+
+    name = "CheckMaintenance"
+
+    def __init__(self, *, issuer_too: bool = True) -> None:
+        self.issuer_too = issuer_too
+
+    def __call__(self, ctx: Ctx) -> bool:
+        for w in ctx.tx.maintenance_active(ctx.now_iso):
+            facts = {
+                "until": show(w.end_at),
+                "notice_zh": w.notice_zh,
+                "notice_en": w.notice_en,
+                "window": w.id,
+            }
+            if w.who == "host":
+                return ctx.decline("host.maintenance", **facts)
+            if w.who == "issuer" and self.issuer_too:
+                return ctx.decline("issuer.unavailable", **facts)
+        return True
+
+
+class CheckSignedOn:
+    """The terminal holds working keys from a sign-on."""
+
+    name = "CheckSignedOn"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        t = ctx.terminal
+        assert t is not None
+        if not t.signed_on:
+            return ctx.decline("terminal.not_signed_on")
+        ctx.mak_sealed = t.mak_sealed
+        return True
+
+
+class VerifyMac:
+    """Field 64 verifies under the terminal's MAC key."""
+
+    name = "VerifyMac"
+
+    def __init__(self, hsm: SecurityModule) -> None:
+        self.hsm = hsm
+
+    def __call__(self, ctx: Ctx) -> bool:
+        t = ctx.terminal
+        assert t is not None and t.mak_sealed is not None
+        if ctx.mac is None or ctx.mac_block is None:
+            return ctx.decline("mac.invalid", detail="field 64 missing")
+        if not self.hsm.verify_mac(t.tid, t.mak_sealed, ctx.mac_block, ctx.mac):
+            return ctx.decline("mac.invalid")
+        return True
+
+
+class CheckBatch:
+    """The request's batch (60.2) is the terminal's open batch at the host."""
+
+    name = "CheckBatch"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        t = ctx.terminal
+        assert t is not None
+        batch = getattr(ctx.msg, "batch", t.batch)
+        if batch != t.batch:
+            return ctx.decline("terminal.batch_mismatch", terminal_batch=batch, host_batch=t.batch)
+        return True
+
+
+class CheckDuplicate:
+    """(TID, batch, STAN) not processed before; the key is taken by this request."""
+
+    name = "CheckDuplicate"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        assert isinstance(m, FinancialRequest)
+        key = f"{m.tid}:{m.batch}:{m.stan}"
+        prior = ctx.tx.journal_by_key(key)
+        if prior is not None:
+            return ctx.decline(
+                "transaction.duplicate", first_rrn=prior.rrn, first_reason=prior.reason
+            )
+        ctx.req_key = key
+        return True
+
+
+class LoadCard:
+    """Find the card account (by PAN token; PANs are not stored in clear)."""
+
+    name = "LoadCard"
+
+    def __init__(self, tokens: PanTokenizer) -> None:
+        self.tokens = tokens
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        assert isinstance(m, FinancialRequest)
+        if m.card is None:
+            return ctx.decline(
+                "message.format_error", detail="card data (field 2 or 35) missing", field=35
+            )
+        card = ctx.tx.card_by_token(self.tokens.token(m.card.pan))
+        if card is None:
+            return ctx.decline("card.unknown")
+        ctx.card = card
+        return True
+
+
+class AssessRisk:
+    """Merchant restrictions and single-transaction cap; card velocity lock."""
+
+    name = "AssessRisk"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        assert isinstance(m, FinancialRequest) and ctx.merchant is not None
+        mer = ctx.merchant
+        if mer.status == "restricted" and RESTRICTION_OF[m.kind] in mer.restricted_types:
+            return ctx.decline("merchant.restricted", kind=RESTRICTION_OF[m.kind], mid=mer.mid)
+        amount = m.amount_fen or 0
+        debit = m.kind.direction > 0 or m.kind is Kind.PREAUTH
+        if debit and mer.single_limit_fen and amount > mer.single_limit_fen:
+            return ctx.decline(
+                "merchant.single_limit",
+                limit=fen_yuan(mer.single_limit_fen),
+                amount=fen_yuan(amount),
+            )
+        rule = self.velocity(ctx)
+        if m.kind is Kind.PURCHASE and rule and ctx.card is not None:
+            card = ctx.card
+            if card.velocity_until and card.velocity_until > ctx.now_iso:
+                return ctx.decline("risk.card_velocity", until=show(card.velocity_until))
+            since = utc_iso(ctx.now - timedelta(seconds=rule["window_s"]))
+            n = ctx.tx.count_approved(card.id, "purchase", since)
+            if n >= rule["count"]:
+                until = utc_iso(ctx.now + timedelta(seconds=rule["lock_s"]))
+                ctx.tx.update_card(card.id, velocity_until=until)
+                return ctx.decline(
+                    "risk.card_velocity", until=show(until), count=n, window_s=rule["window_s"]
+                )
+        return True
+
+    @staticmethod
+    def velocity(ctx: Ctx) -> dict[str, int] | None:
+        raw = ctx.tx.meta("risk.card_velocity")
+        return json.loads(raw) if raw else None
+
+
+class Authorize:
+    """The issuer's decision and the money it moves, per transaction kind."""
+
+    name = "Authorize"
+
+    def __init__(self, issuer: Issuer) -> None:
+        self.issuer = issuer
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        assert isinstance(m, FinancialRequest)
+        handler = getattr(self, "_" + m.kind.label)
+        ok: bool = handler(ctx, m)
+        return ok
+
+    # -- common card checks --------------------------------------------------------
+
+    def _card_ok(self, ctx: Ctx, m: FinancialRequest, *, pin: bool = True) -> bool:
+        card = ctx.card
+        assert card is not None and m.card is not None and ctx.terminal is not None
+        today = local(ctx.now).strftime("%y%m")
+        bad = self.issuer.check_status(card, m.card.expiry, today)
+        if bad:
+            return ctx.decline(bad.reason, **bad.facts)
+        if pin and m.card.pin_block is not None:
+            assert ctx.terminal.pik_sealed is not None
+            bad = self.issuer.verify_pin(
+                ctx.tx,
+                card,
+                ctx.terminal.tid,
+                ctx.terminal.pik_sealed,
+                m.card.pin_block,
+                m.card.pan,
+            )
+            if bad:
+                return ctx.decline(bad.reason, **bad.facts)
+        return True
+
+    def _debit(self, ctx: Ctx, amount: int, *, hold: bool = False) -> bool:
+        card = ctx.card
+        assert card is not None
+        bd = ctx.facts.setdefault("business_date", local(ctx.now).strftime("%Y%m%d"))
+        bad = self.issuer.check_debit(card, amount, bd, hold=hold)
+        if bad:
+            return ctx.decline(bad.reason, **bad.facts)
+        if hold:
+            self.issuer.apply(ctx.tx, card, hold=amount, daily=amount, business_date=bd)
+            ctx.hold_fen = amount
+        else:
+            self.issuer.apply(ctx.tx, card, delta=-amount, daily=amount, business_date=bd)
+            ctx.delta_fen = -amount
+        return True
+
+    def _original(self, ctx: Ctx, m: FinancialRequest, kinds: tuple[str, ...]) -> JournalRec | None:
+        """The original named by field 61 (batch + STAN) on this terminal, or by RRN."""
+        tx = ctx.tx
+        orig: JournalRec | None = None
+        if m.original is not None:
+            orig = tx.journal_original(m.tid, m.original.batch, m.original.stan, kinds)
+        if orig is None and m.rrn:
+            cand = tx.journal_by_rrn(m.rrn)
+            if cand is not None and cand.kind in kinds and cand.mid == m.mid:
+                orig = cand
+        if orig is None or orig.code != "00":
+            ctx.decline(
+                "transaction.original_not_found", rrn=m.rrn, original=m.original and m.original.stan
+            )
+            return None
+        if ctx.card is not None and orig.card_id != ctx.card.id:
+            ctx.decline("transaction.original_not_found", note="card differs from the original")
+            return None
+        if m.rrn and orig.rrn != m.rrn:
+            ctx.decline(
+                "transaction.original_not_found", note="RRN differs from the original", rrn=m.rrn
+            )
+            return None
+        ctx.original_id = orig.id
+        return orig
+
+    def _undo_credit(self, ctx: Ctx, orig: JournalRec, amount: int) -> None:
+        """Give back money an original took (void, completion void)."""
+        card = ctx.card
+        assert card is not None
+        bd = ctx.facts.setdefault("business_date", local(ctx.now).strftime("%Y%m%d"))
+        same_day = orig.business_date == bd
+        self.issuer.apply(
+            ctx.tx, card, delta=amount, daily=-amount if same_day else 0, business_date=bd
+        )
+        ctx.delta_fen = amount
+
+    # -- kinds ---------------------------------------------------------------------
+
+    def _balance(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        if not self._card_ok(ctx, m):
+            return False
+        assert ctx.card is not None
+        ctx.balance_fen = ctx.card.available_fen
+        return True
+
+    def _purchase(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        return self._card_ok(ctx, m) and self._debit(ctx, m.amount_fen or 0)
+
+    def _offline(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        return self._card_ok(ctx, m, pin=False) and self._debit(ctx, m.amount_fen or 0)
+
+    def _preauth(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        return self._card_ok(ctx, m) and self._debit(ctx, m.amount_fen or 0, hold=True)
+
+    def _void_of(self, ctx: Ctx, m: FinancialRequest, kinds: tuple[str, ...]) -> JournalRec | None:
+        orig = self._original(ctx, m, kinds)
+        if orig is None:
+            return None
+        if orig.status != "approved":
+            ctx.decline(
+                "transaction.already_voided", original_status=orig.status, original_rrn=orig.rrn
+            )
+            return None
+        if orig.amount_fen != m.amount_fen:
+            ctx.decline(
+                "transaction.original_amount_mismatch",
+                original=fen_yuan(orig.amount_fen or 0),
+                amount=fen_yuan(m.amount_fen or 0),
+            )
+            return None
+        return orig
+
+    def _same_batch(self, ctx: Ctx, orig: JournalRec) -> bool:
+        assert ctx.terminal is not None
+        if (
+            orig.settlement_id is not None
+            or orig.batch != ctx.terminal.batch
+            or orig.tid != ctx.terminal.tid
+        ):
+            ctx.decline(
+                "transaction.original_not_found",
+                note="original is not in the open batch; use refund",
+            )
+            return False
+        return True
+
+    def _void(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        orig = self._void_of(ctx, m, ("purchase",))
+        if orig is None or not self._same_batch(ctx, orig):
+            return False
+        self._undo_credit(ctx, orig, m.amount_fen or 0)
+        ctx.tx.update_journal(orig.id, status="voided")
+        return True
+
+    def _completion_void(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        orig = self._void_of(ctx, m, ("completion",))
+        if orig is None or not self._same_batch(ctx, orig):
+            return False
+        self._undo_credit(ctx, orig, m.amount_fen or 0)
+        ctx.tx.update_journal(orig.id, status="voided")
+        return True
+
+    def _preauth_void(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        orig = self._void_of(ctx, m, ("preauth",))
+        if orig is None:
+            return False
+        card = ctx.card
+        assert card is not None
+        bd = local(ctx.now).strftime("%Y%m%d")
+        amount = orig.hold_fen
+        same_day = orig.business_date == bd
+        self.issuer.apply(
+            ctx.tx, card, hold=-amount, daily=-amount if same_day else 0, business_date=bd
+        )
+        ctx.hold_fen = -amount
+        ctx.tx.update_journal(orig.id, status="voided")
+        return True
+
+    def _completion(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        if not self._card_ok(ctx, m, pin=True):
+            return False
+        orig = self._original(ctx, m, ("preauth",))
+        if orig is None:
+            return False
+        if orig.status != "approved":
+            return ctx.decline(
+                "transaction.already_voided", original_status=orig.status, original_rrn=orig.rrn
+            )
+        amount = m.amount_fen or 0
+        if amount > (orig.amount_fen or 0):
+            return ctx.decline(
+                "transaction.original_amount_mismatch",
+                original=fen_yuan(orig.amount_fen or 0),
+                amount=fen_yuan(amount),
+            )
+        card = ctx.card
+        assert card is not None
+        bd = local(ctx.now).strftime("%Y%m%d")
+        if card.balance_fen - (card.holds_fen - orig.hold_fen) < amount:
+            return ctx.decline("card.insufficient_funds", amount_fen=amount)
+        # release the hold, take the money; today's used amount moves from hold to debit
+        same_day = orig.business_date == bd
+        daily = amount - (orig.hold_fen if same_day else 0)
+        self.issuer.apply(
+            ctx.tx, card, delta=-amount, hold=-orig.hold_fen, daily=daily, business_date=bd
+        )
+        ctx.delta_fen = -amount
+        ctx.hold_fen = -orig.hold_fen
+        ctx.tx.update_journal(orig.id, status="completed")
+        return True
+
+    def _refund(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        card = ctx.card
+        assert card is not None
+        if card.status in ("closed", "lost", "stolen"):
+            return ctx.decline(f"card.{card.status}")
+        orig = self._original(ctx, m, ("purchase", "completion", "offline"))
+        if orig is None:
+            return False
+        if orig.status not in ("approved", "settled"):
+            return ctx.decline(
+                "transaction.already_voided", original_status=orig.status, original_rrn=orig.rrn
+            )
+        refunded = sum(
+            r.amount_fen or 0
+            for r in ctx.tx.journal_children(orig.id, ("refund",))
+            if r.code == "00" and r.status == "approved"
+        )
+        amount = m.amount_fen or 0
+        if refunded + amount > (orig.amount_fen or 0):
+            return ctx.decline(
+                "transaction.original_amount_mismatch",
+                original=fen_yuan(orig.amount_fen or 0),
+                refunded=fen_yuan(refunded),
+                amount=fen_yuan(amount),
+            )
+        bd = local(ctx.now).strftime("%Y%m%d")
+        self.issuer.apply(ctx.tx, card, delta=amount, business_date=bd)
+        ctx.delta_fen = amount
+        return True
+
+
+class Reverse:
+    """Undo an original exactly once (reasons.md: 00 undone, 12 already, 25 nothing)."""
+
+    name = "Reverse"
+
+    def __init__(self, issuer: Issuer) -> None:
+        self.issuer = issuer
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        assert isinstance(m, Reversal)
+        r = m.request
+        key = f"{r.tid}:{r.batch}:{r.stan}"
+        orig = ctx.tx.journal_original(r.tid, r.batch, r.stan, (r.kind.label,))
+        ctx.facts["reversal_reason"] = m.reason_code
+        if orig is None:
+            prior = ctx.tx.journal_by_key(key)
+            if prior is not None and prior.kind == "reversal":
+                return ctx.decline("transaction.already_voided", note="reversal already received")
+            # A tombstone: should the original still arrive (late), it is a duplicate.
+            ctx.req_key = key
+            return ctx.decline("transaction.original_not_found", stan=r.stan)
+        ctx.original_id = orig.id
+        if orig.code != "00":
+            return ctx.decline("transaction.original_not_found", original_reason=orig.reason)
+        if orig.status == "reversed":
+            return ctx.decline("transaction.already_voided", original_status=orig.status)
+        if orig.status != "approved":
+            # voided / completed: money already moved back by a later transaction
+            return ctx.decline("transaction.already_voided", original_status=orig.status)
+        if orig.settlement_id is not None:
+            return ctx.decline("transaction.original_not_found", note="original already settled")
+        card = ctx.tx.card(orig.card_id) if orig.card_id is not None else None
+        if card is not None and (orig.delta_fen or orig.hold_fen):
+            bd = local(ctx.now).strftime("%Y%m%d")
+            same_day = orig.business_date == bd
+            used = -daily_effect(orig) if same_day else 0
+            self.issuer.apply(
+                ctx.tx,
+                card,
+                delta=-orig.delta_fen,
+                hold=-orig.hold_fen,
+                daily=used,
+                business_date=bd,
+            )
+            ctx.card = card
+            ctx.delta_fen = -orig.delta_fen
+            ctx.hold_fen = -orig.hold_fen
+        ctx.tx.update_journal(orig.id, status="reversed")
+        if orig.original_id is not None and orig.kind in (
+            "void",
+            "completion_void",
+            "preauth_void",
+            "completion",
+        ):
+            back = "approved"
+            ctx.tx.update_journal(orig.original_id, status=back)
+        return True
+
+
+class SettleBatch:
+    """Compare the terminal's totals with the host's view of the open batch."""
+
+    name = "SettleBatch"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        t = ctx.terminal
+        assert isinstance(m, Settlement) and t is not None
+        if m.batch != t.batch:
+            return ctx.decline(
+                "terminal.batch_mismatch", terminal_batch=m.batch, host_batch=t.batch
+            )
+        dom, fgn = host_totals(ctx, t.tid, t.batch)
+        checks = []
+        for theirs, ours in ((m.totals.domestic, dom), (m.totals.foreign, fgn)):
+            checks.append(CheckCode.BALANCED if theirs.same_sums(ours) else CheckCode.UNBALANCED)
+        balanced = all(c == CheckCode.BALANCED for c in checks)
+        sid = ctx.tx.insert_settlement(
+            ts=ctx.now_iso,
+            tid=t.tid,
+            mid=t.mid,
+            batch=t.batch,
+            term_debit_fen=m.totals.domestic.debit_fen + m.totals.foreign.debit_fen,
+            term_debit_count=m.totals.domestic.debit_count + m.totals.foreign.debit_count,
+            term_credit_fen=m.totals.domestic.credit_fen + m.totals.foreign.credit_fen,
+            term_credit_count=m.totals.domestic.credit_count + m.totals.foreign.credit_count,
+            host_debit_fen=dom.debit_fen + fgn.debit_fen,
+            host_debit_count=dom.debit_count + fgn.debit_count,
+            host_credit_fen=dom.credit_fen + fgn.credit_fen,
+            host_credit_count=dom.credit_count + fgn.credit_count,
+            check_code=CheckCode.BALANCED if balanced else CheckCode.UNBALANCED,
+            status="unbalanced",
+        )
+        ctx.facts.update(
+            settlement_id=sid,
+            host_debit=fen_yuan(dom.debit_fen + fgn.debit_fen),
+            host_credit=fen_yuan(dom.credit_fen + fgn.credit_fen),
+        )
+        ctx.facts["checks"] = checks
+        ctx.facts["totals"] = Settlement48(
+            m.totals.domestic.with_check(checks[0]), m.totals.foreign.with_check(checks[1])
+        ).encode()
+        if balanced:
+            close_batch(ctx, sid)
+            ctx.reason = "settlement.balanced"
+        else:
+            ctx.reason = "settlement.unbalanced"
+            ctx.status = "unbalanced"
+        return True
+
+
+def daily_effect(j: JournalRec) -> int:
+    """What a journal row did to the card's 'used today' amount."""
+    amount = j.amount_fen or 0
+    if j.kind in ("purchase", "offline", "preauth"):
+        return amount
+    if j.kind in ("void", "completion_void"):
+        return -amount
+    if j.kind == "preauth_void":
+        return j.hold_fen
+    if j.kind == "completion":
+        return amount + j.hold_fen
+    return 0
+
+
+def host_totals(ctx: Ctx, tid: str, batch: str) -> tuple[Totals, Totals]:
+    """Domestic (CUP) and foreign totals of an open batch from the journal."""
+    tx = ctx.tx
+    rows = tx.conn.execute(
+        "SELECT kind, organisation, COUNT(*) AS n, COALESCE(SUM(amount_fen), 0) AS s FROM journal "
+        "WHERE tid = ? AND batch = ? AND code = '00' AND status <> 'reversed' "
+        "AND settlement_id IS NULL AND req_key IS NOT NULL GROUP BY kind, organisation",
+        (tid, batch),
+    ).fetchall()
+    acc = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
+    for r in rows:
+        dom = r["organisation"] == "CUP"
+        if r["kind"] in ("purchase", "completion", "offline"):
+            acc[dom][0] += int(r["s"])
+            acc[dom][1] += int(r["n"])
+        elif r["kind"] in ("refund", "void", "completion_void"):
+            acc[dom][2] += int(r["s"])
+            acc[dom][3] += int(r["n"])
+    d, f = acc[True], acc[False]
+    return Totals(d[0], d[1], d[2], d[3]), Totals(f[0], f[1], f[2], f[3])
+
+
+def close_batch(ctx: Ctx, settlement_id: int) -> None:
+    t = ctx.terminal
+    assert t is not None
+    ctx.tx.close_batch(t.tid, t.batch, settlement_id)
+    ctx.tx.update_settlement(settlement_id, status="closed", closed_at=ctx.now_iso)
+    nxt = f"{int(t.batch) % 999999 + 1:06d}"
+    ctx.tx.update_terminal(t.tid, batch=nxt)
+    ctx.facts["next_batch"] = nxt
+
+
+class AcceptBatchUpload:
+    """Record batch-upload records; the end message closes the batch."""
+
+    name = "AcceptBatchUpload"
+
+    def __init__(self, tokens: PanTokenizer) -> None:
+        self.tokens = tokens
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        t = ctx.terminal
+        assert t is not None
+        batch = getattr(m, "batch", None) or (
+            m.request.batch if isinstance(m, BatchUploadItem) else t.batch
+        )
+        st = ctx.tx.open_settlement(t.tid, batch)
+        if st is None:
+            return ctx.decline(
+                "transaction.original_not_found", note="no unbalanced settlement for this batch"
+            )
+        sid = int(st["id"])
+        ctx.facts["settlement_id"] = sid
+        if isinstance(m, BatchUpload):
+            for rec in m.records:
+                j = ctx.tx.journal_original(
+                    t.tid, batch, rec.stan, ("purchase", "completion", "offline")
+                )
+                ctx.tx.insert_batch_upload(
+                    settlement_id=sid,
+                    stan=rec.stan,
+                    pan_masked=mask(rec.pan),
+                    amount_fen=rec.amount_fen,
+                    kind="debit",
+                    journal_id=j.id if j else None,
+                )
+            ctx.tx.update_settlement(sid, uploaded=int(st["uploaded"]) + len(m.records))
+            ctx.facts["records"] = len(m.records)
+        elif isinstance(m, BatchUploadItem):
+            r = m.request
+            j = ctx.tx.journal_original(t.tid, batch, r.stan, (r.kind.label,))
+            ctx.tx.insert_batch_upload(
+                settlement_id=sid,
+                stan=r.stan,
+                pan_masked=mask(r.card.pan) if r.card else "",
+                amount_fen=r.amount_fen or 0,
+                kind=r.kind.label,
+                journal_id=j.id if j else None,
+            )
+            ctx.tx.update_settlement(sid, uploaded=int(st["uploaded"]) + 1)
+        elif isinstance(m, BatchUploadEnd):
+            ctx.facts["count"] = m.count
+            close_batch(ctx, sid)
+        return True
+
+
+def mask(pan: str) -> str:
+    from ..wire import mask_pan
+
+    return mask_pan(pan)
+
+
+def parse_window_end(text: str) -> str:
+    return show(parse_iso(text))

@@ -1,0 +1,125 @@
+"""The asyncio TCP server around the engine: framing, limits, I/O only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from ..store import GroupCommitWriter
+from ..wire import Frame, Framer, FramingError
+from .engine import Engine, Outcome, log_record
+
+log = logging.getLogger("clearpos.host")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that keep one bad client from hurting the others."""
+
+    max_connections: int = 2000
+    max_frame: int = 2048
+    idle_timeout_s: float = 300.0
+    #: a frame once started must complete within this time (slow senders)
+    frame_timeout_s: float = 10.0
+
+
+class HostServer:
+    def __init__(
+        self, engine: Engine, writer: GroupCommitWriter, limits: Limits | None = None
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.limits = limits or Limits()
+        self.connections = 0
+        self.refused = 0
+        self.frames = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
+        self._server = await asyncio.start_server(
+            self._serve, host, port, reuse_port=reuse_port or None, limit=self.limits.max_frame * 4
+        )
+        sock = self._server.sockets[0].getsockname()
+        return str(sock[0]), int(sock[1])
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def handle_frame(self, frame: Frame, received: float) -> Outcome:
+        """Run the engine as a unit of work; on a fault, journal host.error instead."""
+        self.frames += 1
+        try:
+            return await self.writer.run(
+                partial(self.engine.handle, frame=frame, received=received)
+            )
+        except Exception as exc:
+            log.exception("participant failed; answering host.error (nothing was committed)")
+            return await self.writer.run(
+                partial(self.engine.host_error, frame=frame, exc=exc, received=received)
+            )
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.connections >= self.limits.max_connections:
+            self.refused += 1
+            writer.close()
+            return
+        self.connections += 1
+        peer = writer.get_extra_info("peername")
+        framer = Framer(self.limits.max_frame)
+        try:
+            while True:
+                timeout = (
+                    self.limits.frame_timeout_s if framer.buffered else self.limits.idle_timeout_s
+                )
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                except TimeoutError:
+                    what = "slow sender: frame incomplete" if framer.buffered else "idle"
+                    log.info("closing %s: %s after %.0f s", peer, what, timeout)
+                    break
+                if not data:
+                    break
+                received = time.perf_counter()
+                try:
+                    items = framer.feed_tolerant(data)
+                except FramingError as exc:
+                    log.warning("closing %s: %s", peer, exc)
+                    break
+                close = False
+                for item in items:
+                    if isinstance(item, FramingError):
+                        log.warning("closing %s: bad frame: %s", peer, exc_text(item))
+                        close = True
+                        break
+                    outcome = await self.handle_frame(item, received)
+                    log_record(outcome.record, (time.perf_counter() - received) * 1000)
+                    if outcome.reply is not None:
+                        writer.write(outcome.reply)
+                    if outcome.close:
+                        close = True
+                        break
+                await writer.drain()
+                if close:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.connections -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def exc_text(exc: Exception) -> str:
+    return str(exc)

@@ -1,0 +1,199 @@
+"""Plain records read from the store. Money in fen; times as UTC ISO text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantRec:
+    mid: str
+    name: str
+    status: str
+    suspension_cause: str
+    arrears_fen: int
+    single_limit_fen: int
+    restricted_types: tuple[str, ...]
+    status_since: str
+    status_by: str
+    status_why: str
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> MerchantRec:
+        return cls(
+            r["mid"],
+            r["name"],
+            r["status"],
+            r["suspension_cause"],
+            r["arrears_fen"],
+            r["single_limit_fen"],
+            tuple(json.loads(r["restricted_types"])),
+            r["status_since"],
+            r["status_by"],
+            r["status_why"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalRec:
+    tid: str
+    mid: str
+    tmk_sealed: str
+    tmk_kcv: str
+    status: str
+    min_software: str
+    batch: str
+    pik_sealed: str | None
+    mak_sealed: str | None
+    keys_issued_at: str | None
+    notice_seen: int
+    last_seen: str | None
+    last_software: str | None
+    replaced_by: str | None
+    status_since: str
+    status_by: str
+    status_why: str
+
+    @property
+    def signed_on(self) -> bool:
+        return self.mak_sealed is not None and self.pik_sealed is not None
+
+    def __repr__(self) -> str:
+        return f"TerminalRec(tid={self.tid!r}, mid={self.mid!r}, status={self.status!r}, batch={self.batch!r})"
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> TerminalRec:
+        return cls(
+            r["tid"],
+            r["mid"],
+            r["tmk_sealed"],
+            r["tmk_kcv"],
+            r["status"],
+            r["min_software"],
+            r["batch"],
+            r["pik_sealed"],
+            r["mak_sealed"],
+            r["keys_issued_at"],
+            r["notice_seen"],
+            r["last_seen"],
+            r["last_software"],
+            r["replaced_by"],
+            r["status_since"],
+            r["status_by"],
+            r["status_why"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CardRec:
+    id: int
+    pan_token: str
+    pan_masked: str
+    expiry: str
+    pvv: str
+    status: str
+    organisation: str
+    balance_fen: int
+    opening_fen: int
+    holds_fen: int
+    daily_limit_fen: int
+    daily_used_fen: int
+    daily_date: str
+    wrong_pin: int
+    pin_locked: bool
+    velocity_until: str
+    status_since: str
+    status_by: str
+    status_why: str
+
+    @property
+    def available_fen(self) -> int:
+        return self.balance_fen - self.holds_fen
+
+    def __repr__(self) -> str:
+        return f"CardRec(id={self.id}, pan={self.pan_masked!r}, status={self.status!r})"
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> CardRec:
+        return cls(
+            r["id"],
+            r["pan_token"],
+            r["pan_masked"],
+            r["expiry"],
+            r["pvv"],
+            r["status"],
+            r["organisation"],
+            r["balance_fen"],
+            r["opening_fen"],
+            r["holds_fen"],
+            r["daily_limit_fen"],
+            r["daily_used_fen"],
+            r["daily_date"],
+            r["wrong_pin"],
+            bool(r["pin_locked"]),
+            r["velocity_until"],
+            r["status_since"],
+            r["status_by"],
+            r["status_why"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRec:
+    id: int
+    ts: str
+    business_date: str
+    tid: str
+    mid: str
+    batch: str
+    stan: str
+    mti: str
+    kind: str
+    amount_fen: int | None
+    card_id: int | None
+    pan_masked: str
+    organisation: str
+    code: str
+    reason: str
+    facts: dict[str, Any]
+    rrn: str
+    auth_code: str
+    status: str
+    delta_fen: int
+    hold_fen: int
+    original_id: int | None
+    req_key: str | None
+    settlement_id: int | None
+    entry_mode: str
+    software: str
+    processing: int
+    latency_us: int
+    trail: str
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> JournalRec:
+        d = dict(r)
+        d["facts"] = json.loads(d["facts"] or "{}")
+        return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRec:
+    id: int
+    who: str
+    start_at: str
+    end_at: str
+    notice_zh: str
+    notice_en: str
+    created_by: str
+    created_at: str
+    cancelled: bool
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> MaintenanceRec:
+        d = dict(r)
+        d["cancelled"] = bool(d["cancelled"])
+        return cls(**d)

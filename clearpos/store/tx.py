@@ -1,0 +1,293 @@
+"""``Tx``: every query the host makes, in SQL common to SQLite and PostgreSQL.
+
+A backend supplies a connection whose ``execute(sql, params)`` takes ``?``
+placeholders (the PostgreSQL backend translates them) and returns rows that
+can be indexed by column name. The pipeline only ever talks to ``Tx``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from .records import CardRec, JournalRec, MaintenanceRec, MerchantRec, TerminalRec
+
+# Kinds counted in settlement totals (spec §4).
+DEBIT_KINDS = ("purchase", "completion", "offline")
+CREDIT_KINDS = ("refund", "void", "completion_void")
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Cursor: ...
+
+
+class Tx:
+    """Domain queries inside one database transaction."""
+
+    #: appended to SELECTs of rows the transaction will update (PostgreSQL: FOR UPDATE)
+    lock = ""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # ------------------------------------------------------------------ helpers
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def _update(self, table: str, key: str, key_value: Any, cols: Mapping[str, Any]) -> None:
+        if not cols:
+            return
+        sets = ", ".join(f"{c} = ?" for c in cols)
+        self.conn.execute(f"UPDATE {table} SET {sets} WHERE {key} = ?", [*cols.values(), key_value])
+
+    def _insert(self, table: str, cols: Mapping[str, Any]) -> int:
+        names = ", ".join(cols)
+        marks = ", ".join("?" for _ in cols)
+        row = self._one(
+            f"INSERT INTO {table} ({names}) VALUES ({marks}) RETURNING id", list(cols.values())
+        )
+        return int(row["id"])
+
+    # ------------------------------------------------------------------ meta
+
+    def meta(self, key: str, default: str = "") -> str:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(row["value"]) if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ------------------------------------------------------------------ merchants, terminals
+
+    def merchant(self, mid: str) -> MerchantRec | None:
+        row = self._one("SELECT * FROM merchants WHERE mid = ?" + self.lock, (mid,))
+        return MerchantRec.of(row) if row else None
+
+    def merchants(self) -> list[MerchantRec]:
+        return [MerchantRec.of(r) for r in self._all("SELECT * FROM merchants ORDER BY mid")]
+
+    def update_merchant(self, mid: str, **cols: Any) -> None:
+        if "restricted_types" in cols and not isinstance(cols["restricted_types"], str):
+            cols["restricted_types"] = json.dumps(list(cols["restricted_types"]))
+        self._update("merchants", "mid", mid, cols)
+
+    def insert_merchant(self, **cols: Any) -> None:
+        names = ", ".join(cols)
+        self.conn.execute(
+            f"INSERT INTO merchants ({names}) VALUES ({', '.join('?' for _ in cols)})",
+            list(cols.values()),
+        )
+
+    def terminal(self, tid: str) -> TerminalRec | None:
+        row = self._one("SELECT * FROM terminals WHERE tid = ?" + self.lock, (tid,))
+        return TerminalRec.of(row) if row else None
+
+    def terminals(self, mid: str | None = None) -> list[TerminalRec]:
+        if mid is None:
+            rows = self._all("SELECT * FROM terminals ORDER BY tid")
+        else:
+            rows = self._all("SELECT * FROM terminals WHERE mid = ? ORDER BY tid", (mid,))
+        return [TerminalRec.of(r) for r in rows]
+
+    def update_terminal(self, tid: str, **cols: Any) -> None:
+        self._update("terminals", "tid", tid, cols)
+
+    def insert_terminal(self, **cols: Any) -> None:
+        names = ", ".join(cols)
+        self.conn.execute(
+            f"INSERT INTO terminals ({names}) VALUES ({', '.join('?' for _ in cols)})",
+            list(cols.values()),
+        )
+
+    # ------------------------------------------------------------------ cards
+
+    def card_by_token(self, token: str) -> CardRec | None:
+        row = self._one("SELECT * FROM cards WHERE pan_token = ?" + self.lock, (token,))
+        return CardRec.of(row) if row else None
+
+    def card(self, card_id: int) -> CardRec | None:
+        row = self._one("SELECT * FROM cards WHERE id = ?" + self.lock, (card_id,))
+        return CardRec.of(row) if row else None
+
+    def cards(self) -> list[CardRec]:
+        return [CardRec.of(r) for r in self._all("SELECT * FROM cards ORDER BY id")]
+
+    def update_card(self, card_id: int, **cols: Any) -> None:
+        self._update("cards", "id", card_id, cols)
+
+    def insert_card(self, **cols: Any) -> int:
+        return self._insert("cards", cols)
+
+    # ------------------------------------------------------------------ journal
+
+    def insert_journal(self, **cols: Any) -> int:
+        if "facts" in cols and not isinstance(cols["facts"], str):
+            cols["facts"] = json.dumps(cols["facts"], ensure_ascii=False, sort_keys=True)
+        return self._insert("journal", cols)
+
+    def update_journal(self, jid: int, **cols: Any) -> None:
+        self._update("journal", "id", jid, cols)
+
+    def journal(self, jid: int) -> JournalRec | None:
+        row = self._one("SELECT * FROM journal WHERE id = ?", (jid,))
+        return JournalRec.of(row) if row else None
+
+    def journal_by_key(self, req_key: str) -> JournalRec | None:
+        row = self._one("SELECT * FROM journal WHERE req_key = ?", (req_key,))
+        return JournalRec.of(row) if row else None
+
+    def journal_original(
+        self, tid: str, batch: str, stan: str, kinds: Iterable[str]
+    ) -> JournalRec | None:
+        """The request (not a reversal or duplicate) with this TID, batch and STAN."""
+        ks = list(kinds)
+        marks = ", ".join("?" for _ in ks)
+        row = self._one(
+            f"SELECT * FROM journal WHERE tid = ? AND batch = ? AND stan = ? AND kind IN ({marks}) "
+            "AND req_key IS NOT NULL ORDER BY id LIMIT 1",
+            (tid, batch, stan, *ks),
+        )
+        return JournalRec.of(row) if row else None
+
+    def journal_by_rrn(self, rrn: str) -> JournalRec | None:
+        row = self._one("SELECT * FROM journal WHERE rrn = ? ORDER BY id LIMIT 1", (rrn,))
+        return JournalRec.of(row) if row else None
+
+    def journal_children(self, original_id: int, kinds: Iterable[str]) -> list[JournalRec]:
+        ks = list(kinds)
+        marks = ", ".join("?" for _ in ks)
+        rows = self._all(
+            f"SELECT * FROM journal WHERE original_id = ? AND kind IN ({marks}) ORDER BY id",
+            (original_id, *ks),
+        )
+        return [JournalRec.of(r) for r in rows]
+
+    def count_approved(self, card_id: int, kind: str, since: str) -> int:
+        row = self._one(
+            "SELECT COUNT(*) AS n FROM journal WHERE card_id = ? AND ts >= ? AND kind = ? AND code = '00'",
+            (card_id, since, kind),
+        )
+        return int(row["n"])
+
+    def batch_totals(self, tid: str, batch: str) -> tuple[int, int, int, int]:
+        """Host view of an open batch: debit amount/count, credit amount/count.
+
+        Approved transactions that were later reversed are not counted; a voided
+        purchase counts as a debit and its void as a credit (spec §4)."""
+        rows = self._all(
+            "SELECT kind, COUNT(*) AS n, COALESCE(SUM(amount_fen), 0) AS s FROM journal "
+            "WHERE tid = ? AND batch = ? AND code = '00' AND status <> 'reversed' "
+            "AND settlement_id IS NULL AND req_key IS NOT NULL GROUP BY kind",
+            (tid, batch),
+        )
+        debit = credit = dn = cn = 0
+        for r in rows:
+            if r["kind"] in DEBIT_KINDS:
+                debit += int(r["s"])
+                dn += int(r["n"])
+            elif r["kind"] in CREDIT_KINDS:
+                credit += int(r["s"])
+                cn += int(r["n"])
+        return debit, dn, credit, cn
+
+    def close_batch(self, tid: str, batch: str, settlement_id: int) -> int:
+        """Mark every financial row of the batch as belonging to this settlement."""
+        cur = self.conn.execute(
+            "UPDATE journal SET settlement_id = ? WHERE tid = ? AND batch = ? AND settlement_id IS NULL "
+            "AND req_key IS NOT NULL",
+            (settlement_id, tid, batch),
+        )
+        return int(getattr(cur, "rowcount", 0) or 0)
+
+    # ------------------------------------------------------------------ settlements
+
+    def insert_settlement(self, **cols: Any) -> int:
+        return self._insert("settlements", cols)
+
+    def update_settlement(self, sid: int, **cols: Any) -> None:
+        self._update("settlements", "id", sid, cols)
+
+    def open_settlement(self, tid: str, batch: str) -> Any:
+        return self._one(
+            "SELECT * FROM settlements WHERE tid = ? AND batch = ? AND status = 'unbalanced' "
+            "ORDER BY id DESC LIMIT 1",
+            (tid, batch),
+        )
+
+    def insert_batch_upload(self, **cols: Any) -> int:
+        return self._insert("batch_uploads", cols)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def maintenance_active(self, now: str) -> list[MaintenanceRec]:
+        rows = self._all(
+            "SELECT * FROM maintenance WHERE cancelled = 0 AND start_at <= ? AND end_at > ? ORDER BY start_at",
+            (now, now),
+        )
+        return [MaintenanceRec.of(r) for r in rows]
+
+    def maintenance_upcoming(self, now: str) -> list[MaintenanceRec]:
+        rows = self._all(
+            "SELECT * FROM maintenance WHERE cancelled = 0 AND end_at > ? ORDER BY start_at", (now,)
+        )
+        return [MaintenanceRec.of(r) for r in rows]
+
+    def latest_notice_id(self, now: str) -> int:
+        row = self._one(
+            "SELECT COALESCE(MAX(id), 0) AS m FROM maintenance WHERE cancelled = 0 AND end_at > ?",
+            (now,),
+        )
+        return int(row["m"])
+
+    def insert_maintenance(self, **cols: Any) -> int:
+        return self._insert("maintenance", cols)
+
+    # ------------------------------------------------------------------ audit
+
+    def audit(
+        self,
+        ts: str,
+        actor: str,
+        entity: str,
+        entity_id: str,
+        action: str,
+        *,
+        from_state: str = "",
+        to_state: str = "",
+        reason: str = "",
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        return self._insert(
+            "audit",
+            {
+                "ts": ts,
+                "actor": actor,
+                "entity": entity,
+                "entity_id": entity_id,
+                "action": action,
+                "from_state": from_state,
+                "to_state": to_state,
+                "reason": reason,
+                "detail": json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True),
+            },
+        )
+
+    def is_empty(self) -> bool:
+        row = self._one(
+            "SELECT (SELECT COUNT(*) FROM merchants) + (SELECT COUNT(*) FROM cards) "
+            "+ (SELECT COUNT(*) FROM journal) AS n"
+        )
+        return int(row["n"]) == 0
