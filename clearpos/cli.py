@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "wire": ("clearpos.wire.cli", "decode and encode POS 8583 messages"),
     "host": ("clearpos.host.cli", "run the acquiring host"),
+    "audit": ("clearpos.audit", "check the money invariants of a store"),
 }
 
 

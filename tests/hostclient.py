@@ -6,10 +6,11 @@ anything, including what a well-behaved terminal never would.
 
 from __future__ import annotations
 
+import itertools
 import socket
 from dataclasses import dataclass, field
 
-from clearpos.keys import TerminalKeys
+from clearpos.keys import TerminalKeys, WorkingKeys
 from clearpos.wire import (
     TPDU,
     Card,
@@ -30,6 +31,10 @@ TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TID = "10000001"
 MID = "898310048161234"
 PAN = "6222021234567890123"
+
+# Real terminals persist their STAN; test clients share one counter so two
+# clients of the same TID never reuse a (TID, batch, STAN).
+_STAN = itertools.count(1)
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Client:
     batch: str = "000001"
     keys: TerminalKeys = field(init=False)
     sock: socket.socket | None = None
+    working: WorkingKeys | None = None
     framer: Framer = field(default_factory=Framer)
 
     def __post_init__(self) -> None:
@@ -79,7 +85,7 @@ class Client:
             self.sock = None
 
     def next_stan(self) -> str:
-        self.stan = self.stan % 999999 + 1
+        self.stan = next(_STAN) % 999999 + 1
         return f"{self.stan:06d}"
 
     def send_raw(self, data: bytes) -> None:
@@ -88,7 +94,7 @@ class Client:
         assert self.sock is not None
         self.sock.sendall(data)
 
-    def recv(self) -> Reply:
+    def recv_frame(self) -> Frame:
         assert self.sock is not None
         while True:
             data = self.sock.recv(65536)
@@ -96,12 +102,15 @@ class Client:
                 raise ConnectionError("host closed the connection")
             frames = self.framer.feed(data)
             if frames:
-                f = frames[0]
-                msg, block, mac = parse(f.body)
-                mac_ok = None
-                if mac is not None and block is not None and self.keys.signed_on:
-                    mac_ok = self.keys.verify_mac(block, mac)
-                return Reply(f, msg, mac_ok)
+                return frames[0]
+
+    def recv(self) -> Reply:
+        f = self.recv_frame()
+        msg, block, mac = parse(f.body)
+        mac_ok = None
+        if mac is not None and block is not None and self.keys.signed_on:
+            mac_ok = self.keys.verify_mac(block, mac)
+        return Reply(f, msg, mac_ok)
 
     def frame(self, msg: Message, *, mac: bool | None = None, corrupt_mac: bool = False) -> bytes:
         use_mac = needs_mac(msg) if mac is None else mac
@@ -131,7 +140,7 @@ class Client:
         if r.code == "00":
             keys = getattr(r.msg, "keys", None)
             assert keys is not None
-            self.keys.accept_field62(keys)
+            self.working = self.keys.accept_field62(keys)
             self.batch = getattr(r.msg, "batch", self.batch)
         return r
 

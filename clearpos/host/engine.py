@@ -26,7 +26,6 @@ from ..wire import (
     BatchUpload,
     BatchUploadEnd,
     BatchUploadItem,
-    DecodeError,
     EncodeError,
     FinancialRequest,
     FinancialResponse,
@@ -56,6 +55,7 @@ from ..wire import (
     mask_pan,
     needs_mac,
     parse,
+    salvage,
 )
 from .context import Ctx
 from .participants import (
@@ -249,10 +249,7 @@ class Engine:
 
     def format_error(self, tx: Tx, frame: Frame, exc: WireError, received: float) -> Outcome:
         """Answer 30 when the MTI and TID can be read; otherwise close the connection."""
-        fields = dict(exc.partial or {}) if isinstance(exc, DecodeError) else {}
-        mti = exc.mti if isinstance(exc, DecodeError) and exc.mti else _mti_of(frame.body)
-        if not fields:
-            fields = _lenient_fields(frame.body)
+        mti, fields = salvage(frame.body)
         tid = fields.get(41)
         tid_s = tid if isinstance(tid, str) and len(tid) == 8 else ""
         mid = fields.get(42)
@@ -521,22 +518,6 @@ def _request_mti(msg: Message) -> str:
     if isinstance(msg, BatchUpload | BatchUploadItem | BatchUploadEnd):
         return "0320"
     return ""
-
-
-def _mti_of(body: bytes) -> str | None:
-    h = body[:2].hex()
-    return h if len(h) == 4 and h.isdecimal() else None
-
-
-def _lenient_fields(body: bytes) -> dict[int, str | bytes]:
-    from ..wire import decode
-
-    try:
-        return dict(decode(body).fields)
-    except DecodeError as exc:
-        return dict(exc.partial or {})
-    except WireError:
-        return {}
 
 
 def log_record(record: dict[str, Any], latency_ms: float) -> None:

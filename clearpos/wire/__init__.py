@@ -3,7 +3,7 @@
 No sockets and no asyncio here: bytes in, typed messages out, and back.
 """
 
-from .codec import Decoded, Fields, decode, encode
+from .codec import Decoded, Fields, decode, encode, salvage
 from .dialect import FIELDS, FieldSpec, Fmt, Len
 from .errors import DecodeError, EncodeError, FramingError, WireError
 from .framing import TPDU, Frame, Framer, Header, ProcessingRequirement, decode_frame, encode_frame
@@ -101,6 +101,7 @@ __all__ = [
     "parse",
     "render",
     "render_dict",
+    "salvage",
     "scrub",
     "to_fields",
 ]

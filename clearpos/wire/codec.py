@@ -330,6 +330,34 @@ def decode(data: bytes, *, base: int = 0) -> Decoded:
     return Decoded(mti, fields, mac_block)
 
 
+def salvage(data: bytes) -> tuple[str | None, Fields]:
+    """Read what can be read of a malformed body: the MTI and every field
+    reachable without guessing. A bad fixed-length field is skipped (its size is
+    known); a bad length prefix ends the walk. Used only to address a format
+    error answer to the right terminal."""
+    mti = data[:2].hex() if len(data) >= 2 else ""
+    if len(data) < 10 or not mti.isdecimal():
+        return (mti if mti.isdecimal() and len(mti) == 4 else None), {}
+    bits = int.from_bytes(data[2:10], "big")
+    fields: Fields = {}
+    pos = 10
+    for f in range(2, 65):
+        if not bits >> (64 - f) & 1:
+            continue
+        spec = FIELDS.get(f)
+        if spec is None:
+            break
+        try:
+            fields[f], pos = _READERS[f](data, pos, 0)
+        except DecodeError:
+            if spec.len_type is not Len.FIXED:
+                break
+            pos += (spec.length + 1) // 2 if spec.fmt in (Fmt.N, Fmt.Z) else spec.length
+            if pos > len(data):
+                break
+    return mti, fields
+
+
 def encode(
     mti: str,
     fields: Mapping[int, Value],
