@@ -113,7 +113,7 @@ def balance(h: HostProc, pan: str) -> int:
 def journal(h: HostProc, rrn: str) -> dict[str, object]:
     with sqlite3.connect(h.db) as conn:
         conn.row_factory = sqlite3.Row
-        row = conn.execute("SELECT * FROM journal WHERE rrn = ?", (rrn,)).fetchone()
+        row = conn.execute("SELECT * FROM journal WHERE id = ?", (int(rrn),)).fetchone()
     d = dict(row)
     d["facts"] = json.loads(str(d["facts"]))
     return d

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..store import CardRec, MerchantRec, TerminalRec, Tx
+from ..store import CardRec, MaintenanceRec, MerchantRec, TerminalRec, Tx
 from ..wire import Frame, Message
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """Configuration the pipeline reads on every message, reloaded only when the
+    store's config generation changes (any admin change of meta or maintenance)."""
+
+    generation: str
+    institution: str
+    name: str
+    velocity: dict[str, int] | None
+    windows: tuple[MaintenanceRec, ...]
+
+    @classmethod
+    def load(cls, tx: Tx) -> HostConfig:
+        raw = tx.meta("risk.card_velocity")
+        return cls(
+            tx.config_generation(),
+            tx.meta("acquirer.institution", "48020000"),
+            tx.meta("acquirer.name", "clearpos"),
+            json.loads(raw) if raw else None,
+            tuple(tx.maintenance_all()),
+        )
+
+    def active(self, now_iso: str) -> list[MaintenanceRec]:
+        return [w for w in self.windows if w.start_at <= now_iso < w.end_at]
+
+    def upcoming(self, now_iso: str) -> list[MaintenanceRec]:
+        return [w for w in self.windows if w.end_at > now_iso]
+
+    def latest_notice_id(self, now_iso: str) -> int:
+        return max((w.id for w in self.windows if w.end_at > now_iso), default=0)
 
 
 @dataclass(slots=True)
@@ -21,6 +54,9 @@ class Ctx:
     mac: bytes | None
     now: datetime
     now_iso: str
+    config: HostConfig
+    #: local (CST) time as YYYYMMDDhhmmss, formatted once per message
+    stamp: str
     terminal: TerminalRec | None = None
     merchant: MerchantRec | None = None
     card: CardRec | None = None
@@ -45,6 +81,23 @@ class Ctx:
     mak_sealed: str | None = None
     keys_field62: bytes | None = None
     response: Message | None = None
+
+    @property
+    def business_date(self) -> str:
+        """Today in China, YYYYMMDD (the journal's business date)."""
+        return self.stamp[0:8]
+
+    @property
+    def yymm(self) -> str:
+        return self.stamp[2:6]
+
+    @property
+    def mmdd(self) -> str:
+        return self.stamp[4:8]
+
+    @property
+    def hhmmss(self) -> str:
+        return self.stamp[8:14]
 
     @property
     def approved(self) -> bool:

@@ -20,7 +20,7 @@ from ..clock import Clock, local, utc_iso
 from ..issuer import Issuer
 from ..keys import SecurityModule
 from ..reasons import Catalog
-from ..store import Tx
+from ..store import Tx, rrn_of
 from ..wire import (
     Balance,
     BatchUpload,
@@ -57,7 +57,7 @@ from ..wire import (
     parse,
     salvage,
 )
-from .context import Ctx
+from .context import Ctx, HostConfig
 from .participants import (
     AcceptBatchUpload,
     AssessRisk,
@@ -146,8 +146,8 @@ class Params:
     def __call__(self, ctx: Ctx) -> bool:
         t = ctx.terminal
         assert t is not None
-        records = [ParamRecord(Param.HOST_NAME, ctx.tx.meta("acquirer.name", "clearpos"))]
-        for w in ctx.tx.maintenance_upcoming(ctx.now_iso):
+        records = [ParamRecord(Param.HOST_NAME, ctx.config.name)]
+        for w in ctx.config.upcoming(ctx.now_iso):
             records += [
                 ParamRecord(Param.NOTICE_ZH, w.notice_zh),
                 ParamRecord(Param.NOTICE_EN, w.notice_en),
@@ -156,7 +156,7 @@ class Params:
             ]
         ctx.facts["records"] = records
         ctx.facts["notices"] = (len(records) - 1) // 4
-        ctx.tx.update_terminal(t.tid, notice_seen=ctx.tx.latest_notice_id(ctx.now_iso))
+        ctx.tx.update_terminal(t.tid, notice_seen=ctx.config.latest_notice_id(ctx.now_iso))
         return True
 
 
@@ -192,6 +192,7 @@ class Engine:
         self.catalog = catalog
         self.clock = clock or Clock()
         self.counts: Counter[str] = Counter()
+        self._config: HostConfig | None = None
         issuer = Issuer(hsm)
         mac = VerifyMac(hsm)
         lenient = CheckTerminal(allow_suspended=True, check_software=False)
@@ -275,8 +276,7 @@ class Engine:
             latency_us=int((time.perf_counter() - received) * 1e6),
             trail=f"Decode:{exc.describe()}",
         )
-        rrn = f"{jid:012d}"
-        tx.update_journal(jid, rrn=rrn)
+        rrn = rrn_of(jid)
         self.counts["message.format_error"] += 1
         record = {
             "tid": tid_s,
@@ -304,12 +304,27 @@ class Engine:
 
     # ------------------------------------------------------------------ internals
 
+    def config(self, tx: Tx) -> HostConfig:
+        """The cached configuration, reloaded when another process changed it."""
+        cfg = self._config
+        if cfg is None or tx.config_generation() != cfg.generation:
+            cfg = self._config = HostConfig.load(tx)
+        return cfg
+
     def _ctx(
         self, tx: Tx, frame: Frame, msg: Message, block: bytes | None, mac: bytes | None
     ) -> Ctx:
         now = self.clock.now()
         return Ctx(
-            tx=tx, frame=frame, msg=msg, mac_block=block, mac=mac, now=now, now_iso=utc_iso(now)
+            tx=tx,
+            frame=frame,
+            msg=msg,
+            mac_block=block,
+            mac=mac,
+            now=now,
+            now_iso=utc_iso(now),
+            config=self.config(tx),
+            stamp=local(now).strftime("%Y%m%d%H%M%S"),
         )
 
     @staticmethod
@@ -353,7 +368,7 @@ class Engine:
         elif (
             t is not None
             and not isinstance(msg, ParameterDownload)
-            and tx.latest_notice_id(ctx.now_iso) > t.notice_seen
+            and ctx.config.latest_notice_id(ctx.now_iso) > t.notice_seen
         ):
             ctx.processing = ProcessingRequirement.DOWNLOAD_PARAMETERS
         approved = ctx.reason == "approved"
@@ -366,7 +381,7 @@ class Engine:
         facts = {k: v for k, v in ctx.facts.items() if k not in ("records", "totals", "checks")}
         jid = tx.insert_journal(
             ts=ctx.now_iso,
-            business_date=local(ctx.now).strftime("%Y%m%d"),
+            business_date=ctx.business_date,
             tid=msg.tid,
             mid=t.mid if t is not None else msg.mid,
             batch=getattr(req, "batch", "") or "",
@@ -392,8 +407,7 @@ class Engine:
             latency_us=int((time.perf_counter() - received) * 1e6),
             trail=" ".join(ctx.trail),
         )
-        ctx.rrn = f"{jid:012d}"
-        tx.update_journal(jid, rrn=ctx.rrn)
+        ctx.rrn = rrn_of(jid)
         if t is not None and (t.last_seen is None or t.last_seen < ctx.now_iso[:17]):
             tx.update_terminal(
                 t.tid, last_seen=ctx.now_iso, last_software=ctx.frame.header.reserved
@@ -423,7 +437,6 @@ class Engine:
 
     def _response(self, ctx: Ctx, code: str, org: str) -> Message:
         msg = ctx.msg
-        now_local = local(ctx.now)
         common: dict[str, Any] = {
             "tid": msg.tid,
             "mid": msg.mid,
@@ -431,9 +444,9 @@ class Engine:
             "code": code or None,
             "organisation": org,
             "reason": ctx.reason,
-            "host_time": now_local.strftime("%H%M%S"),
-            "host_date": now_local.strftime("%m%d"),
-            "acquirer": ctx.tx.meta("acquirer.institution", "48020000"),
+            "host_time": ctx.hhmmss,
+            "host_date": ctx.mmdd,
+            "acquirer": ctx.config.institution,
             "rrn": ctx.rrn,
         }
         approved = ctx.reason == "approved"
@@ -443,7 +456,7 @@ class Engine:
                 batch=msg.batch,
                 amount_fen=msg.amount_fen,
                 auth_code=ctx.auth_code or None,
-                settle_date=now_local.strftime("%m%d") if approved else None,
+                settle_date=ctx.mmdd if approved else None,
                 expiry=msg.card.expiry if approved and msg.card is not None else None,
                 balance=Balance(ctx.balance_fen)
                 if approved and ctx.balance_fen is not None
@@ -522,6 +535,8 @@ def _request_mti(msg: Message) -> str:
 
 def log_record(record: dict[str, Any], latency_ms: float) -> None:
     """One structured line per transaction (PAN already masked)."""
+    if not txlog.isEnabledFor(logging.INFO):
+        return
     record["latency_ms"] = round(latency_ms, 3)
     txlog.info(json.dumps(record, ensure_ascii=False, sort_keys=True))
 

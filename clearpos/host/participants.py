@@ -7,11 +7,10 @@ journal and respond on every path, approved or not.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any, Protocol
 
-from ..clock import local, parse_iso, show, utc_iso
+from ..clock import parse_iso, show, utc_iso
 from ..issuer import Issuer
 from ..keys import SecurityModule
 from ..store import JournalRec
@@ -125,7 +124,7 @@ class CheckMaintenance:
         self.issuer_too = issuer_too
 
     def __call__(self, ctx: Ctx) -> bool:
-        for w in ctx.tx.maintenance_active(ctx.now_iso):
+        for w in ctx.config.active(ctx.now_iso):
             facts = {
                 "until": show(w.end_at),
                 "notice_zh": w.notice_zh,
@@ -244,7 +243,7 @@ class AssessRisk:
                 limit=fen_yuan(mer.single_limit_fen),
                 amount=fen_yuan(amount),
             )
-        rule = self.velocity(ctx)
+        rule = ctx.config.velocity
         if m.kind is Kind.PURCHASE and rule and ctx.card is not None:
             card = ctx.card
             if card.velocity_until and card.velocity_until > ctx.now_iso:
@@ -258,11 +257,6 @@ class AssessRisk:
                     "risk.card_velocity", until=show(until), count=n, window_s=rule["window_s"]
                 )
         return True
-
-    @staticmethod
-    def velocity(ctx: Ctx) -> dict[str, int] | None:
-        raw = ctx.tx.meta("risk.card_velocity")
-        return json.loads(raw) if raw else None
 
 
 class Authorize:
@@ -285,7 +279,7 @@ class Authorize:
     def _card_ok(self, ctx: Ctx, m: FinancialRequest, *, pin: bool = True) -> bool:
         card = ctx.card
         assert card is not None and m.card is not None and ctx.terminal is not None
-        today = local(ctx.now).strftime("%y%m")
+        today = ctx.yymm
         bad = self.issuer.check_status(card, m.card.expiry, today)
         if bad:
             return ctx.decline(bad.reason, **bad.facts)
@@ -306,7 +300,7 @@ class Authorize:
     def _debit(self, ctx: Ctx, amount: int, *, hold: bool = False) -> bool:
         card = ctx.card
         assert card is not None
-        bd = ctx.facts.setdefault("business_date", local(ctx.now).strftime("%Y%m%d"))
+        bd = ctx.business_date
         bad = self.issuer.check_debit(card, amount, bd, hold=hold)
         if bad:
             return ctx.decline(bad.reason, **bad.facts)
@@ -348,7 +342,7 @@ class Authorize:
         """Give back money an original took (void, completion void)."""
         card = ctx.card
         assert card is not None
-        bd = ctx.facts.setdefault("business_date", local(ctx.now).strftime("%Y%m%d"))
+        bd = ctx.business_date
         same_day = orig.business_date == bd
         self.issuer.apply(
             ctx.tx, card, delta=amount, daily=-amount if same_day else 0, business_date=bd
@@ -427,7 +421,7 @@ class Authorize:
             return False
         card = ctx.card
         assert card is not None
-        bd = local(ctx.now).strftime("%Y%m%d")
+        bd = ctx.business_date
         amount = orig.hold_fen
         same_day = orig.business_date == bd
         self.issuer.apply(
@@ -456,7 +450,7 @@ class Authorize:
             )
         card = ctx.card
         assert card is not None
-        bd = local(ctx.now).strftime("%Y%m%d")
+        bd = ctx.business_date
         if card.balance_fen - (card.holds_fen - orig.hold_fen) < amount:
             return ctx.decline("card.insufficient_funds", amount_fen=amount)
         # release the hold, take the money; today's used amount moves from hold to debit
@@ -495,7 +489,7 @@ class Authorize:
                 refunded=fen_yuan(refunded),
                 amount=fen_yuan(amount),
             )
-        bd = local(ctx.now).strftime("%Y%m%d")
+        bd = ctx.business_date
         self.issuer.apply(ctx.tx, card, delta=amount, business_date=bd)
         ctx.delta_fen = amount
         return True
@@ -535,7 +529,7 @@ class Reverse:
             return ctx.decline("transaction.original_not_found", note="original already settled")
         card = ctx.tx.card(orig.card_id) if orig.card_id is not None else None
         if card is not None and (orig.delta_fen or orig.hold_fen):
-            bd = local(ctx.now).strftime("%Y%m%d")
+            bd = ctx.business_date
             same_day = orig.business_date == bd
             used = -daily_effect(orig) if same_day else 0
             self.issuer.apply(

@@ -83,7 +83,8 @@ class HostServer:
                     self.limits.frame_timeout_s if framer.buffered else self.limits.idle_timeout_s
                 )
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                    async with asyncio.timeout(timeout):
+                        data = await reader.read(65536)
                 except TimeoutError:
                     what = "slow sender: frame incomplete" if framer.buffered else "idle"
                     log.info("closing %s: %s after %.0f s", peer, what, timeout)

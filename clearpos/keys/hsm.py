@@ -26,7 +26,7 @@ from clearpos.keys.crypto import (
     MacEngine,
     PinEngine,
     WorkingKeys,
-    _call_psec,
+    _cipher,
     check_value,
     expand_des_key,
     generate_des_key,
@@ -40,6 +40,7 @@ PVV_SCHEME = "3624"
 """Prefix of :meth:`SecurityModule.pin_verification_value` text: ``3624:<length>:<offset>``."""
 
 _DECIMALIZATION = "0123456789012345"
+_DECIMALIZE = str.maketrans("0123456789abcdef", _DECIMALIZATION)
 _PVK_INFO = b"clearpos/pvk/v1"
 _MIN_PIN, _MAX_PIN = 4, 12
 
@@ -125,7 +126,7 @@ class SecurityModule:
     a KEK rotation** -- pass an explicit ``pvk`` when the KEK may change.
     """
 
-    __slots__ = ("_kek", "_mac_engines", "_pin_engines", "_pvk")
+    __slots__ = ("_kek", "_mac_engines", "_pin_engines", "_pvk", "_pvk_cipher")
 
     def __init__(
         self, kek: KeyEncryptionKey, pvk: bytes | None = None, *, cache_size: int = 4096
@@ -136,6 +137,7 @@ class SecurityModule:
         elif len(pvk) != 16:
             raise ValueError(f"PIN verification key must be 16 bytes, got {len(pvk)}")
         self._pvk = expand_des_key(pvk)
+        self._pvk_cipher = _cipher(self._pvk).encryptor()
         self._mac_engines: _Lru[tuple[str, str], MacEngine] = _Lru(cache_size)
         self._pin_engines: _Lru[tuple[str, str], PinEngine] = _Lru(cache_size)
 
@@ -210,19 +212,15 @@ class SecurityModule:
         )
 
     def _ibm3624_offset(self, pan: str, pin: str) -> str:
+        """IBM 3624 offset (same result as ``psec.pin.generate_ibm3624_offset``,
+        which a test checks), with one cached PVK cipher instead of a new one per
+        call: PIN verification is on every purchase's path."""
         # Validation data: the rightmost (up to 16) PAN digits before the check digit, F-padded.
         length = min(len(pan) - 1, 16)
-        offset: str = _call_psec(
-            psec.pin.generate_ibm3624_offset,
-            self._pvk,
-            _DECIMALIZATION,
-            pin,
-            pan,
-            len(pan) - 1 - length,
-            length,
-            "F",
-        )
-        return offset
+        start = len(pan) - 1 - length
+        data = bytes.fromhex(pan[start : start + length].ljust(16, "F"))
+        natural = self._pvk_cipher.update(data).hex().translate(_DECIMALIZE)
+        return "".join(str((int(p) - int(n)) % 10) for p, n in zip(pin, natural, strict=False))
 
     def pin_verification_value(self, pan: str, pin: str) -> str:
         """``"3624:<length>:<offset>"``: an IBM 3624 offset as long as the PIN (never the PIN).

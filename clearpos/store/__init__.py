@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .records import CardRec, JournalRec, MaintenanceRec, MerchantRec, TerminalRec
+from .records import (
+    CardRec,
+    JournalRec,
+    MaintenanceRec,
+    MerchantRec,
+    TerminalRec,
+    journal_id_of,
+    rrn_of,
+)
 from .sqlite import GroupCommitWriter, SqliteDatabase, StoreError
 from .tx import CREDIT_KINDS, DEBIT_KINDS, Tx
 
@@ -46,5 +54,7 @@ __all__ = [
     "StoreError",
     "TerminalRec",
     "Tx",
+    "journal_id_of",
     "open_database",
+    "rrn_of",
 ]

@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def rrn_of(journal_id: int) -> str:
+    """RRN (field 37, an12) of a journal row: its id, zero-padded."""
+    return f"{journal_id:012d}"
+
+
+def journal_id_of(rrn: str) -> int | None:
+    """The journal id an RRN names, or None if it cannot be one of ours."""
+    rrn = rrn.strip()
+    return int(rrn) if rrn.isdecimal() and len(rrn) <= 12 else None
+
+
 @dataclass(frozen=True, slots=True)
 class MerchantRec:
     mid: str
@@ -159,7 +170,6 @@ class JournalRec:
     code: str
     reason: str
     facts: dict[str, Any]
-    rrn: str
     auth_code: str
     status: str
     delta_fen: int
@@ -172,6 +182,11 @@ class JournalRec:
     processing: int
     latency_us: int
     trail: str
+
+    @property
+    def rrn(self) -> str:
+        """The retrieval reference number: the host assigns the journal id."""
+        return rrn_of(self.id)
 
     @classmethod
     def of(cls, r: Mapping[str, Any]) -> JournalRec:

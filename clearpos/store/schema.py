@@ -82,7 +82,6 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 code TEXT NOT NULL DEFAULT '',
                 reason TEXT NOT NULL,
                 facts TEXT NOT NULL DEFAULT '{}',
-                rrn TEXT NOT NULL DEFAULT '',
                 auth_code TEXT NOT NULL DEFAULT '',
                 status TEXT NOT NULL,
                 delta_fen BIGINT NOT NULL DEFAULT 0,
@@ -98,7 +97,6 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX journal_card_ts ON journal(card_id, ts)",
             "CREATE INDEX journal_tid_batch ON journal(tid, batch, stan)",
             "CREATE INDEX journal_mid_ts ON journal(mid, ts)",
-            "CREATE INDEX journal_rrn ON journal(rrn)",
             "CREATE INDEX journal_reason_ts ON journal(reason, ts)",
             """CREATE TABLE settlements (
                 id INTEGER PRIMARY KEY,

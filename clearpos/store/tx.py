@@ -8,10 +8,11 @@ can be indexed by column name. The pipeline only ever talks to ``Tx``.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .records import CardRec, JournalRec, MaintenanceRec, MerchantRec, TerminalRec
+from .records import CardRec, JournalRec, MaintenanceRec, MerchantRec, TerminalRec, journal_id_of
 
 # Kinds counted in settlement totals (spec §4).
 DEBIT_KINDS = ("purchase", "completion", "offline")
@@ -65,6 +66,21 @@ class Tx:
         return str(row["value"]) if row else default
 
     def set_meta(self, key: str, value: str) -> None:
+        self._put_meta(key, value)
+        self.touch_config()
+
+    def touch_config(self) -> None:
+        """Tell every host process that configuration (meta, maintenance) changed."""
+        self._put_meta("config.gen", secrets.token_hex(8))
+
+    def config_generation(self) -> str:
+        return self.meta("config.gen")
+
+    def maintenance_all(self) -> list[MaintenanceRec]:
+        rows = self._all("SELECT * FROM maintenance WHERE cancelled = 0 ORDER BY start_at")
+        return [MaintenanceRec.of(r) for r in rows]
+
+    def _put_meta(self, key: str, value: str) -> None:
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
@@ -163,8 +179,8 @@ class Tx:
         return JournalRec.of(row) if row else None
 
     def journal_by_rrn(self, rrn: str) -> JournalRec | None:
-        row = self._one("SELECT * FROM journal WHERE rrn = ? ORDER BY id LIMIT 1", (rrn,))
-        return JournalRec.of(row) if row else None
+        jid = journal_id_of(rrn)
+        return self.journal(jid) if jid is not None else None
 
     def journal_children(self, original_id: int, kinds: Iterable[str]) -> list[JournalRec]:
         ks = list(kinds)
@@ -253,7 +269,13 @@ class Tx:
         return int(row["m"])
 
     def insert_maintenance(self, **cols: Any) -> int:
-        return self._insert("maintenance", cols)
+        mid = self._insert("maintenance", cols)
+        self.touch_config()
+        return mid
+
+    def update_maintenance(self, wid: int, **cols: Any) -> None:
+        self._update("maintenance", "id", wid, cols)
+        self.touch_config()
 
     # ------------------------------------------------------------------ audit
 
