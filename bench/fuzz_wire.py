@@ -15,9 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from spec_examples import ALL  # noqa: E402
+from spec_examples import ALL
 
-from clearpos.wire import Framer, WireError, build, decode_frame, parse  # noqa: E402
+from clearpos.wire import Framer, WireError, build, decode_frame, parse
 
 SEEDS = [bytes.fromhex(h) for h in ALL.values()]
 
@@ -81,7 +81,9 @@ def run(cases: int, seed: int) -> int:
         except Exception as exc:  # a finding
             findings.append(f"case {n} (seed {seed}): {type(exc).__name__}: {exc}")
     dt = time.perf_counter() - t0
-    print(f"fuzz_wire: {cases} cases in {dt:.1f} s, {ok} frames decoded and re-encoded, {refused} refused with WireError, {len(findings)} findings")
+    print(
+        f"fuzz_wire: {cases} cases in {dt:.1f} s, {ok} frames decoded and re-encoded, {refused} refused with WireError, {len(findings)} findings"
+    )
     for f in findings[:20]:
         print("  FINDING", f)
     _ = decode_frame

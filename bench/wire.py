@@ -16,11 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import iso8583  # noqa: E402
-from _pyiso import pyiso_spec  # noqa: E402
+import iso8583
+from _pyiso import pyiso_spec
 
-from clearpos.keys import MacEngine, PinEngine  # noqa: E402
-from clearpos.wire import build, decode, decode_frame, encode, parse  # noqa: E402
+from clearpos.keys import MacEngine, PinEngine
+from clearpos.wire import build, decode, decode_frame, encode, parse
 
 PURCHASE = bytes.fromhex(
     "007560000300006031000001000200302404C020C09811000000000000001234000017281202100006376222021234"
@@ -55,7 +55,7 @@ def measure() -> dict[str, float]:
 
     def ours_pair() -> None:
         # what the host does per purchase on the wire: decode + verify, encode + sign
-        msg, block, m = parse(body)
+        _msg, block, m = parse(body)
         assert block is not None and m is not None
         mac.verify(block, m)
         build(resp_msg, mac=mac.mac)
@@ -72,7 +72,9 @@ def measure() -> dict[str, float]:
         "pyiso8583 decode 0200": best_us(lambda: iso8583.decode(body, spec)),
         "pyiso8583 encode 0210": best_us(lambda: iso8583.encode(dict(theirs_resp), spec)),
         "MAC generate (UnionPay ECB, cached key)": best_us(lambda: mac.mac(body[:-8])),
-        "PIN block encrypt (format 0, cached key)": best_us(lambda: pin.encrypt("123456", "6222021234567890123")),
+        "PIN block encrypt (format 0, cached key)": best_us(
+            lambda: pin.encrypt("123456", "6222021234567890123")
+        ),
         "ours full pair: parse+MAC verify+build+MAC": best_us(ours_pair, number=10000),
         "pyiso8583 pair: decode+encode (no MAC)": best_us(theirs_pair, number=10000),
     }
@@ -82,12 +84,17 @@ def measure() -> dict[str, float]:
 
 def main() -> None:
     r = measure()
-    print(f"# bench/wire.py — {platform.node()} {platform.machine()} Python {platform.python_version()}")
+    print(
+        f"# bench/wire.py — {platform.node()} {platform.machine()} Python {platform.python_version()}"
+    )
     print("| operation | µs |")
     print("|---|---|")
     for k, v in r.items():
         print(f"| {k} | {v:.1f} |")
-    ratio = r["ours full pair: parse+MAC verify+build+MAC"] / r["pyiso8583 pair: decode+encode (no MAC)"]
+    ratio = (
+        r["ours full pair: parse+MAC verify+build+MAC"]
+        / r["pyiso8583 pair: decode+encode (no MAC)"]
+    )
     print(f"\nfull pair / pyiso8583 pair = {ratio:.2f}x (target < 2x)")
 
 
