@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # ``clearpos wire`` does not pay for the host's imports.
 COMMANDS: dict[str, tuple[str, str]] = {
     "wire": ("clearpos.wire.cli", "decode and encode POS 8583 messages"),
+    "pos": ("clearpos.terminal.cli", "the virtual POS terminal"),
     "host": ("clearpos.host.cli", "run the acquiring host"),
     "audit": ("clearpos.audit", "check the money invariants of a store"),
 }

@@ -80,6 +80,7 @@ SPEC_CHECK_CODES = {"settlement.balanced": 1, "settlement.unbalanced": 2}
 # Keys the virtual terminal and host add: key, field 39, category, terminal action, check code.
 EXTRAS: list[tuple[str, str, str, str, int | None]] = [
     ("network.unreachable", "", "B", "", None),
+    ("merchant.suspended.manual", "03", "D", "", None),
     ("offline.stored", "", "A", "print_receipt", None),
     ("reversal.pending", "", "B", "reverse", None),
     ("terminal.key_check_failed", "", "D", "", None),
@@ -137,7 +138,7 @@ def test_extra_key(key: str, code: str, category: str, action: str, check_code: 
 
 def test_catalog_has_exactly_the_spec_keys_and_the_extras() -> None:
     assert set(ALL_KEYS) == REQUIRED_KEYS | {key for key, *_ in EXTRAS}
-    assert len(CATALOG) == len(ALL_KEYS) == 44
+    assert len(CATALOG) == len(ALL_KEYS) == 45
 
 
 @pytest.mark.parametrize("key", ALL_KEYS)
@@ -269,6 +270,7 @@ def test_keys_for_code() -> None:
     assert {r.key for r in CATALOG.keys_for_code("03")} == {
         "merchant.suspended.arrears",
         "merchant.suspended.risk",
+        "merchant.suspended.manual",
         "merchant.closed",
     }
     assert {r.key for r in CATALOG.keys_for_code("a0")} == {"terminal.not_signed_on", "mac.invalid"}

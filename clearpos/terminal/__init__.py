@@ -1,0 +1,33 @@
+"""``clearpos.terminal`` -- the virtual POS terminal (``clearpos pos``).
+
+- :mod:`.machine` -- :class:`Terminal`: the commands and the rules of spec §4-§6;
+- :mod:`.doctor` -- the self-check (SCENARIOS.md B1);
+- :mod:`.store` -- the state directory (SQLite, sealed card data and keys);
+- :mod:`.client` -- the blocking TCP link, the only I/O;
+- :mod:`.screens` -- outcomes and the terminal's own lines;
+- :mod:`.receipts` -- receipts and settlement slips;
+- :mod:`.cli` -- the ``clearpos pos`` command line.
+"""
+
+from .client import HostLink, Link, LinkError, NoAnswer, Unreachable
+from .doctor import Check, DoctorReport
+from .machine import CardInput, Terminal, TerminalError, parse_operators
+from .screens import Outcome
+from .store import StateLockedError, Store
+
+__all__ = [
+    "CardInput",
+    "Check",
+    "DoctorReport",
+    "HostLink",
+    "Link",
+    "LinkError",
+    "NoAnswer",
+    "Outcome",
+    "StateLockedError",
+    "Store",
+    "Terminal",
+    "TerminalError",
+    "Unreachable",
+    "parse_operators",
+]

@@ -1,0 +1,341 @@
+"""``clearpos pos doctor``: the self-check of SCENARIOS.md B1.
+
+One line per check -- state directory, host reachable and connect time, the
+pending reversal (sent now when the host can be reached, as before any online
+message), echo test and round trip, sign-on and key check values, clock skew
+against the host's fields 12/13, offline queue, open batch and its totals,
+software version against the host's last answer, operator. Each line is OK or
+says exactly what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from clearpos.reasons import Lang
+from clearpos.wire import Header, NetCode, NetworkRequest, NetworkResponse
+
+from . import store as st
+from .client import LinkError, Unreachable
+from .screens import fen_text, reason_of, remedy_of
+
+if TYPE_CHECKING:
+    from .machine import Terminal
+
+__all__ = ["SKEW_LIMIT_S", "Check", "DoctorReport", "run_doctor"]
+
+SKEW_LIMIT_S = 60
+"""Largest clock difference from the host, in seconds, that doctor accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``doctor``: OK, or what is wrong and exactly what to do."""
+
+    name: str
+    ok: bool
+    detail: str
+    remedy: tuple[str, ...] = ()
+
+
+@dataclass
+class DoctorReport:
+    """All doctor lines; ``ok`` only when every line is."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "command": "doctor",
+            "ok": self.ok,
+            "checks": [
+                {"name": c.name, "ok": c.ok, "detail": c.detail, "remedy": list(c.remedy)}
+                for c in self.checks
+            ],
+        }
+
+    def render(self, lang: Lang) -> str:
+        out = []
+        for c in self.checks:
+            out.append(f"{'OK  ' if c.ok else 'FAIL'} {c.name:<18} {c.detail}")
+            out.extend(f"       -> {step}" for step in c.remedy)
+        summary = (
+            ("全部正常" if self.ok else "有问题，请按提示处理")
+            if lang == "zh"
+            else ("all OK" if self.ok else "problems found: follow the steps above")
+        )
+        out.append(summary)
+        return "\n".join(out)
+
+
+def run_doctor(term: Terminal) -> DoctorReport:
+    """Run every check on terminal ``term``; sends its pending reversal if it can."""
+    term._reset_command()
+    zh = term.lang == "zh"
+    report = DoctorReport()
+    add = report.checks.append
+
+    def t(z: str, e: str) -> str:
+        return z if zh else e
+
+    problem = term.store.writable_probe()
+    add(
+        Check(
+            "state directory",
+            problem is None,
+            t(f"{term.store.directory} 可写", f"{term.store.directory} writable")
+            if problem is None
+            else f"{term.store.directory}: {problem}",
+            ()
+            if problem is None
+            else (
+                t(
+                    f"确认磁盘未满且当前用户可写 {term.store.directory}",
+                    f"make sure the disk is not full and {term.store.directory} is writable "
+                    "by this user",
+                ),
+            ),
+        )
+    )
+    reachable = True
+    try:
+        connect_s = term.link.connect()
+        add(
+            Check(
+                "host",
+                True,
+                t(
+                    f"可达，建立连接 {connect_s * 1000:.0f} 毫秒",
+                    f"reachable, connect {connect_s * 1000:.0f} ms",
+                ),
+            )
+        )
+    except Unreachable as exc:
+        reachable = False
+        add(Check("host", False, str(exc), tuple(remedy_of("network.unreachable", term.lang)[1:])))
+    pending = term.store.reversal()
+    if pending is not None and reachable and term.keys.signed_on:
+        term._deliver_reversal()
+        after = term.store.reversal()
+        if after is None:
+            add(
+                Check(
+                    "pending reversal",
+                    True,
+                    t(
+                        f"流水{pending.stan}的冲正（原因{pending.reason_code}）已补发成功",
+                        f"reversal of STAN {pending.stan} (reason {pending.reason_code}) delivered now",
+                    ),
+                )
+            )
+            pending = None
+    if pending is not None:
+        add(
+            Check(
+                "pending reversal",
+                False,
+                t(
+                    f"流水{pending.stan}（{pending.kind} {fen_text(pending.amount_fen)}）的冲正待发，"
+                    f"原因{pending.reason_code}，已试{pending.tries}次",
+                    f"reversal of STAN {pending.stan} ({pending.kind} {fen_text(pending.amount_fen)}) "
+                    f"pending, reason {pending.reason_code}, {pending.tries} tries",
+                ),
+                tuple(remedy_of("reversal.pending", term.lang)),
+            )
+        )
+    elif not any(c.name == "pending reversal" for c in report.checks):
+        add(Check("pending reversal", True, t("无待发冲正", "none")))
+    if reachable:
+        stan = term.store.next_stan()
+        try:
+            reply = term._exchange(
+                NetworkRequest(
+                    tid=term.tid,
+                    mid=term.mid,
+                    stan=stan,
+                    batch=term.batch,
+                    netcode=NetCode.ECHO,
+                )
+            )
+            m = reply.msg
+            code = m.code if isinstance(m, NetworkResponse) else None
+            if isinstance(m, NetworkResponse):
+                term._clock(m.host_date, m.host_time, reply.rtt)
+            ok = code == "00"
+            add(
+                Check(
+                    "echo test",
+                    ok,
+                    t(
+                        f"应答{code}，往返 {reply.rtt * 1000:.0f} 毫秒",
+                        f"answered {code}, round trip {reply.rtt * 1000:.0f} ms",
+                    ),
+                    ()
+                    if ok
+                    else tuple(remedy_of(reason_of(code, getattr(m, "reason", "")), term.lang)),
+                )
+            )
+        except LinkError as exc:
+            add(
+                Check(
+                    "echo test",
+                    False,
+                    str(exc),
+                    tuple(remedy_of("network.timeout", term.lang)[1:2]),
+                )
+            )
+    else:
+        add(
+            Check(
+                "echo test",
+                False,
+                t("主机不可达，未测试", "not run: host unreachable"),
+                tuple(remedy_of("network.unreachable", term.lang)[1:2]),
+            )
+        )
+    kcv = term.keys.check_values()
+    last = term.store.get("last_signon") or {}
+    if term.signed_on:
+        add(
+            Check(
+                "signed on",
+                True,
+                t(
+                    f"已签到，批次{term.batch}；校验值 TMK {kcv['tmk']} PIK {kcv['pik']} MAK {kcv['mak']}",
+                    f"yes, batch {term.batch}; check values TMK {kcv['tmk']} PIK {kcv['pik']} "
+                    f"MAK {kcv['mak']}",
+                ),
+            )
+        )
+    else:
+        why = last.get("reason") or "terminal.not_signed_on"
+        add(
+            Check(
+                "signed on",
+                False,
+                t(
+                    f"未签到（TMK校验值 {kcv['tmk']}；上次签到：{why}）",
+                    f"no (TMK check value {kcv['tmk']}; last sign-on: {why})",
+                ),
+                tuple(remedy_of(why if why != "approved" else "terminal.not_signed_on", term.lang)),
+            )
+        )
+    skew = term.store.get("clock_skew")
+    if skew is None:
+        add(
+            Check(
+                "clock",
+                reachable,
+                t("未取得主机时间", "host time not known yet"),
+                ()
+                if reachable
+                else (t("网络恢复后再运行 doctor", "run doctor again when the host is reachable"),),
+            )
+        )
+    else:
+        s = float(skew["seconds"])
+        ok = abs(s) <= SKEW_LIMIT_S
+        add(
+            Check(
+                "clock",
+                ok,
+                t(
+                    f"与主机相差 {s:+.0f} 秒（{skew['at']}）",
+                    f"{s:+.0f} s from the host's clock (at {skew['at']})",
+                ),
+                ()
+                if ok
+                else (
+                    t(
+                        "校正终端日期和时间（或开启自动对时），然后重新签到",
+                        "set the terminal's date and time (or enable time sync), "
+                        "then sign on again",
+                    ),
+                ),
+            )
+        )
+    queued = term.store.journal("status = ?", (st.OFFLINE_STORED,))
+    if queued:
+        total = sum(r.amount_fen or 0 for r in queued)
+        add(
+            Check(
+                "offline queue",
+                False,
+                t(
+                    f"{len(queued)}笔离线交易待上送，共{fen_text(total)}",
+                    f"{len(queued)} offline sales to upload, {fen_text(total)}",
+                ),
+                (
+                    t(
+                        "网络恢复后执行 clearpos pos ... echo 或下一笔交易时自动上送",
+                        "once the host is reachable, run clearpos pos ... echo (or the next "
+                        "transaction uploads them)",
+                    ),
+                ),
+            )
+        )
+    else:
+        add(Check("offline queue", True, t("空", "empty")))
+    domestic, foreign = term.totals()
+    n = domestic.debit_count + domestic.credit_count + foreign.debit_count + foreign.credit_count
+    add(
+        Check(
+            "batch",
+            True,
+            t(
+                f"批次{term.batch}未结算：{n}笔，借记{fen_text(domestic.debit_fen + foreign.debit_fen)}"
+                f"/{domestic.debit_count + foreign.debit_count}笔，贷记"
+                f"{fen_text(domestic.credit_fen + foreign.credit_fen)}/"
+                f"{domestic.credit_count + foreign.credit_count}笔",
+                f"batch {term.batch} open: {n} transactions, debits "
+                f"{fen_text(domestic.debit_fen + foreign.debit_fen)} / "
+                f"{domestic.debit_count + foreign.debit_count}, credits "
+                f"{fen_text(domestic.credit_fen + foreign.credit_fen)} / "
+                f"{domestic.credit_count + foreign.credit_count}",
+            ),
+        )
+    )
+    version = Header(reserved=term.software).software_version
+    refused = last.get("reason") == "terminal.update_required"
+    add(
+        Check(
+            "software",
+            not refused,
+            t(
+                f"版本 {version}"
+                + (
+                    "，主机要求升级"
+                    if refused
+                    else ("，上次签到被主机接受" if last.get("code") == "00" else "")
+                ),
+                f"version {version}"
+                + (
+                    ", the host requires an update"
+                    if refused
+                    else (
+                        ", accepted by the host at the last sign-on"
+                        if last.get("code") == "00"
+                        else ""
+                    )
+                ),
+            ),
+            tuple(remedy_of("terminal.update_required", term.lang)) if refused else (),
+        )
+    )
+    op = term.operator
+    add(
+        Check(
+            "operator",
+            True,
+            t(f"操作员{op}已签到", f"operator {op} signed in")
+            if op
+            else t("无操作员签到（交易前需 login）", "none signed in (login before trading)"),
+        )
+    )
+    term.link.close()
+    return report

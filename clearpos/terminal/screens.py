@@ -1,0 +1,220 @@
+"""What the operator sees: outcomes, their screen text, and the terminal's own lines.
+
+Reason texts come from the catalog (:mod:`clearpos.reasons`); this module adds
+only what the catalog cannot know -- the per-outcome facts the terminal
+states explicitly: whether the customer was charged, that a reversal is still
+owed, that the operator must repeat the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from clearpos.reasons import Lang, catalog
+
+__all__ = ["NOTES", "Outcome", "fen_text", "kind_title", "note", "reason_of", "screen_of"]
+
+NOTES: dict[str, tuple[str, str]] = {
+    "charged": ("顾客已扣款", "Customer charged"),
+    "not_charged": ("顾客未被扣款", "Customer NOT charged"),
+    "reversed_not_charged": ("已冲正，顾客未被扣款", "Reversed: customer NOT charged"),
+    "reversal_pending": (
+        "冲正尚未送达：顾客可能暂时显示扣款，终端会自动补发冲正，最终不会扣款",
+        "Reversal not delivered yet: the customer may see a debit for now; the terminal "
+        "sends the reversal automatically and the customer will NOT be charged in the end",
+    ),
+    "not_sent": ("交易未发出，顾客未被扣款", "Not sent: customer NOT charged"),
+    "not_sent_plain": ("交易未发出", "Not sent"),
+    "repeat": ("已自动重新签到，请重新交易", "Signed on again - please repeat the transaction"),
+    "resign_failed": (
+        "自动重新签到失败，请执行签到后再交易",
+        "Automatic sign-on failed - sign on, then repeat the transaction",
+    ),
+    "void_reversed": (
+        "撤销未完成（已冲正）：原交易仍有效",
+        "Void not done (reversed): the original sale stands",
+    ),
+    "void_pending": (
+        "撤销未完成：冲正待发，原交易仍有效",
+        "Void not done: reversal pending, the original sale stands",
+    ),
+    "credited": ("款项已退回顾客", "Amount credited back to the customer"),
+    "not_credited": ("未退款", "Nothing credited"),
+    "refund_unknown": (
+        "退货结果未知，请勿重复退货；先用 clearpos diagnose --rrn 原交易参考号 或控制台查询",
+        "Refund outcome unknown - do NOT refund again; check it first with "
+        "clearpos diagnose --rrn ORIGINAL_RRN or the console",
+    ),
+    "held": ("已预授权（冻结额度），未扣款", "Pre-authorised (amount held), not charged"),
+    "not_held": ("未冻结额度，顾客未被扣款", "Nothing held, customer NOT charged"),
+    "hold_released": ("预授权已撤销，冻结额度已释放", "Pre-auth voided, hold released"),
+    "offline_stored": (
+        "离线批准，联网后自动上送；顾客将被扣款",
+        "Approved offline; uploaded when back online, customer will be charged",
+    ),
+    "balance_only": ("余额查询，不扣款", "Balance inquiry, nothing charged"),
+    "offline_declined": (
+        "离线交易上送被拒（流水{stan}）：请另向顾客收款",
+        "Offline sale STAN {stan} declined at upload: collect payment another way",
+    ),
+    "offline_uploaded": ("离线交易已上送（流水{stan}）", "Offline sale STAN {stan} uploaded"),
+    "reversal_sent": ("已补发冲正（流水{stan}）", "Pending reversal sent (STAN {stan})"),
+    "batch_open": ("批次保持打开，请稍后重新结算", "Batch stays open - settle again later"),
+    "new_batch": ("新批次：{batch}", "New batch: {batch}"),
+    "uploading": ("对账不平，已批上送{count}笔", "Totals differed: {count} records uploaded"),
+    "operator": ("操作员{no}已签到", "Operator {no} signed in"),
+    "operator_out": ("操作员已签退", "Operator signed out"),
+    "signed_on": ("签到成功，批次{batch}", "Signed on, batch {batch}"),
+    "signed_off": ("签退成功", "Signed off"),
+    "echo_ok": ("主机连接正常，往返{ms}毫秒", "Host answers, round trip {ms} ms"),
+    "notice": ("维护公告：{text}", "Notice: {text}"),
+    "balance": ("可用余额：{amount}", "Available balance: {amount}"),
+}
+
+
+def note(name: str, lang: Lang, **facts: object) -> str:
+    """One of the terminal's own lines in ``lang``."""
+    zh, en = NOTES[name]
+    return (zh if lang == "zh" else en).format(**facts)
+
+
+_TITLES: dict[str, tuple[str, str]] = {
+    "balance": ("余额查询", "BALANCE INQUIRY"),
+    "purchase": ("消费", "SALE"),
+    "void": ("消费撤销", "VOID"),
+    "refund": ("退货", "REFUND"),
+    "preauth": ("预授权", "PRE-AUTH"),
+    "preauth_void": ("预授权撤销", "PRE-AUTH VOID"),
+    "completion": ("预授权完成", "PRE-AUTH COMPLETION"),
+    "completion_void": ("预授权完成撤销", "COMPLETION VOID"),
+    "offline": ("离线消费", "OFFLINE SALE"),
+}
+
+
+def kind_title(kind: str, lang: Lang) -> str:
+    """The receipt title of a transaction kind."""
+    zh, en = _TITLES.get(kind, (kind, kind.upper()))
+    return zh if lang == "zh" else en
+
+
+def fen_text(fen: int | None) -> str:
+    """``1234`` -> ``"¥12.34"``."""
+    if fen is None:
+        return "-"
+    sign = "-" if fen < 0 else ""
+    fen = abs(fen)
+    return f"{sign}¥{fen // 100}.{fen % 100:02d}"
+
+
+def reason_of(code: str | None, key: str) -> str:
+    """The reason key of an answer: the key of field 63, else the one key of the code."""
+    if key:
+        return key
+    if code:
+        matches = catalog().keys_for_code(code)
+        if len(matches) == 1:
+            return matches[0].key
+        return f"code.{code}"
+    return "host.error"
+
+
+def screen_of(key: str, code: str | None, lang: Lang, **facts: object) -> str:
+    """Catalog screen text of ``key``; the code's fallback text for an unknown key."""
+    reason = catalog().get(key)
+    if reason is not None:
+        return reason.screen_text(lang, **facts)
+    return catalog().code_text(code or "", lang)
+
+
+def remedy_of(key: str, lang: Lang, **facts: object) -> list[str]:
+    """Catalog remedy steps of ``key`` (empty for an unknown key)."""
+    reason = catalog().get(key)
+    return reason.remedy_steps(lang, **facts) if reason is not None else []
+
+
+@dataclass
+class Outcome:
+    """The result of one terminal command, as shown on screen and printed by ``--json``."""
+
+    command: str
+    reason: str
+    code: str | None
+    approved: bool
+    screen: str
+    stan: str | None = None
+    rrn: str | None = None
+    amount_fen: int | None = None
+    charged: bool | None = None
+    financial: bool = False
+    remedy: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    notice: dict[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_status(self) -> int:
+        """0 approved / ok, 1 declined or refused."""
+        return 0 if self.approved else 1
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` document (spec/world.md: reason, code, approved, screen, stan, ...)."""
+        out: dict[str, Any] = {
+            "command": self.command,
+            "reason": self.reason,
+            "code": self.code,
+            "approved": self.approved,
+            "screen": self.screen,
+            "stan": self.stan,
+            "rrn": self.rrn,
+            "amount_fen": self.amount_fen,
+        }
+        if self.financial:
+            out["charged"] = bool(self.charged)
+        out["remedy"] = list(self.remedy)
+        out["lines"] = list(self.lines)
+        if self.notice is not None:
+            out["notice"] = dict(self.notice)
+        out.update(self.extra)
+        return out
+
+    def render(self, lang: Lang) -> str:
+        """Human text: the screen line first, then the facts and what to do next."""
+        mark = "✔" if self.approved else "✘"
+        out = [f"{mark} {self.screen}"]
+        out.extend(f"  {line}" for line in self.lines)
+        facts: list[tuple[str, str]] = []
+        labels = {
+            "stan": ("流水号", "STAN"),
+            "rrn": ("参考号", "RRN"),
+            "auth_code": ("授权码", "Auth code"),
+            "batch": ("批次号", "Batch"),
+            "pan": ("卡号", "Card"),
+            "amount": ("金额", "Amount"),
+            "code": ("应答码", "Code"),
+            "reason": ("原因", "Reason"),
+            "receipt": ("签购单", "Receipt"),
+        }
+
+        def add(name: str, value: object) -> None:
+            if value not in (None, ""):
+                zh, en = labels[name]
+                facts.append((zh if lang == "zh" else en, str(value)))
+
+        add("amount", fen_text(self.amount_fen) if self.amount_fen is not None else None)
+        add("pan", self.extra.get("pan"))
+        add("stan", self.stan)
+        add("batch", self.extra.get("batch"))
+        add("rrn", self.rrn)
+        add("auth_code", self.extra.get("auth_code"))
+        add("code", self.code)
+        add("reason", self.reason)
+        add("receipt", self.extra.get("receipt"))
+        out.extend(f"  {k}: {v}" for k, v in facts)
+        if self.notice:
+            text = self.notice.get("text_" + lang) or self.notice.get("text_zh", "")
+            out.append("  " + note("notice", lang, text=text))
+        if self.remedy:
+            out.append("  " + ("下一步：" if lang == "zh" else "What to do next:"))
+            out.extend(f"   {i}. {step}" for i, step in enumerate(self.remedy, 1))
+        return "\n".join(out)
