@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.faultproxy import Action, Fault, FaultProxy, Seen
 from support.hostproc import TEST_KEK, HostProcess, child_env, host  # noqa: F401
 
 from clearpos.keys import KeyEncryptionKey
+from clearpos.lab.faultproxy import Action, Fault, FaultProxy, Seen
 from clearpos.terminal import CardInput, HostLink, Terminal
 from clearpos.terminal.client import parse_address
 from clearpos.wire import decode, decode_frame
