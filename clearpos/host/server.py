@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ..store import GroupCommitWriter
-from ..wire import Frame, Framer, FramingError
+from ..wire import Frame, Framer, FramingError, WireError, decode, render
 from .engine import Engine, Outcome, log_record
 
 log = logging.getLogger("clearpos.host")
@@ -64,7 +64,10 @@ class HostServer:
                 partial(self.engine.handle, frame=frame, received=received)
             )
         except Exception as exc:
-            log.exception("participant failed; answering host.error (nothing was committed)")
+            log.exception(
+                "participant failed; answering host.error (nothing was committed). Message:\n%s",
+                masked_dump(frame),
+            )
             return await self.writer.run(
                 partial(self.engine.host_error, frame=frame, exc=exc, received=received)
             )
@@ -120,6 +123,15 @@ class HostServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+def masked_dump(frame: Frame) -> str:
+    """The frame as a masked field list, for the error log (never card data)."""
+    try:
+        d = decode(frame.body)
+    except WireError as exc:
+        return f"(undecodable {len(frame.body)}-byte body: {exc})"
+    return render(d.mti, d.fields)
 
 
 def exc_text(exc: Exception) -> str:
