@@ -24,6 +24,8 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
+	@bash scripts/ensure-postgres.sh
+	@sh scripts/ensure-chromium.sh
 	$(PY) -m pytest -q
 
 test: lint typecheck unit

@@ -1,19 +1,34 @@
-"""Host benchmark: N terminals over loopback against a real host process.
+"""Host load generator: N terminals over loopback against real host processes.
 
-Run: .venv/bin/python bench/host.py [--terminals 50] [--seconds 10] [--rate 2000]
+Run: .venv/bin/python bench/host.py [--db URL] [--workers N] [--terminals 50]
+     [--seconds 10] [--rate 2000] [--prefill ROWS] [--settle-batch ROWS]
 
-Starts ``clearpos host`` on a fresh SQLite file with a generated world (N
-terminals, many cards, no velocity rule), signs every terminal on, pre-builds
-the signed purchase frames (PIN block + MAC) so the client spends its CPU on
-I/O only, then measures:
+Starts ``clearpos host`` (``--workers N`` host processes on one port) on a
+store with a generated world (N terminals, many cards, no velocity rule):
+by default a fresh SQLite file; ``--db postgresql://USER@HOST/DB`` uses that
+PostgreSQL database (one named ``clearpos_bench*`` is dropped and created afresh;
+any other is created when missing and wiped by the world load). It signs
+every terminal on, pre-builds the signed purchase frames (PIN block + MAC) so
+the client spends its CPU on I/O only, then measures:
 
 1. closed loop: every terminal sends its next purchase as soon as the answer
-   arrives — approved purchases per second;
-2. open loop: purchases paced at ``--rate`` per second — p50/p99 latency.
+   arrives — approved purchases per second, p50/p95/p99 latency;
+2. open loop: purchases paced at ``--rate`` per second — p50/p95/p99 latency
+   (``--rate 0`` skips it).
 
-Each purchase takes the full path: framing, MAC verify, PIN verify, balance
-debit, durable journal (group commit, synchronous=FULL), MAC'd answer.
-Afterwards the audit runs and the database size is printed.
+Every ``--reverse-every``-th approved purchase of a terminal is reversed at
+once (a 0400, as a terminal that lost the answer would). Each purchase takes
+the full path: framing, MAC verify, PIN verify, balance debit, durable journal,
+MAC'd answer. ``--prefill ROWS`` first puts that many synthetic settled-looking
+journal rows in the store (spread over terminals, cards and the past 30 days)
+to show how cost grows with journal size. ``--settle-batch ROWS`` afterwards
+puts ROWS approved purchases in one terminal's open batch and times its
+settlement (0500, then batch-upload end 0320 that closes the batch: field 48
+counts stop at 999, so a batch that large never balances on the 0500 alone).
+
+Afterwards the money must add up, three ways: what the cards lost = what the
+journal holds as approved and not reversed = what the terminals saw approved
+minus what they reversed; and ``clearpos.audit.run_audit`` finds nothing.
 """
 
 from __future__ import annotations
@@ -23,26 +38,34 @@ import asyncio
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clearpos.audit import run_audit  # noqa: E402
 from clearpos.keys import TerminalKeys  # noqa: E402
+from clearpos.store import open_database  # noqa: E402
 from clearpos.wire import (  # noqa: E402
     TPDU,
+    BatchUploadEnd,
     Card,
     FinancialRequest,
     Framer,
     Header,
     Kind,
+    Reversal,
+    Settlement,
+    Settlement48,
     SignOn,
+    Totals,
     build,
     decode,
     encode_frame,
@@ -50,7 +73,8 @@ from clearpos.wire import (  # noqa: E402
 )
 
 KEK = "7b" * 32
-MID = "898310048161234"
+MIDS = ["898310048161234", "898310048162234", "898310048163234", "898310048164234"]
+SYNTHETIC = "synthetic"
 
 
 def luhn_complete(prefix: str) -> str:
@@ -61,32 +85,52 @@ def luhn_complete(prefix: str) -> str:
     return prefix + str((10 - sum(digits) % 10) % 10)
 
 
-def world(terminals: int, cards: int) -> tuple[str, list[tuple[str, bytes]], list[str]]:
+def world(
+    terminals: int, cards: int, merchants: int
+) -> tuple[str, list[tuple[str, str, bytes]], list[str]]:
     lines = ['[acquirer]\ninstitution = "48020000"\nname = "bench"\n']
-    lines.append(f'[[merchants]]\nmid = "{MID}"\nname = "bench"\nstatus = "active"\n')
+    mids = MIDS[:merchants]
+    for mid in mids:
+        lines.append(f'[[merchants]]\nmid = "{mid}"\nname = "bench"\nstatus = "active"\n')
     terms = []
     for i in range(terminals):
         tid = f"2{i:07d}"
         tmk = os.urandom(16)
-        terms.append((tid, tmk))
-        lines.append(f'[[terminals]]\ntid = "{tid}"\nmid = "{MID}"\ntmk = "{tmk.hex().upper()}"\n')
+        mid = mids[i % len(mids)]
+        terms.append((tid, mid, tmk))
+        lines.append(f'[[terminals]]\ntid = "{tid}"\nmid = "{mid}"\ntmk = "{tmk.hex().upper()}"\n')
     pans = []
     for i in range(cards):
         pan = luhn_complete(f"622588{i:09d}")
         pans.append(pan)
-        lines.append(f'[[cards]]\npan = "{pan}"\nexpiry = "3012"\npin = "123456"\nbalance = "100000000.00"\n')
+        lines.append(
+            f'[[cards]]\npan = "{pan}"\nexpiry = "3012"\npin = "123456"\nbalance = "100000000.00"\n'
+        )
     return "\n".join(lines), terms, pans
 
 
+@dataclass
+class Tally:
+    ok: int = 0
+    declined: int = 0
+    failed: int = 0  # no answer (timeout, connection lost)
+    approved_fen: int = 0
+    reversed_fen: int = 0
+    reversals: int = 0
+    lat: list[float] = field(default_factory=list)
+
+
 class Terminal:
-    def __init__(self, tid: str, tmk: bytes) -> None:
+    def __init__(self, tid: str, mid: str, tmk: bytes) -> None:
         self.tid = tid
+        self.mid = mid
         self.keys = TerminalKeys(tmk)
         self.stan = 0
         self.batch = "000001"
         self.reader: asyncio.StreamReader
         self.writer: asyncio.StreamWriter
         self.framer = Framer()
+        self.approved = 0
 
     async def connect(self, host: str, port: int) -> None:
         self.reader, self.writer = await asyncio.open_connection(host, port)
@@ -95,18 +139,19 @@ class Terminal:
         self.stan += 1
         return f"{self.stan:06d}"
 
-    async def roundtrip(self, frame: bytes) -> bytes:
+    async def roundtrip(self, frame: bytes, timeout: float = 30.0) -> bytes:
         self.writer.write(frame)
-        while True:
-            data = await self.reader.read(4096)
-            if not data:
-                raise ConnectionError("host closed")
-            frames = self.framer.feed(data)
-            if frames:
-                return frames[0].body
+        async with asyncio.timeout(timeout):
+            while True:
+                data = await self.reader.read(4096)
+                if not data:
+                    raise ConnectionError("host closed")
+                frames = self.framer.feed(data)
+                if frames:
+                    return frames[0].body
 
     async def sign_on(self) -> None:
-        body = build(SignOn(tid=self.tid, mid=MID, stan=self.next_stan(), batch=self.batch))
+        body = build(SignOn(tid=self.tid, mid=self.mid, stan=self.next_stan(), batch=self.batch))
         reply = await self.roundtrip(encode_frame(TPDU(), Header(), body))
         msg, _, _ = parse(reply)
         assert getattr(msg, "code", None) == "00", msg
@@ -115,68 +160,108 @@ class Terminal:
         self.keys.accept_field62(keys)
         self.batch = getattr(msg, "batch", self.batch)
 
-    def purchases(self, n: int, pans: list[str], offset: int) -> list[bytes]:
+    def frame(self, msg: Any) -> bytes:
+        return encode_frame(TPDU(), Header(), build(msg, mac=self.keys.mac))
+
+    def purchases(self, n: int, pans: list[str], offset: int) -> list[tuple[bytes, bytes, int]]:
+        """(purchase frame, its reversal frame, amount) — the reversal is sent only if needed."""
         out = []
         for i in range(n):
             pan = pans[(offset + i) % len(pans)]
             card = Card.swiped(pan, "3012", pin_block=self.keys.pin_block("123456", pan))
+            amount = 1 + (offset + i) % 999
             req = FinancialRequest(
-                kind=Kind.PURCHASE, tid=self.tid, mid=MID, stan=self.next_stan(), batch=self.batch, amount_fen=1 + i % 999, card=card
+                kind=Kind.PURCHASE,
+                tid=self.tid,
+                mid=self.mid,
+                stan=self.next_stan(),
+                batch=self.batch,
+                amount_fen=amount,
+                card=card,
             )
-            out.append(encode_frame(TPDU(), Header(), build(req, mac=self.keys.mac)))
+            out.append((self.frame(req), self.frame(Reversal.of(req, "98")), amount))
         return out
 
 
-def approved(body: bytes) -> bool:
-    return decode(body).fields.get(39) == "00"
+def code_of(body: bytes) -> str | None:
+    v = decode(body).fields.get(39)
+    return v if isinstance(v, str) else None
 
 
-async def closed_loop(terms: list[Terminal], frames: dict[str, list[bytes]], seconds: float) -> tuple[int, int, list[float]]:
+async def send_one(
+    t: Terminal, item: tuple[bytes, bytes, int], tally: Tally, reverse_every: int, t_start: float
+) -> bool:
+    frame, reversal, amount = item
+    try:
+        body = await t.roundtrip(frame)
+    except (TimeoutError, ConnectionError, OSError):
+        tally.failed += 1
+        return False
+    tally.lat.append(time.perf_counter() - t_start)
+    if code_of(body) != "00":
+        tally.declined += 1
+        return True
+    tally.ok += 1
+    tally.approved_fen += amount
+    t.approved += 1
+    if reverse_every and t.approved % reverse_every == 0:
+        try:
+            rbody = await t.roundtrip(reversal)
+        except (TimeoutError, ConnectionError, OSError):
+            tally.failed += 1
+            return False
+        if code_of(rbody) == "00":
+            tally.reversals += 1
+            tally.reversed_fen += amount
+    return True
+
+
+async def closed_loop(
+    terms: list[Terminal],
+    frames: dict[str, list[tuple[bytes, bytes, int]]],
+    seconds: float,
+    reverse_every: int,
+) -> tuple[Tally, float]:
     deadline = time.perf_counter() + seconds
-    ok = bad = 0
-    lat: list[float] = []
+    tally = Tally()
 
     async def run(t: Terminal) -> None:
-        nonlocal ok, bad
-        for f in frames[t.tid]:
+        for item in frames[t.tid]:
             if time.perf_counter() > deadline:
                 return
-            t0 = time.perf_counter()
-            body = await t.roundtrip(f)
-            lat.append(time.perf_counter() - t0)
-            if approved(body):
-                ok += 1
-            else:
-                bad += 1
+            if not await send_one(t, item, tally, reverse_every, time.perf_counter()):
+                return
 
+    t0 = time.perf_counter()
     await asyncio.gather(*(run(t) for t in terms))
-    return ok, bad, lat
+    return tally, time.perf_counter() - t0
 
 
-async def open_loop(terms: list[Terminal], frames: dict[str, list[bytes]], rate: float, seconds: float) -> tuple[int, int, list[float]]:
+async def open_loop(
+    terms: list[Terminal],
+    frames: dict[str, list[tuple[bytes, bytes, int]]],
+    rate: float,
+    seconds: float,
+    reverse_every: int,
+) -> Tally:
     """Paced: request k is due at k/rate; each terminal sends its own in order."""
     n = int(rate * seconds)
     per = max(1, n // len(terms))
-    ok = bad = 0
-    lat: list[float] = []
+    tally = Tally()
     start = time.perf_counter() + 0.2
 
     async def run(idx: int, t: Terminal) -> None:
-        nonlocal ok, bad
         for k in range(per):
             due = start + (k * len(terms) + idx) / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            body = await t.roundtrip(frames[t.tid][k])
-            lat.append(time.perf_counter() - due)  # includes any queueing behind schedule
-            if approved(body):
-                ok += 1
-            else:
-                bad += 1
+            # latency from when it was due: includes any queueing behind schedule
+            if not await send_one(t, frames[t.tid][k], tally, reverse_every, due):
+                return
 
     await asyncio.gather(*(run(i, t) for i, t in enumerate(terms)))
-    return ok, bad, lat
+    return tally
 
 
 def pct(values: list[float], q: float) -> float:
@@ -186,15 +271,165 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] * 1000
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="clearpos-bench-"))
-    text, terms_spec, pans = world(args.terminals, args.cards)
-    (tmp / "world.toml").write_text(text, "utf-8")
-    db = tmp / "bench.db"
+# --------------------------------------------------------------------------- stores
+
+
+def prepare_pg(url: str) -> None:
+    """A fresh database for ``url``: one named ``clearpos_bench*`` is dropped and made
+    again (no bloat from earlier runs); any other is created when missing, else reused."""
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres", query=""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if name.startswith("clearpos_bench"):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+JOURNAL_COLS = (
+    "ts", "business_date", "tid", "mid", "batch", "stan", "mti", "kind", "amount_fen", "card_id",
+    "pan_masked", "organisation", "code", "reason", "facts", "auth_code", "status", "req_key", "trail",
+)  # fmt: skip
+
+
+def synthetic_rows(
+    n: int,
+    terms: list[tuple[str, str]],
+    cards: list[int],
+    *,
+    batch: str | None = None,
+    start: int = 0,
+) -> Any:
+    """Approved purchases that moved no money (delta 0): the audit stays clean.
+
+    Without ``batch``: spread over the past 30 days in old batches (100000+),
+    each (tid, batch, STAN) unique. With ``batch``: all in that open batch of
+    the first terminal, today."""
+    now = time.time()
+    for i in range(start, start + n):
+        tid, mid = terms[0] if batch else terms[i % len(terms)]
+        if batch:
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(now - 60))
+            b, stan = batch, f"{i % 1000000:06d}"
+        else:
+            ts = time.strftime(
+                "%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(now - 86400 * 31 + i % (86400 * 30))
+            )
+            b, stan = f"{100000 + i // 1000000:06d}", f"{i % 1000000:06d}"
+        yield (
+            ts, ts[:10].replace("-", ""), tid, mid, b, stan, "0200", "purchase", 100 + i % 900,
+            cards[i % len(cards)], "622588******0000", "CUP", "00", "approved", "{}", "SYN001",
+            "approved", f"{SYNTHETIC}:{b}:{tid}:{i}", SYNTHETIC,
+        )  # fmt: skip
+
+
+def insert_synthetic(url: str, rows: Any) -> None:
+    cols = ", ".join(JOURNAL_COLS)
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url[len("sqlite:///") :], timeout=60)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                f"INSERT INTO journal ({cols}) VALUES ({', '.join('?' for _ in JOURNAL_COLS)})",
+                rows,
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        with conn.cursor() as cur, cur.copy(f"COPY journal ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE journal")
+
+
+def store_facts(url: str) -> tuple[list[int], int]:
+    db = open_database(url)
+    with db.reader() as tx:
+        cards = [c.id for c in tx.cards()]
+        n = int(tx.conn.execute("SELECT COUNT(*) AS n FROM journal").fetchone()["n"])
+    return cards, n
+
+
+def money_check(url: str) -> tuple[int, int]:
+    """(what the cards lost, what the journal holds as approved and not reversed)."""
+    db = open_database(url)
+    with db.reader() as tx:
+        lost = sum(c.opening_fen - c.balance_fen for c in tx.cards())
+        row = tx.conn.execute(
+            "SELECT COALESCE(SUM(amount_fen), 0) AS s FROM journal WHERE kind = 'purchase' AND code = '00' "
+            "AND status <> 'reversed' AND trail <> ?",
+            (SYNTHETIC,),
+        ).fetchone()
+    return lost, int(row["s"])
+
+
+def store_size(url: str, tmp: Path) -> str:
+    if url.startswith("sqlite"):
+        path = Path(url[len("sqlite:///") :])
+        return f"{sum(p.stat().st_size for p in path.parent.glob(path.name + '*')) / 1e6:.1f} MB"
+    db = open_database(url)
+    with db.reader() as tx:
+        row = tx.conn.execute("SELECT pg_database_size(current_database()) AS s").fetchone()
+    return f"{int(row['s']) / 1e6:.1f} MB"
+
+
+def pg_settings(url: str) -> str:
+    db = open_database(url)
+    with db.reader() as tx:
+        v = tx.conn.execute("SHOW server_version").fetchone()["server_version"]
+        sc = tx.conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"]
+        fs = tx.conn.execute("SHOW fsync").fetchone()["fsync"]
+    return f"PostgreSQL {v}, fsync={fs}, synchronous_commit={sc}"
+
+
+def cpu_seconds(host_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the host processes, PostgreSQL and this process (Linux)."""
+    out = {"host": 0.0, "postgres": 0.0, "client": 0.0}
+    if not Path("/proc/self/stat").exists():
+        return out
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        ppid, cpu = int(rest[1]), (int(rest[11]) + int(rest[12])) / tick
+        pid = int(d.name)
+        if pid == host_pid or ppid == host_pid:
+            out["host"] += cpu
+        elif comm == "postgres":
+            out["postgres"] += cpu
+        elif pid == os.getpid():
+            out["client"] += cpu
+    return out
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def start_host(
+    args: argparse.Namespace, world_file: Path, url: str
+) -> tuple[subprocess.Popen[str], str, int]:
     env = dict(os.environ, CLEARPOS_KEK=KEK)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clearpos.cli", "host", "--world", str(tmp / "world.toml"), "--db", f"sqlite:///{db}",
-         "--listen", "127.0.0.1:0", "--reset", "--quiet-transactions", "--log-level", "WARNING"],
+        [sys.executable, "-m", "clearpos.cli", "host", "--world", str(world_file), "--db", url,
+         "--listen", "127.0.0.1:0", "--reset", "--quiet-transactions", "--log-level", "WARNING",
+         "--workers", str(args.workers)],
         stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -204,47 +439,189 @@ async def main_async(args: argparse.Namespace) -> None:
         if not line:
             raise SystemExit("host did not start")
         m = re.search(r"listening on ([\d.]+):(\d+)", line)
-    host, port = m.group(1), int(m.group(2))
+    return proc, m.group(1), int(m.group(2))
+
+
+async def settle_batch(
+    t: Terminal, url: str, rows: int, cards: list[int]
+) -> tuple[float, float, str, int]:
+    """Put ``rows`` approved purchases in ``t``'s open batch and time its settlement."""
+    insert_synthetic(
+        url, synthetic_rows(rows, [(t.tid, t.mid)], cards, batch=t.batch, start=500000)
+    )
+    db = open_database(url)
+    with db.reader() as tx:
+        debit, dn, credit, cn = tx.batch_totals(t.tid, t.batch)
+    totals = Settlement48(Totals(debit % 10**12, dn % 1000, credit % 10**12, cn % 1000))
+    t0 = time.perf_counter()
+    body = await t.roundtrip(
+        t.frame(Settlement(tid=t.tid, mid=t.mid, stan=t.next_stan(), batch=t.batch, totals=totals)),
+        600,
+    )
+    t_settle = time.perf_counter() - t0
+    msg, _, _ = parse(body)
+    reason = str(getattr(msg, "reason", ""))
+    t_close = 0.0
+    if reason == "settlement.unbalanced":
+        t0 = time.perf_counter()
+        end = BatchUploadEnd(
+            tid=t.tid, mid=t.mid, stan=t.next_stan(), batch=t.batch, count=(dn + cn) % 10000
+        )
+        body = await t.roundtrip(t.frame(end), 600)
+        t_close = time.perf_counter() - t0
+        assert code_of(body) == "00", decode(body).fields
+    with db.reader() as tx:
+        closed = int(
+            tx.conn.execute(
+                "SELECT COUNT(*) AS n FROM journal WHERE tid = ? AND batch = ? AND settlement_id IS NOT NULL",
+                (t.tid, t.batch),
+            ).fetchone()["n"]
+        )
+    return t_settle, t_close, reason, closed
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="clearpos-bench-"))
+    text, terms_spec, pans = world(args.terminals, args.cards, args.merchants)
+    (tmp / "world.toml").write_text(text, "utf-8")
+    url = args.db or f"sqlite:///{tmp / 'bench.db'}"
+    pg = url.startswith(("postgresql://", "postgres://"))
+    if pg:
+        prepare_pg(url)
+    proc, host, port = start_host(args, tmp / "world.toml", url)
+    settle: tuple[float, float, str, int] | None = None
     try:
-        terms = [Terminal(tid, tmk) for tid, tmk in terms_spec]
+        cards, _ = store_facts(url)
+        prefill_s = 0.0
+        if args.prefill:
+            t0 = time.perf_counter()
+            insert_synthetic(
+                url, synthetic_rows(args.prefill, [(tid, mid) for tid, mid, _ in terms_spec], cards)
+            )
+            prefill_s = time.perf_counter() - t0
+        _, journal_before = store_facts(url)
+        terms = [Terminal(tid, mid, tmk) for tid, mid, tmk in terms_spec]
         for t in terms:
             await t.connect(host, port)
             await t.sign_on()
-        per_closed = int(args.seconds * 9000 / len(terms)) + 10
-        per_open = int(args.rate * args.seconds / len(terms)) + 10
+        per_closed = int(args.seconds * 4000 / len(terms)) + 10
+        per_open = int(args.rate * args.seconds / len(terms)) + 10 if args.rate else 0
         t0 = time.perf_counter()
         frames = {t.tid: t.purchases(per_closed, pans, i * 7) for i, t in enumerate(terms)}
-        build_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ok, bad, lat = await closed_loop(terms, frames, args.seconds)
-        dt = time.perf_counter() - t0
         frames2 = {t.tid: t.purchases(per_open, pans, i * 11) for i, t in enumerate(terms)}
-        ok2, bad2, lat2 = await open_loop(terms, frames2, args.rate, args.seconds)
+        build_s = time.perf_counter() - t0
+        cpu0 = cpu_seconds(proc.pid)
+        closed, dt = await closed_loop(terms, frames, args.seconds, args.reverse_every)
+        cpu1 = cpu_seconds(proc.pid)
+        opened = (
+            await open_loop(terms, frames2, args.rate, args.seconds, args.reverse_every)
+            if args.rate
+            else Tally()
+        )
+        if args.settle_batch:
+            settle = await settle_batch(terms[0], url, args.settle_batch, cards)
         for t in terms:
             t.writer.close()
+        await asyncio.sleep(0.5)  # let the host see the connections end before it stops
     finally:
         proc.terminate()
-        proc.wait(30)
-    size = sum(p.stat().st_size for p in tmp.glob("bench.db*"))
-    found = run_audit(f"sqlite:///{db}")
-    print(f"# bench/host.py — {platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
-    print(f"terminals {len(terms)}, cards {len(pans)}, SQLite WAL synchronous=FULL, group commit")
-    print(f"(pre-built {sum(len(v) for v in frames.values())} signed frames in {build_s:.1f} s, not timed)")
-    print("| run | approved | declined | approved/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|")
-    print(f"| closed loop, {len(terms)} terminals, {args.seconds:.0f} s | {ok} | {bad} | {ok / dt:,.0f} | {pct(lat, 0.5):.2f} | {pct(lat, 0.99):.2f} |")
-    print(f"| open loop at {args.rate:.0f}/s | {ok2} | {bad2} | {ok2 / args.seconds:,.0f} | {pct(lat2, 0.5):.2f} | {pct(lat2, 0.99):.2f} |")
-    print(f"database size after {ok + bad + ok2 + bad2 + len(terms):,} messages: {size / 1e6:.1f} MB; audit: {'OK' if not found else found[:3]}")
-    if statistics and bad + bad2:
-        print("declines present: check the world (limits) — every purchase should be approved")
+        proc.wait(60)
+    lost, journal_kept = money_check(url)
+    seen = closed.approved_fen + opened.approved_fen - closed.reversed_fen - opened.reversed_fen
+    t0 = time.perf_counter()
+    found = run_audit(url)
+    audit_s = time.perf_counter() - t0
+    money_ok = lost == journal_kept == seen
+    cpu = (
+        next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            platform.machine(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.machine()
+    )
+    store = pg_settings(url) if pg else "SQLite WAL synchronous=FULL, group commit"
+    print(
+        f"# bench/host.py — {platform.node()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(
+        f"store: {store}; host workers: {args.workers}; terminals {len(terms)}, merchants {args.merchants}, cards {len(pans)}"
+    )
+    print(
+        f"journal rows before the run: {journal_before:,}"
+        + (f" ({args.prefill:,} synthetic, inserted in {prefill_s:.1f} s)" if args.prefill else "")
+    )
+    print(
+        f"(pre-built {sum(len(v) for v in frames.values()) + sum(len(v) for v in frames2.values()):,} signed frames in {build_s:.1f} s, not timed)"
+    )
+    print(
+        "| run | approved | declined | no answer | reversed | approved/s | p50 ms | p95 ms | p99 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        f"| closed loop, {len(terms)} terminals, {args.seconds:.0f} s | {closed.ok} | {closed.declined} | {closed.failed} | {closed.reversals} | {closed.ok / dt:,.0f} | {pct(closed.lat, 0.5):.2f} | {pct(closed.lat, 0.95):.2f} | {pct(closed.lat, 0.99):.2f} |"
+    )
+    if args.rate:
+        print(
+            f"| open loop at {args.rate:.0f}/s | {opened.ok} | {opened.declined} | {opened.failed} | {opened.reversals} | {opened.ok / args.seconds:,.0f} | {pct(opened.lat, 0.5):.2f} | {pct(opened.lat, 0.95):.2f} | {pct(opened.lat, 0.99):.2f} |"
+        )
+    if closed.ok:
+        used = {k: (cpu1[k] - cpu0[k]) / closed.ok * 1e6 for k in cpu0}
+        print(
+            f"CPU per approved purchase in the closed loop: host {used['host']:.0f} µs, "
+            f"PostgreSQL {used['postgres']:.0f} µs, load generator {used['client']:.0f} µs; "
+            f"cores busy {sum(cpu1[k] - cpu0[k] for k in cpu0) / dt:.2f} of {os.cpu_count()}"
+        )
+    if settle:
+        t_settle, t_close, reason, closed_rows = settle
+        print(
+            f"settlement of a batch of {closed_rows:,} rows: 0500 answered in {t_settle * 1000:,.0f} ms ({reason}), 0320 end (closes the batch) in {t_close * 1000:,.0f} ms; total {(t_settle + t_close) * 1000:,.0f} ms"
+        )
+    print(
+        f"money: cards lost {lost:,} fen; journal approved and not reversed {journal_kept:,} fen; terminals saw approved minus reversed {seen:,} fen — {'OK' if money_ok else 'MISMATCH'}"
+    )
+    print(
+        f"audit ({audit_s:.1f} s): {'OK — every fen accounted for' if not found else found[:3]}; store size {store_size(url, tmp)}"
+    )
+    if closed.declined + opened.declined + closed.failed + opened.failed:
+        print("errors present: declines or unanswered requests — every purchase should be approved")
+    return 0 if money_ok and not found and not (closed.failed + opened.failed) else 1
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument(
+        "--db",
+        help="store URL (default: a fresh SQLite file); postgresql://.../clearpos_bench* is "
+        "dropped and created afresh, any other database created if missing and wiped",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="host processes (PostgreSQL only for > 1)"
+    )
     p.add_argument("--terminals", type=int, default=50)
+    p.add_argument("--merchants", type=int, default=1, choices=range(1, len(MIDS) + 1))
     p.add_argument("--cards", type=int, default=500)
     p.add_argument("--seconds", type=float, default=10)
-    p.add_argument("--rate", type=float, default=2000)
+    p.add_argument("--rate", type=float, default=2000, help="open-loop rate per second (0: skip)")
+    p.add_argument(
+        "--reverse-every",
+        type=int,
+        default=50,
+        help="reverse every K-th approved purchase of a terminal (0: never)",
+    )
+    p.add_argument(
+        "--prefill", type=int, default=0, help="synthetic journal rows put in before the run"
+    )
+    p.add_argument(
+        "--settle-batch",
+        type=int,
+        default=0,
+        help="afterwards, time the settlement of a batch of this many rows",
+    )
     args = p.parse_args()
     try:
         import uvloop
@@ -252,7 +629,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(main_async(args))
+    raise SystemExit(asyncio.run(main_async(args)))
 
 
 if __name__ == "__main__":

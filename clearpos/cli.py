@@ -17,7 +17,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wire": ("clearpos.wire.cli", "decode and encode POS 8583 messages"),
     "pos": ("clearpos.terminal.cli", "the virtual POS terminal"),
     "host": ("clearpos.host.cli", "run the acquiring host"),
+    "console": ("clearpos.console.cli", "run the web console"),
     "audit": ("clearpos.audit", "check the money invariants of a store"),
+    "diagnose": ("clearpos.diagnosis.cli", "explain a transaction, terminal or merchant"),
+    "admin": (
+        "clearpos.ops.cli",
+        "merchants, terminals, cards, arrears, tickets, reports, backups",
+    ),
+    "docs": ("clearpos.helpcenter.cli", "generate the merchant help pages"),
+    "demo": ("clearpos.demo", "run the whole story on an embedded store"),
 }
 
 

@@ -1,4 +1,7 @@
-"""The host end to end: real TCP on loopback, a real SQLite file, a real process.
+"""The host end to end: real TCP on loopback, a real store, a real process.
+
+Every test that starts a host runs twice (the ``store`` fixture of conftest.py):
+on a SQLite file, and on a fresh PostgreSQL database with two host processes.
 
 Every host-side row of SCENARIOS.md (A1-A10, C1, C3, C5, D1-D4, E) and every
 message of spec/pos8583.md §4. After each module the audit must find nothing.
@@ -8,13 +11,12 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from host_fixture import HostProc, start_host, world_with
+from host_fixture import HostProc, Store, start_host, world_with
 from hostclient import PAN, Client
 
 from clearpos.audit import run_audit
@@ -76,8 +78,8 @@ MIDS = {
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProc]:
-    h = start_host(tmp_path_factory.mktemp("host"))
+def host(tmp_path_factory: pytest.TempPathFactory, store: Store) -> Iterator[HostProc]:
+    h = start_host(tmp_path_factory.mktemp("host"), store=store)
     yield h
     h.stop()
     assert run_audit(h.url) == []
@@ -103,18 +105,12 @@ def balance(h: HostProc, pan: str) -> int:
     from clearpos.keys import KeyEncryptionKey
 
     tok = PanTokenizer(KeyEncryptionKey(bytes.fromhex("5e" * 32))).token(pan)
-    with sqlite3.connect(h.db) as conn:
-        row = conn.execute(
-            "SELECT balance_fen - holds_fen FROM cards WHERE pan_token = ?", (tok,)
-        ).fetchone()
+    row = h.one("SELECT balance_fen - holds_fen FROM cards WHERE pan_token = ?", (tok,))
     return int(row[0])
 
 
 def journal(h: HostProc, rrn: str) -> dict[str, object]:
-    with sqlite3.connect(h.db) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute("SELECT * FROM journal WHERE id = ?", (int(rrn),)).fetchone()
-    d = dict(row)
+    d = h.rows("SELECT * FROM journal WHERE id = ?", (int(rrn),))[0]
     d["facts"] = json.loads(str(d["facts"]))
     return d
 
@@ -284,9 +280,13 @@ def _window(who: str, start: timedelta, end: timedelta) -> str:
     ("who", "code", "reason"),
     [("host", "96", "host.maintenance"), ("issuer", "91", "issuer.unavailable")],
 )
-def test_a9_maintenance_window(tmp_path: Path, who: str, code: str, reason: str) -> None:
+def test_a9_maintenance_window(
+    tmp_path: Path, store: Store, who: str, code: str, reason: str
+) -> None:
     h = start_host(
-        tmp_path, world_text=world_with(_window(who, timedelta(hours=-1), timedelta(hours=1)))
+        tmp_path,
+        world_text=world_with(_window(who, timedelta(hours=-1), timedelta(hours=1))),
+        store=store,
     )
     try:
         c = client(h)
@@ -501,8 +501,8 @@ def test_offline_upload_approved_and_declined(host: HostProc) -> None:
     assert (no.code, no.reason) == ("62", "card.frozen")
 
 
-def test_settlement_balanced_closes_batch_then_refund(tmp_path: Path) -> None:
-    h = start_host(tmp_path)
+def test_settlement_balanced_closes_batch_then_refund(tmp_path: Path, store: Store) -> None:
+    h = start_host(tmp_path, store=store)
     try:
         c = signed_on(h)
         sale = c.request(Kind.PURCHASE, 1234, c.card())
@@ -554,8 +554,8 @@ def test_settlement_balanced_closes_batch_then_refund(tmp_path: Path) -> None:
     assert run_audit(h.url) == []
 
 
-def test_settlement_unbalanced_then_batch_upload(tmp_path: Path) -> None:
-    h = start_host(tmp_path)
+def test_settlement_unbalanced_then_batch_upload(tmp_path: Path, store: Store) -> None:
+    h = start_host(tmp_path, store=store)
     try:
         c = signed_on(h)
         a = c.request(Kind.PURCHASE, 1000, c.card())
@@ -587,12 +587,9 @@ def test_settlement_unbalanced_then_batch_upload(tmp_path: Path) -> None:
             BatchUploadEnd(tid=c.tid, mid=c.mid, stan=c.next_stan(), batch=c.batch, count=3)
         )
         assert end.code == "00"
-        with sqlite3.connect(h.db) as conn:
-            st = conn.execute("SELECT status, uploaded FROM settlements").fetchone()
-            unmatched = conn.execute(
-                "SELECT COUNT(*) FROM batch_uploads WHERE journal_id IS NULL"
-            ).fetchone()[0]
-            batch = conn.execute("SELECT batch FROM terminals WHERE tid = '10000001'").fetchone()[0]
+        st = h.one("SELECT status, uploaded FROM settlements")
+        unmatched = h.one("SELECT COUNT(*) AS n FROM batch_uploads WHERE journal_id IS NULL")[0]
+        batch = h.one("SELECT batch FROM terminals WHERE tid = '10000001'")[0]
         assert st == ("closed", 3) and unmatched == 2 and batch == "000002"
     finally:
         h.stop()
@@ -611,8 +608,8 @@ def test_one_connection_many_requests_and_many_connections(host: HostProc) -> No
     )
 
 
-def test_idle_slow_sender_is_cut(tmp_path: Path) -> None:
-    h = start_host(tmp_path, extra=("--frame-timeout", "0.5", "--idle-timeout", "2"))
+def test_idle_slow_sender_is_cut(tmp_path: Path, store: Store) -> None:
+    h = start_host(tmp_path, extra=("--frame-timeout", "0.5", "--idle-timeout", "2"), store=store)
     try:
         s = socket.create_connection((h.host, h.port), timeout=5)
         s.sendall(b"\x00\x30\x60")  # a frame that never completes
@@ -624,13 +621,13 @@ def test_idle_slow_sender_is_cut(tmp_path: Path) -> None:
         h.stop()
 
 
-def test_world_refused_on_non_empty_store_without_reset(tmp_path: Path) -> None:
+def test_world_refused_on_non_empty_store_without_reset(tmp_path: Path, store: Store) -> None:
     import subprocess
     import sys
 
     from host_fixture import env
 
-    h = start_host(tmp_path)
+    h = start_host(tmp_path, store=store)
     h.stop()
     other = tmp_path / "other.toml"
     other.write_text(h.world.read_text("utf-8"), "utf-8")

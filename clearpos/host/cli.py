@@ -9,11 +9,13 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from ..clock import Clock
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
 from ..reasons import catalog
-from ..store import DEFAULT_URL, StoreError, open_database
+from ..store import DEFAULT_URL, Database, StoreError, open_database
+from ..store.pg import DEFAULT_WRITERS
 from ..world import WorldError, load_world
 from .engine import Engine
 from .seed import SeedRefused, seed
@@ -35,7 +37,12 @@ _DEFAULTS = Limits()
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--world", type=Path, help="world file (TOML) to load into an empty store")
-    p.add_argument("--db", default=DEFAULT_URL, help=f"store URL (default {DEFAULT_URL})")
+    p.add_argument(
+        "--db",
+        default=DEFAULT_URL,
+        help=f"store URL (default {DEFAULT_URL}); or postgresql://USER@HOST[:PORT]/DB[?writers=N]"
+        f" (N writer connections per process, default {DEFAULT_WRITERS})",
+    )
     p.add_argument(
         "--listen",
         type=hostport,
@@ -58,6 +65,16 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frame", type=int, default=_DEFAULTS.max_frame, help="bytes")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--quiet-transactions", action="store_true", help="no per-transaction log lines")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="host processes sharing the port (SO_REUSEPORT) and the store; PostgreSQL only "
+        "(default 1). With --metrics HOST:PORT, worker K serves metrics on PORT+K",
+    )
+    # set by the supervisor for its workers
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--supervised-by", type=int, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
@@ -75,8 +92,25 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.quiet_transactions:
         logging.getLogger("clearpos.host.txn").setLevel(logging.WARNING)
+    if args.supervised_by is not None:
+        from .supervisor import die_with_parent
+
+        die_with_parent(args.supervised_by)
+    if args.workers < 1:
+        print("clearpos host: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not args.db.startswith(("postgresql://", "postgres://")):
+        print(
+            f"clearpos host: --workers {args.workers} needs a PostgreSQL store: SQLite has one "
+            "writer, so a second host process cannot share it. Use --db postgresql://... "
+            "or run one worker.",
+            file=sys.stderr,
+        )
+        return 1
     try:
         kek = KeyEncryptionKey.load()
+        if args.supervised_by is None:  # every machine must show the same (docs/scaling.md)
+            log.info("KEK fingerprint %s", kek.fingerprint())
         db = open_database(args.db)
         engine, hsm, tokens = build_engine(kek)
         if args.world is not None:
@@ -106,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
     except (SeedRefused, StoreError, KekError, OSError) as exc:
         print(f"clearpos host: {exc}", file=sys.stderr)
         return 1
+    if args.workers > 1:
+        from .supervisor import supervise
+
+        return supervise(args, db.url)
     limits = Limits(args.max_connections, args.max_frame, args.idle_timeout, args.frame_timeout)
     with contextlib.suppress(ImportError):
         import uvloop
@@ -122,16 +160,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(args: argparse.Namespace, db: object, engine: Engine, limits: Limits) -> None:
-    from ..store import Database
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    assert isinstance(db, Database)
+
+async def _serve(args: argparse.Namespace, db: Database, engine: Engine, limits: Limits) -> None:
     writer = db.writer()
     await writer.start()
     server = HostServer(engine, writer, limits)
-    host, port = await server.start(*args.listen)
+    host, port = await server.start(*args.listen, reuse_port=args.reuse_port)
     print(f"clearpos host listening on {host}:{port} store {db.url}", flush=True)
-    extra: list[asyncio.AbstractServer] = []
+    extra: list[_Closable] = []
     if args.metrics:
         from .metrics import start_metrics
 

@@ -50,7 +50,9 @@ class EmbeddedHost:
         self._error: BaseException | None = None
 
     def start(self) -> EmbeddedHost:
-        self._thread = threading.Thread(target=self._run, name="clearpos-embedded-host", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="clearpos-embedded-host", daemon=True
+        )
         self._thread.start()
         self._ready.wait(30)
         if self._error is not None:
@@ -77,7 +79,7 @@ class EmbeddedHost:
                 from ..console.app import start_console
 
                 console = await start_console(self.db, *self.console)
-                self.console_url = f"http://{self.console[0]}:{self.console[1]}/"
+                self.console_url = str(console.url)
         self._ready.set()
         serving = asyncio.create_task(server.serve_forever())
         await self._stop.wait()

@@ -1,14 +1,19 @@
 """``clearpos.store`` — the durable store behind the host.
 
-``open_database(url)`` gives a backend; ``backend.transaction()`` a synchronous
-unit of work; ``backend.writer()`` the host's group-committing writer. The
-pipeline talks only to :class:`Tx`.
+``open_database(url)`` gives a backend (SQLite or PostgreSQL);
+``backend.transaction()`` a synchronous unit of work; ``backend.writer()`` the
+host's writer, whose ``run(unit)`` runs a unit of work off the event loop and
+resolves after its commit. The pipeline talks only to :class:`Tx`.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
+from .pg import PgDatabase, PgTx, PgWriter
 from .records import (
     CardRec,
     JournalRec,
@@ -18,25 +23,42 @@ from .records import (
     journal_id_of,
     rrn_of,
 )
-from .sqlite import GroupCommitWriter, SqliteDatabase, StoreError
+from .sqlite import GroupCommitWriter as SqliteWriter
+from .sqlite import SqliteDatabase, StoreError
 from .tx import CREDIT_KINDS, DEBIT_KINDS, Tx
+
+T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///clearpos.db"
 
-Database = SqliteDatabase
+Database = SqliteDatabase | PgDatabase
+
+
+class Writer(Protocol):
+    """What the host needs of a backend's writer (SQLite: group commit; PostgreSQL: a pool)."""
+
+    commits: int
+    units: int
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    def run(self, unit: Callable[[Tx], T]) -> asyncio.Future[T]: ...
+
+
+#: the name the host modules import; any backend's writer
+GroupCommitWriter = Writer
 
 
 def open_database(url: str = DEFAULT_URL) -> Database:
-    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``postgresql://...``."""
+    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or
+    ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?writers=N]``."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
         if not path:
             raise StoreError("sqlite URL needs a path: sqlite:///clearpos.db")
         return SqliteDatabase(Path(path))
     if url.startswith(("postgresql://", "postgres://")):
-        raise StoreError(
-            "the PostgreSQL backend is not available in this build yet; use sqlite:///PATH"
-        )
+        return PgDatabase(url)
     raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
 
 
@@ -50,10 +72,15 @@ __all__ = [
     "JournalRec",
     "MaintenanceRec",
     "MerchantRec",
+    "PgDatabase",
+    "PgTx",
+    "PgWriter",
     "SqliteDatabase",
+    "SqliteWriter",
     "StoreError",
     "TerminalRec",
     "Tx",
+    "Writer",
     "journal_id_of",
     "open_database",
     "rrn_of",

@@ -149,6 +149,70 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX audit_entity ON audit(entity, entity_id, ts)",
         ],
     ),
+    (
+        2,
+        "operations: arrears ledger, resumption requests, tickets, console users",
+        [
+            # No REFERENCES here: `clearpos host --reset` wipes the host tables it knows.
+            # Fees and fines owed to the provider, and payments against them (停机 / 复机);
+            # merchants.arrears_fen stays the running balance the host reads.
+            """CREATE TABLE arrears_ledger (
+                id INTEGER PRIMARY KEY,
+                mid TEXT NOT NULL,
+                ts TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                amount_fen BIGINT NOT NULL,
+                balance_fen BIGINT NOT NULL,
+                voucher TEXT NOT NULL DEFAULT '',
+                actor TEXT NOT NULL,
+                note TEXT NOT NULL DEFAULT '')""",
+            "CREATE INDEX arrears_ledger_mid ON arrears_ledger(mid, ts)",
+            """CREATE TABLE resumption_requests (
+                id INTEGER PRIMARY KEY,
+                mid TEXT NOT NULL,
+                requested_at TEXT NOT NULL,
+                requested_by TEXT NOT NULL,
+                note TEXT NOT NULL DEFAULT '',
+                status TEXT NOT NULL,
+                decided_at TEXT,
+                decided_by TEXT,
+                decision_why TEXT NOT NULL DEFAULT '')""",
+            "CREATE INDEX resumption_requests_mid ON resumption_requests(mid, status)",
+            """CREATE TABLE tickets (
+                id INTEGER PRIMARY KEY,
+                opened_at TEXT NOT NULL,
+                opened_by TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                tid TEXT NOT NULL DEFAULT '',
+                mid TEXT NOT NULL DEFAULT '',
+                rrn TEXT NOT NULL DEFAULT '',
+                title TEXT NOT NULL,
+                status TEXT NOT NULL,
+                owner TEXT NOT NULL DEFAULT '',
+                resolution TEXT NOT NULL DEFAULT '',
+                updated_at TEXT NOT NULL,
+                evidence TEXT NOT NULL DEFAULT '{}')""",
+            "CREATE INDEX tickets_status ON tickets(status, updated_at)",
+            "CREATE INDEX tickets_tid ON tickets(tid)",
+            "CREATE INDEX tickets_mid ON tickets(mid)",
+            """CREATE TABLE ticket_comments (
+                id INTEGER PRIMARY KEY,
+                ticket_id BIGINT NOT NULL,
+                ts TEXT NOT NULL,
+                author TEXT NOT NULL,
+                body TEXT NOT NULL)""",
+            "CREATE INDEX ticket_comments_ticket ON ticket_comments(ticket_id, ts)",
+            """CREATE TABLE users (
+                id INTEGER PRIMARY KEY,
+                username TEXT NOT NULL UNIQUE,
+                role TEXT NOT NULL,
+                password_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                disabled INTEGER NOT NULL DEFAULT 0)""",
+            "CREATE INDEX journal_tid_ts ON journal(tid, ts)",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

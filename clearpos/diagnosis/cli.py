@@ -1,0 +1,155 @@
+"""``clearpos diagnose`` — the cause, who must act and the remedy, from the journal.
+
+    clearpos diagnose --db URL (--rrn R | --tid T | --mid M | --code C | --explain KEY)
+                      [--since DURATION] [--lang zh|en] [--json]
+
+``--code`` takes a field 39 code (``03``) or a reason key (``network.timeout``).
+``--explain`` needs no store: the catalog's words for a reason key, for
+outcomes the terminal decides alone (``operator.wrong_password``...).
+
+With ``--json``: one JSON document per line — one per transaction for
+``--rrn`` and ``--code`` (``{"rrn", "tid", "reason", "cause", "actor",
+"remedy": [...], ...}``), one document for ``--tid`` / ``--mid`` with the
+explained transactions under ``"transactions"``.
+
+Exit status: 0 diagnosed, 1 nothing found (no such RRN, terminal or merchant)
+or the store cannot be opened, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, cast
+
+from ..ops.queries import read
+from ..reasons import Lang, catalog
+from ..store import DEFAULT_URL, StoreError, open_database
+from .explain import explain_reason, explain_rrn
+from .render import render_explanation, render_merchant, render_terminal
+from .subjects import NotFound, diagnose_code, diagnose_merchant, diagnose_terminal, parse_since
+
+__all__ = ["register"]
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = (
+        "examples:\n"
+        "  clearpos diagnose --db sqlite:///clearpos.db --rrn 000000000042\n"
+        "  clearpos diagnose --db sqlite:///clearpos.db --tid 10000003 --since 1d --lang en\n"
+        "  clearpos diagnose --db sqlite:///clearpos.db --code 90 --since 15m --json\n"
+        "  clearpos diagnose --explain operator.wrong_password --lang en"
+    )
+    p.add_argument("--db", default=None, help=f"store URL (default {DEFAULT_URL})")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--rrn", help="one transaction, by its retrieval reference number")
+    what.add_argument("--tid", help="a terminal: failures, history, the most likely fix")
+    what.add_argument("--mid", help="a merchant: failures, arrears, history, the most likely fix")
+    what.add_argument("--code", help="every transaction with this field 39 code or reason key")
+    what.add_argument("--explain", metavar="KEY", help="a reason key from the catalog alone")
+    p.add_argument("--since", default="7d", help="window: 15m, 1h, 7d, 2w or a date (default 7d)")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="language (default zh)")
+    p.add_argument(
+        "--limit", type=int, default=20, help="most transactions to explain (default 20)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON document per line")
+    p.set_defaults(run=run)
+
+
+def _emit(doc: dict[str, Any]) -> None:
+    print(json.dumps(doc, ensure_ascii=False, sort_keys=True))
+
+
+def _emit_subject(doc: dict[str, Any]) -> None:
+    """spec/world.md: one JSON document per line, and per transaction at least
+    rrn, tid, reason, cause, actor, remedy. So each explained transaction is a
+    line of its own, and the terminal or merchant summary comes last, without
+    the transactions repeated."""
+    transactions = doc.pop("transactions", None) or []
+    for t in transactions:
+        _emit(t)
+    doc["transactions"] = len(transactions)
+    _emit(doc)
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    if args.json:
+        _emit({"ok": False, "error": message})
+    else:
+        print(f"clearpos diagnose: {message}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+
+    lang = cast(Lang, args.lang)
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    if args.explain:
+        if args.explain not in catalog():
+            raise UsageError(f"--explain: {args.explain!r} is not a reason key of the catalog")
+        e = explain_reason(args.explain, lang)
+        if args.json:
+            _emit(e.to_dict())
+        else:
+            print(render_explanation(e))
+        return 0
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        db = open_database(args.db or DEFAULT_URL)
+        with read(db) as tx:
+            if args.rrn:
+                found = explain_rrn(tx, args.rrn, lang)
+                if found is None:
+                    return _fail(args, f"no transaction with RRN {args.rrn!r} in {db.url}")
+                if args.json:
+                    _emit(found.to_dict())
+                else:
+                    print(render_explanation(found))
+                return 0
+            if args.tid:
+                td = diagnose_terminal(tx, args.tid, since=since, lang=lang, limit=args.limit)
+                if args.json:
+                    _emit_subject(td.to_dict())
+                else:
+                    print(render_terminal(td))
+                return 0
+            if args.mid:
+                md = diagnose_merchant(tx, args.mid, since=since, lang=lang, limit=args.limit)
+                if args.json:
+                    _emit_subject(md.to_dict())
+                else:
+                    print(render_merchant(md))
+                return 0
+            code = str(args.code)
+            if code not in catalog() and not (len(code) == 2 and code.isalnum()):
+                raise UsageError(
+                    f"--code {code!r}: give a field 39 code (e.g. 03) or a reason key (e.g. card.frozen)"
+                )
+            rows = diagnose_code(tx, code, since=since, lang=lang, limit=args.limit)
+    except NotFound as exc:
+        return _fail(args, str(exc))
+    except StoreError as exc:
+        return _fail(args, str(exc))
+    if not rows:
+        if args.json:
+            _emit({"ok": True, "code": code, "count": 0, "since": args.since})
+        else:
+            print(f"no transactions with {code} since {args.since}")
+            if code in catalog():
+                print()
+                print(render_explanation(explain_reason(code, lang)))
+        return 0
+    for e in rows:
+        if args.json:
+            _emit(e.to_dict())
+        else:
+            print(render_explanation(e))
+            print()
+    return 0

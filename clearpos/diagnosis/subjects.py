@@ -1,0 +1,373 @@
+"""Diagnose a terminal, a merchant, or every transaction with one code.
+
+For a terminal or merchant: its recent failures grouped by reason (count,
+first and last time), its state history (the audit trail), and the single most
+likely thing to fix, ranked: a current blocking state first — merchant closed
+or suspended, terminal replaced or suspended, software below the minimum, no
+working keys — then the most frequent recent decline whose actor is the
+merchant, the provider or the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from ..clock import CST, Clock, show, utc_iso
+from ..ops.arrears import ledger, pending_request, requests
+from ..ops.common import fen_yuan
+from ..ops.queries import audit_rows, journal_rows
+from ..reasons import Lang, catalog
+from ..store import JournalRec, MerchantRec, TerminalRec, Tx
+from .explain import TIMEOUT, explain_row, fill_ids, is_fixable
+from .model import (
+    Explanation,
+    FailureGroup,
+    Fix,
+    HistoryEntry,
+    MerchantDiagnosis,
+    MerchantState,
+    TerminalDiagnosis,
+    TerminalState,
+)
+from .sentences import merchant_state, t, terminal_state
+
+__all__ = [
+    "NotFound",
+    "diagnose_code",
+    "diagnose_merchant",
+    "diagnose_terminal",
+    "failures",
+    "merchant_snapshot",
+    "parse_since",
+    "terminal_snapshot",
+]
+
+#: journal kinds whose declines are not failures of the terminal's business
+_NOT_FAILURES = ("settlement.balanced", "settlement.unbalanced")
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class NotFound(LookupError):
+    """Nothing to diagnose: no such terminal, merchant or transaction."""
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``15m``, ``1h``, ``7d``, ``2w`` ago, or an ISO date / date-time (China time if no offset).
+
+    >>> from datetime import UTC
+    >>> now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    >>> parse_since("90m", now).isoformat()
+    '2026-11-23T10:30:00+00:00'
+    >>> parse_since("2026-11-20", now).isoformat()
+    '2026-11-20T00:00:00+08:00'
+    """
+    now = now or Clock().now()
+    m = _DURATION.match(text.strip().lower())
+    if m:
+        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r}: give a duration like 15m, 1h, 7d, 2w or a date like 2026-11-20"
+        ) from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=CST)
+
+
+def _is_timeout(row: JournalRec) -> bool:
+    return row.kind == "reversal" and str(row.facts.get("reversal_reason")) == "98"
+
+
+def _failure_reason(row: JournalRec) -> str | None:
+    """The reason a row counts as a failure under, or None when it is not one."""
+    if _is_timeout(row):
+        return TIMEOUT
+    if row.kind == "reversal" or row.code == "00" or row.status != "declined":
+        return None
+    if row.reason in _NOT_FAILURES:
+        return None
+    return row.reason if row.reason in catalog() else "host.error"
+
+
+def failures(rows: Sequence[JournalRec], lang: Lang) -> list[FailureGroup]:
+    """Failures grouped by reason, most frequent first (then most recent)."""
+    groups: dict[str, list[JournalRec]] = {}
+    for r in rows:
+        key = _failure_reason(r)
+        if key is not None:
+            groups.setdefault(key, []).append(r)
+    out = []
+    cat = catalog()
+    for key, rs in groups.items():
+        reason = cat[key]
+        facts = dict(rs[-1].facts)
+        facts["notice"] = facts.get(f"notice_{lang}")
+        out.append(
+            FailureGroup(
+                reason=key,
+                screen=reason.screen_text(lang, **facts),
+                actor=reason.actor.get(lang),
+                category=reason.category,
+                count=len(rs),
+                first=rs[0].ts,
+                last=rs[-1].ts,
+                first_time=show(rs[0].ts),
+                last_time=show(rs[-1].ts),
+                tids=tuple(sorted({r.tid for r in rs})),
+                rrns=tuple(r.rrn for r in rs[-5:]),
+                fixable=is_fixable(reason),
+            )
+        )
+    out.sort(key=lambda g: g.last, reverse=True)  # ties: the most recent first
+    out.sort(key=lambda g: g.count, reverse=True)
+    return out
+
+
+def _history(tx: Tx, entity: str, ids: Sequence[str], limit: int = 50) -> list[HistoryEntry]:
+    return [
+        HistoryEntry(
+            ts=a.ts,
+            time=show(a.ts),
+            entity=a.entity,
+            entity_id=a.entity_id,
+            actor=a.actor,
+            action=a.action,
+            from_state=a.from_state,
+            to_state=a.to_state,
+            why=a.reason,
+            detail=a.detail,
+        )
+        for a in audit_rows(tx, entity, ids, limit=limit)
+    ]
+
+
+def terminal_snapshot(tx: Tx, term: TerminalRec) -> TerminalState:
+    """The terminal's state for display, with the terminal it replaced (if any)."""
+    prev = tx.conn.execute(
+        "SELECT tid FROM terminals WHERE replaced_by = ?", (term.tid,)
+    ).fetchone()
+    return TerminalState(
+        tid=term.tid,
+        mid=term.mid,
+        status=term.status,
+        since=show(term.status_since),
+        by=term.status_by,
+        why=term.status_why,
+        signed_on=term.signed_on,
+        keys_issued_at=show(term.keys_issued_at) if term.keys_issued_at else None,
+        batch=term.batch,
+        software=term.last_software,
+        min_software=term.min_software,
+        last_seen=show(term.last_seen) if term.last_seen else None,
+        tmk_kcv=term.tmk_kcv,
+        replaced_by=term.replaced_by,
+        replaces=str(prev["tid"]) if prev else None,
+    )
+
+
+def merchant_snapshot(tx: Tx, m: MerchantRec) -> MerchantState:
+    """The merchant's state for display, with what it owes and any pending resumption request."""
+    req = pending_request(tx, m.mid)
+    return MerchantState(
+        mid=m.mid,
+        name=m.name,
+        status=m.status,
+        suspension_cause=m.suspension_cause,
+        owed=fen_yuan(m.arrears_fen),
+        owed_fen=m.arrears_fen,
+        since=show(m.status_since),
+        by=m.status_by,
+        why=m.status_why,
+        restricted_types=m.restricted_types,
+        single_limit=fen_yuan(m.single_limit_fen),
+        pending_request=req.id if req else None,
+    )
+
+
+def _fix(
+    key: str, headline: str, lang: Lang, *, mid: str = "", tid: str = "", **facts: object
+) -> Fix:
+    r = catalog()[key]
+    return Fix(
+        reason=key,
+        source="state",
+        headline=headline,
+        cause=r.cause_text(lang, **facts),
+        actor=r.actor.get(lang),
+        remedy=fill_ids(r.remedy_steps(lang, **facts), mid=mid, tid=tid),
+    )
+
+
+def _merchant_blockers(tx: Tx, m: MerchantRec, lang: Lang) -> list[Fix]:
+    head = merchant_state(tx, m, lang)
+    if m.status == "closed":
+        return [_fix("merchant.closed", head, lang, mid=m.mid)]
+    if m.status == "suspended":
+        cause = m.suspension_cause or "manual"
+        return [
+            _fix(f"merchant.suspended.{cause}", head, lang, mid=m.mid, owed=fen_yuan(m.arrears_fen))
+        ]
+    return []
+
+
+def _terminal_blockers(tx: Tx, term: TerminalRec, lang: Lang) -> list[Fix]:
+    if term.status in ("suspended", "replaced"):
+        return [
+            _fix(
+                "terminal.suspended",
+                terminal_state(tx, term, lang),
+                lang,
+                mid=term.mid,
+                tid=term.tid,
+            )
+        ]
+    if term.last_software is not None and term.last_software < term.min_software:
+        head = t(
+            lang,
+            f"终端 {term.tid} 上报软件版本 {term.last_software}，低于要求的 {term.min_software}",
+            f"terminal {term.tid} reports software {term.last_software}, below the required {term.min_software}",
+        )
+        return [_fix("terminal.update_required", head, lang, mid=term.mid, tid=term.tid)]
+    if not term.signed_on:
+        head = t(
+            lang,
+            f"终端 {term.tid} 在主机上没有工作密钥（未签到、已签退或主密钥已更换）",
+            f"terminal {term.tid} holds no working keys at the host (never signed on, signed off, or its TMK was rotated)",
+        )
+        return [_fix("terminal.not_signed_on", head, lang, mid=term.mid, tid=term.tid)]
+    return []
+
+
+def _decline_fix(groups: Sequence[FailureGroup], lang: Lang, *, mid: str, tid: str) -> Fix | None:
+    for g in groups:
+        if g.fixable:
+            r = catalog()[g.reason]
+            head = t(
+                lang,
+                f"最近 {g.count} 笔失败为「{g.screen}」（{g.reason}，{g.first_time} 至 {g.last_time}）",
+                f"{g.count} recent failure{'s' if g.count > 1 else ''}: '{g.screen}' "
+                f"({g.reason}, {g.first_time} to {g.last_time})",
+            )
+            return Fix(
+                reason=g.reason,
+                source="declines",
+                headline=head,
+                cause=r.cause_text(lang),
+                actor=g.actor,
+                remedy=fill_ids(
+                    r.remedy_steps(lang), mid=mid, tid=tid, rrn=g.rrns[-1] if g.rrns else ""
+                ),
+                count=g.count,
+            )
+    return None
+
+
+def _explained(
+    tx: Tx, rows: Sequence[JournalRec], lang: Lang, limit: int
+) -> tuple[Explanation, ...]:
+    failed = [r for r in rows if _failure_reason(r) is not None]
+    return tuple(explain_row(tx, r, lang) for r in failed[-limit:])
+
+
+def diagnose_terminal(
+    tx: Tx, tid: str, *, since: datetime, lang: Lang = "zh", limit: int = 10
+) -> TerminalDiagnosis:
+    """A terminal's state, recent failures, history and the most likely fix."""
+    term = tx.terminal(tid)
+    start = utc_iso(since)
+    rows = journal_rows(tx, tids=[tid], since=start)
+    if term is None:
+        if not rows:
+            raise NotFound(f"no terminal {tid!r} and no transactions from it since {show(start)}")
+        head = t(
+            lang, f"主机中没有登记终端号 {tid}", f"no terminal {tid} is registered at the host"
+        )
+        groups = failures(rows, lang)
+        unknown = _fix("terminal.unknown", head, lang, tid=tid)
+        return TerminalDiagnosis(
+            tid,
+            start,
+            None,
+            None,
+            (unknown,),
+            tuple(groups),
+            unknown,
+            (),
+            _explained(tx, rows, lang, limit),
+            lang,
+        )
+    m = tx.merchant(term.mid)
+    blocking: list[Fix] = []
+    if m is not None:
+        blocking += _merchant_blockers(tx, m, lang)
+    blocking += _terminal_blockers(tx, term, lang)
+    groups = failures(rows, lang)
+    fix = blocking[0] if blocking else _decline_fix(groups, lang, mid=term.mid, tid=tid)
+    ids = [tid]
+    state = terminal_snapshot(tx, term)
+    if state.replaces:
+        ids.insert(0, state.replaces)
+    return TerminalDiagnosis(
+        tid=tid,
+        window_start=start,
+        terminal=state,
+        merchant=merchant_snapshot(tx, m) if m else None,
+        blocking=tuple(blocking),
+        failures=tuple(groups),
+        fix=fix,
+        history=tuple(_history(tx, "terminal", ids)),
+        transactions=_explained(tx, rows, lang, limit),
+        lang=lang,
+    )
+
+
+def diagnose_merchant(
+    tx: Tx, mid: str, *, since: datetime, lang: Lang = "zh", limit: int = 10
+) -> MerchantDiagnosis:
+    """A merchant's state, terminals, arrears, recent failures, history and the most likely fix."""
+    m = tx.merchant(mid)
+    if m is None:
+        raise NotFound(f"no merchant {mid!r} in this store")
+    start = utc_iso(since)
+    rows = journal_rows(tx, mid=mid, since=start)
+    terms = tx.terminals(mid)
+    blocking = _merchant_blockers(tx, m, lang)
+    for term in terms:
+        if term.status != "replaced":
+            blocking += _terminal_blockers(tx, term, lang)
+    groups = failures(rows, lang)
+    fix = blocking[0] if blocking else _decline_fix(groups, lang, mid=mid, tid="")
+    return MerchantDiagnosis(
+        mid=mid,
+        window_start=start,
+        merchant=merchant_snapshot(tx, m),
+        terminals=tuple(terminal_snapshot(tx, term) for term in terms),
+        arrears=tuple(e.to_dict() for e in ledger(tx, mid)),
+        requests=tuple(r.to_dict() for r in requests(tx, mid)),
+        blocking=tuple(blocking),
+        failures=tuple(groups),
+        fix=fix,
+        history=tuple(_history(tx, "merchant", [mid])),
+        transactions=_explained(tx, rows, lang, limit),
+        lang=lang,
+    )
+
+
+def diagnose_code(
+    tx: Tx, code: str, *, since: datetime, lang: Lang = "zh", limit: int = 50
+) -> list[Explanation]:
+    """Every transaction with this field 39 code — or this reason key — since ``since``."""
+    start = utc_iso(since)
+    cat = catalog()
+    if code in cat:
+        if code == TIMEOUT:
+            rows = [r for r in journal_rows(tx, kinds=["reversal"], since=start) if _is_timeout(r)]
+            rows = rows[-limit:]
+        else:
+            rows = journal_rows(tx, reason=code, since=start, limit=limit)
+    else:
+        rows = journal_rows(tx, code=code.strip().upper(), since=start, limit=limit)
+    return [explain_row(tx, r, lang) for r in rows]

@@ -1,0 +1,203 @@
+"""Console users: a username, a role, and an argon2id password hash (never the password).
+
+Roles, from least to most: ``operator`` (looks things up, opens and works
+tickets), ``supervisor`` (also approves or rejects resumption requests),
+``admin`` (everything). The web console signs people in with
+:func:`verify_password`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from ..store import Tx
+from .common import Change, Refused, check_actor, now_iso, record
+from .queries import insert, update
+
+__all__ = [
+    "APPROVER_ROLES",
+    "ROLES",
+    "User",
+    "add_user",
+    "disable_user",
+    "get_user",
+    "list_users",
+    "require_role",
+    "verify_password",
+]
+
+ROLES = ("operator", "supervisor", "admin")
+APPROVER_ROLES = frozenset({"supervisor", "admin"})
+MIN_PASSWORD = 8
+_USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
+
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A console user as stored (the hash is never part of this record)."""
+
+    id: int
+    username: str
+    role: str
+    created_at: str
+    created_by: str
+    disabled: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "disabled": self.disabled,
+        }
+
+    @classmethod
+    def of(cls, r: Any) -> User:
+        return cls(
+            int(r["id"]),
+            r["username"],
+            r["role"],
+            r["created_at"],
+            r["created_by"],
+            bool(r["disabled"]),
+        )
+
+
+def get_user(tx: Tx, username: str) -> User | None:
+    row = tx.conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+    return User.of(row) if row else None
+
+
+def list_users(tx: Tx) -> list[User]:
+    return [User.of(r) for r in tx.conn.execute("SELECT * FROM users ORDER BY username").fetchall()]
+
+
+def add_user(
+    tx: Tx,
+    username: str,
+    role: str,
+    password: str,
+    *,
+    by: str,
+    now: datetime | None = None,
+) -> tuple[User, Change]:
+    """Register a console user; the password is stored only as an argon2id hash."""
+    by = check_actor(by)
+    if not _USERNAME.match(username):
+        raise Refused(
+            f"username {username!r} must be 2-32 characters: a lower-case letter, then "
+            "lower-case letters, digits, '.', '_' or '-'"
+        )
+    if role not in ROLES:
+        raise Refused(f"role {role!r} is unknown; use one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise Refused(f"the password must have at least {MIN_PASSWORD} characters")
+    if get_user(tx, username) is not None:
+        raise Refused(f"user {username!r} already exists", entity="user", entity_id=username)
+    at = now_iso(now)
+    uid = insert(
+        tx,
+        "users",
+        {
+            "username": username,
+            "role": role,
+            "password_hash": _hasher.hash(password),
+            "created_at": at,
+            "created_by": by,
+            "disabled": 0,
+        },
+    )
+    change = record(
+        tx,
+        at=at,
+        by=by,
+        entity="user",
+        entity_id=username,
+        action="add",
+        to_state="enabled",
+        detail={"role": role, "id": uid},
+    )
+    user = get_user(tx, username)
+    assert user is not None
+    return user, change
+
+
+def disable_user(
+    tx: Tx, username: str, *, by: str, why: str, now: datetime | None = None
+) -> Change:
+    """Stop a user from signing in (the record and its history stay)."""
+    by = check_actor(by)
+    user = get_user(tx, username)
+    if user is None:
+        raise Refused(f"no user {username!r}", entity="user", entity_id=username)
+    if user.disabled:
+        raise Refused(
+            f"user {username!r} is already disabled",
+            entity="user",
+            entity_id=username,
+            state="disabled",
+            action="disable",
+        )
+    at = now_iso(now)
+    update(tx, "users", "username", username, {"disabled": 1})
+    return record(
+        tx,
+        at=at,
+        by=by,
+        entity="user",
+        entity_id=username,
+        action="disable",
+        from_state="enabled",
+        to_state="disabled",
+        why=why,
+    )
+
+
+def verify_password(tx: Tx, username: str, password: str) -> User | None:
+    """The user when the password is right and the user is enabled; None otherwise.
+
+    A hash made with older argon2 parameters is upgraded in place (the caller
+    commits the transaction).
+    """
+    row = tx.conn.execute(
+        "SELECT * FROM users WHERE username = ? AND disabled = 0", (username,)
+    ).fetchone()
+    if row is None:
+        return None
+    stored = str(row["password_hash"])
+    try:
+        _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(stored):
+        update(tx, "users", "username", username, {"password_hash": _hasher.hash(password)})
+    return User.of(row)
+
+
+def require_role(tx: Tx, username: str, roles: frozenset[str], what: str) -> str:
+    """``username`` when it is an enabled user with one of ``roles``; Refused otherwise.
+
+    ``what`` completes "only a supervisor or admin may ...", e.g. "approve a resumption request".
+    """
+    user = get_user(tx, username)
+    ranked = [r for r in ROLES if r in roles]
+    wanted = " or ".join(ranked)
+    if user is None or user.disabled:
+        raise Refused(
+            f"only a registered {wanted} may {what}; {username!r} is "
+            + ("disabled" if user else "not a console user")
+            + f" (add one with: clearpos admin user add --username NAME --role {ranked[0]} --by YOU)"
+        )
+    if user.role not in roles:
+        raise Refused(f"only a {wanted} may {what}; {username!r} has the role {user.role}")
+    return user.username
