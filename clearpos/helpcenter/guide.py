@@ -24,10 +24,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 
+from ..datafile import read_text
 from ..reasons import LANGS, Catalog, Text, catalog
 
 __all__ = [
@@ -369,19 +369,12 @@ def load_guide(path: str | Path | None = None, cat: Catalog | None = None) -> Gu
     text without zh or en, an unknown field.
     """
     cat = cat if cat is not None else catalog()
-    if path is None:
-        resource = resources.files(__package__ or "clearpos.helpcenter").joinpath("guide.toml")
-        name = str(resource)
-        try:
-            text = resource.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GuideError(name, [("(file)", f"cannot read: {exc}")]) from exc
-    else:
-        name = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GuideError(name, [("(file)", f"cannot read: {exc}")]) from exc
+    name, text = read_text(
+        __package__ or "clearpos.helpcenter",
+        "guide.toml",
+        path,
+        lambda name, message: GuideError(name, [("(file)", message)]),
+    )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -34,10 +34,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
+
+from ..datafile import read_text
 
 __all__ = [
     "CATEGORIES",
@@ -758,19 +759,12 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     in a text, has an unknown field, category or terminal action, or uses a code
     without fallback text.
     """
-    if path is None:
-        resource = resources.files(__name__).joinpath("catalog.toml")
-        name = str(resource)
-        try:
-            text = resource.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CatalogError(name, [("(file)", f"cannot read: {exc}")]) from exc
-    else:
-        name = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CatalogError(name, [("(file)", f"cannot read: {exc}")]) from exc
+    name, text = read_text(
+        __name__,
+        "catalog.toml",
+        path,
+        lambda name, message: CatalogError(name, [("(file)", message)]),
+    )
     return _Loader(name).load(_parse(name, text))
 
 
