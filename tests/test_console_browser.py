@@ -334,3 +334,23 @@ def test_a_full_pan_typed_in_a_search_never_reaches_the_page(site: Site, browser
         assert page.locator(f"a[href='/transactions/{site.frozen_rrn}']").count() == 1
         no_full_pan(page)
         ctx.close()
+
+
+def test_a_merchant_finds_qing_chong_xin_qian_dao_in_help(site: Site, browser: Any) -> None:
+    """Issue 8: a merchant, not signed in, opens /help, finds 请重新签到 from the
+    index and reaches the steps — on a phone, as a merchant would."""
+    ctx = context(browser, phone=True)
+    page = ctx.new_page()
+    page.goto(site.url + "/help")
+    assert "/login" not in page.url  # the help center needs no sign-in
+    page.get_by_role("link", name="请重新签到", exact=True).first.click()
+    page.wait_for_load_state()
+    assert "sign-on-again" in page.url
+    page.get_by_role("link", name="MAC校验错，请重新签到", exact=True).first.click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="处理步骤").count() == 1
+    steps = page.locator("ol li")
+    assert steps.count() >= 2
+    assert "signon" in page.content() or "签到" in steps.first.inner_text()
+    shot(page, "help-phone-qing-chong-xin-qian-dao")
+    ctx.close()
