@@ -38,6 +38,7 @@ class HostServer:
         self.refused = 0
         self.frames = 0
         self._server: asyncio.Server | None = None
+        self._open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
         self._server = await asyncio.start_server(
@@ -52,8 +53,15 @@ class HostServer:
             await self._server.serve_forever()
 
     async def close(self) -> None:
+        """Stop listening, close every connection and let its handler finish (answers
+        already committed are written first: a handler only stops between frames)."""
         if self._server is not None:
             self._server.close()
+        for writer in list(self._open.values()):
+            writer.close()
+        if self._open:
+            await asyncio.wait(list(self._open), timeout=10)
+        if self._server is not None:
             await self._server.wait_closed()
 
     async def handle_frame(self, frame: Frame, received: float) -> Outcome:
@@ -78,6 +86,9 @@ class HostServer:
             writer.close()
             return
         self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._open[task] = writer
         peer = writer.get_extra_info("peername")
         framer = Framer(self.limits.max_frame)
         try:
@@ -120,6 +131,8 @@ class HostServer:
             pass
         finally:
             self.connections -= 1
+            if task is not None:
+                self._open.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
