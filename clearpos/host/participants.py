@@ -623,24 +623,8 @@ def daily_effect(j: JournalRec) -> int:
 
 def host_totals(ctx: Ctx, tid: str, batch: str) -> tuple[Totals, Totals]:
     """Domestic (CUP) and foreign totals of an open batch from the journal."""
-    tx = ctx.tx
-    rows = tx.conn.execute(
-        "SELECT kind, organisation, COUNT(*) AS n, COALESCE(SUM(amount_fen), 0) AS s FROM journal "
-        "WHERE tid = ? AND batch = ? AND code = '00' AND status <> 'reversed' "
-        "AND settlement_id IS NULL AND req_key IS NOT NULL GROUP BY kind, organisation",
-        (tid, batch),
-    ).fetchall()
-    acc = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
-    for r in rows:
-        dom = r["organisation"] == "CUP"
-        if r["kind"] in ("purchase", "completion", "offline"):
-            acc[dom][0] += int(r["s"])
-            acc[dom][1] += int(r["n"])
-        elif r["kind"] in ("refund", "void", "completion_void"):
-            acc[dom][2] += int(r["s"])
-            acc[dom][3] += int(r["n"])
-    d, f = acc[True], acc[False]
-    return Totals(d[0], d[1], d[2], d[3]), Totals(f[0], f[1], f[2], f[3])
+    dom, fgn = ctx.tx.batch_totals(tid, batch)
+    return Totals(*dom), Totals(*fgn)
 
 
 def close_batch(ctx: Ctx, settlement_id: int) -> None:

@@ -18,6 +18,9 @@ from .records import CardRec, JournalRec, MaintenanceRec, MerchantRec, TerminalR
 DEBIT_KINDS = ("purchase", "completion", "offline")
 CREDIT_KINDS = ("refund", "void", "completion_void")
 
+#: debit amount, debit count, credit amount, credit count
+Sums = tuple[int, int, int, int]
+
 
 class Cursor(Protocol):
     def fetchone(self) -> Any: ...
@@ -198,26 +201,29 @@ class Tx:
         )
         return int(row["n"])
 
-    def batch_totals(self, tid: str, batch: str) -> tuple[int, int, int, int]:
-        """Host view of an open batch: debit amount/count, credit amount/count.
+    def batch_totals(self, tid: str, batch: str) -> tuple[Sums, Sums]:
+        """Host view of an open batch, domestic (CUP) and foreign: debit amount and
+        count, credit amount and count each.
 
-        Approved transactions that were later reversed are not counted; a voided
-        purchase counts as a debit and its void as a credit (spec §4)."""
+        Approved transactions later reversed are not counted; a voided purchase
+        counts as a debit and its void as a credit (spec §4)."""
         rows = self._all(
-            "SELECT kind, COUNT(*) AS n, COALESCE(SUM(amount_fen), 0) AS s FROM journal "
+            "SELECT kind, organisation, COUNT(*) AS n, COALESCE(SUM(amount_fen), 0) AS s FROM journal "
             "WHERE tid = ? AND batch = ? AND code = '00' AND status <> 'reversed' "
-            "AND settlement_id IS NULL AND req_key IS NOT NULL GROUP BY kind",
+            "AND settlement_id IS NULL AND req_key IS NOT NULL GROUP BY kind, organisation",
             (tid, batch),
         )
-        debit = credit = dn = cn = 0
+        acc = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
         for r in rows:
+            side = acc[r["organisation"] == "CUP"]
             if r["kind"] in DEBIT_KINDS:
-                debit += int(r["s"])
-                dn += int(r["n"])
+                side[0] += int(r["s"])
+                side[1] += int(r["n"])
             elif r["kind"] in CREDIT_KINDS:
-                credit += int(r["s"])
-                cn += int(r["n"])
-        return debit, dn, credit, cn
+                side[2] += int(r["s"])
+                side[3] += int(r["n"])
+        d, f = acc[True], acc[False]
+        return (d[0], d[1], d[2], d[3]), (f[0], f[1], f[2], f[3])
 
     def close_batch(self, tid: str, batch: str, settlement_id: int) -> int:
         """Mark every financial row of the batch as belonging to this settlement."""
@@ -248,25 +254,11 @@ class Tx:
 
     # ------------------------------------------------------------------ maintenance
 
-    def maintenance_active(self, now: str) -> list[MaintenanceRec]:
-        rows = self._all(
-            "SELECT * FROM maintenance WHERE cancelled = 0 AND start_at <= ? AND end_at > ? ORDER BY start_at",
-            (now, now),
-        )
-        return [MaintenanceRec.of(r) for r in rows]
-
     def maintenance_upcoming(self, now: str) -> list[MaintenanceRec]:
         rows = self._all(
             "SELECT * FROM maintenance WHERE cancelled = 0 AND end_at > ? ORDER BY start_at", (now,)
         )
         return [MaintenanceRec.of(r) for r in rows]
-
-    def latest_notice_id(self, now: str) -> int:
-        row = self._one(
-            "SELECT COALESCE(MAX(id), 0) AS m FROM maintenance WHERE cancelled = 0 AND end_at > ?",
-            (now,),
-        )
-        return int(row["m"])
 
     def insert_maintenance(self, **cols: Any) -> int:
         mid = self._insert("maintenance", cols)
