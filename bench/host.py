@@ -451,8 +451,13 @@ async def settle_batch(
     )
     db = open_database(url)
     with db.reader() as tx:
-        debit, dn, credit, cn = tx.batch_totals(t.tid, t.batch)
-    totals = Settlement48(Totals(debit % 10**12, dn % 1000, credit % 10**12, cn % 1000))
+        dom, fgn = tx.batch_totals(t.tid, t.batch)
+
+    def wire(s: tuple[int, int, int, int]) -> Totals:  # field 48 counts stop at 999
+        return Totals(s[0] % 10**12, s[1] % 1000, s[2] % 10**12, s[3] % 1000)
+
+    totals = Settlement48(wire(dom), wire(fgn))
+    count = dom[1] + dom[3] + fgn[1] + fgn[3]
     t0 = time.perf_counter()
     body = await t.roundtrip(
         t.frame(Settlement(tid=t.tid, mid=t.mid, stan=t.next_stan(), batch=t.batch, totals=totals)),
@@ -465,7 +470,7 @@ async def settle_batch(
     if reason == "settlement.unbalanced":
         t0 = time.perf_counter()
         end = BatchUploadEnd(
-            tid=t.tid, mid=t.mid, stan=t.next_stan(), batch=t.batch, count=(dn + cn) % 10000
+            tid=t.tid, mid=t.mid, stan=t.next_stan(), batch=t.batch, count=count % 10000
         )
         body = await t.roundtrip(t.frame(end), 600)
         t_close = time.perf_counter() - t0

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "docs": ("clearpos.helpcenter.cli", "generate the merchant help pages"),
     "demo": ("clearpos.demo", "run the whole story on an embedded store"),
+    "lab": ("clearpos.lab.cli", "the fault lab: a seeded campaign of faults and crashes"),
 }
 
 

@@ -23,19 +23,41 @@ that matches and still has uses applies. Everything that passes is recorded in
 
 ``down()`` closes the listening socket (connections are then refused);
 ``up()`` listens again on the same port.
+
+**Chaos mode** (:meth:`FaultProxy.chaos`): every request frame gets a global
+number (1, 2, ... across all connections, in the order the proxy reads them);
+when no scheduled :class:`Fault` matches a frame, its action is drawn from a
+random generator seeded with ``(seed, frame number)`` alone
+(:func:`chaos_decision`), so the same seed gives the same fault for the same
+frame number, whatever happened before. An optional observer is told about
+every request frame after the proxy has acted on it (the fault lab kills the
+host or a terminal process from there). ``record=False`` keeps the proxy from
+storing every frame in :attr:`FaultProxy.seen` (long runs); :attr:`FaultProxy.counts`
+counts frames by direction and MTI either way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
+import random
 import socket
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["Action", "Fault", "FaultProxy", "Seen"]
+__all__ = [
+    "CHAOS_ACTIONS",
+    "Action",
+    "ChaosEvent",
+    "Fault",
+    "FaultProxy",
+    "Seen",
+    "chaos_decision",
+]
 
 
 class Action(Enum):
@@ -82,6 +104,71 @@ class Seen:
     action: Action
     raw: bytes = field(repr=False)
     at: float = 0.0
+
+
+CHAOS_ACTIONS: tuple[Action, ...] = (
+    Action.DROP_REQUEST,
+    Action.DROP_RESPONSE,
+    Action.DELAY_RESPONSE,
+    Action.CUT_REQUEST,
+    Action.CUT_RESPONSE,
+    Action.DUPLICATE,
+    Action.CORRUPT_RESPONSE,
+)
+"""The actions chaos mode can draw, in the fixed order the draw walks them."""
+
+#: a cut answer keeps at most this many bytes: every POS 8583 answer is longer
+_MAX_RESPONSE_CUT = 40
+
+
+def chaos_decision(
+    seed: int, frame: int, rates: Mapping[Action, float], frame_len: int
+) -> Fault | None:
+    """The fault chaos mode applies to global request frame ``frame`` (None: pass it).
+
+    A pure function of its arguments: one uniform draw from a generator seeded
+    with ``(seed, frame)`` is compared with the cumulative ``rates`` in the
+    order of :data:`CHAOS_ACTIONS`; the same generator then picks where a cut
+    happens (``after_bytes``: inside the request, or within the first 40 bytes
+    of the answer).
+
+    >>> chaos_decision(7, 1, {Action.DROP_REQUEST: 1.0}, 60).action
+    <Action.DROP_REQUEST: 'drop_request'>
+    >>> chaos_decision(7, 1, {}, 60) is None
+    True
+    """
+    rnd = random.Random(f"clearpos-chaos:{seed}:{frame}")
+    draw = rnd.random()
+    edge = 0.0
+    for action in CHAOS_ACTIONS:
+        edge += max(0.0, rates.get(action, 0.0))
+        if draw < edge:
+            after = 0
+            if action is Action.CUT_REQUEST:
+                after = rnd.randrange(max(1, frame_len))
+            elif action is Action.CUT_RESPONSE:
+                after = rnd.randrange(_MAX_RESPONSE_CUT)
+            return Fault(action, after_bytes=after)
+    return None
+
+
+@dataclass(frozen=True)
+class ChaosEvent:
+    """One request frame as chaos mode saw it: its global number, MTI and the action taken."""
+
+    frame: int
+    connection: int
+    mti: str
+    action: Action
+    scheduled: bool  # True: a scheduled Fault matched; False: drawn by chaos_decision
+
+
+@dataclass
+class _Chaos:
+    seed: int
+    rates: dict[Action, float]
+    delay: float
+    observer: Callable[[ChaosEvent], None] | None
 
 
 def _mti(frame: bytes) -> str:
@@ -147,7 +234,7 @@ class _Conn:
                 break
             frames += 1
             mti = _mti(frame)
-            fault = self.proxy._pick(mti, self.number, frames)
+            fault, event = self.proxy._decide(mti, self.number, frames, len(frame))
             action = fault.action if fault else Action.PASS
             self.proxy._record(Seen(self.number, "request", mti, action, frame, time.monotonic()))
             try:
@@ -165,6 +252,9 @@ class _Conn:
                     self.upstream.sendall(frame)
             except OSError:
                 break
+            finally:
+                if event is not None:
+                    self.proxy._observe(event)
         self.close()
 
     def _answers(self) -> None:
@@ -203,12 +293,22 @@ class _Conn:
 class FaultProxy:
     """A threaded TCP proxy in front of ``upstream`` that injects :class:`Fault` s."""
 
-    def __init__(self, upstream: tuple[str, int], listen_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, upstream: tuple[str, int], listen_host: str = "127.0.0.1", *, record: bool = True
+    ) -> None:
         self.upstream = upstream
         self.listen_host = listen_host
         self.port = 0
+        self.record = record
         self.seen: list[Seen] = []
+        self.counts: Counter[tuple[str, str]] = Counter()
+        """Frames by (direction, MTI), kept even with ``record=False``."""
         self.faults: list[Fault] = []
+        self.frames = 0
+        """Request frames read so far, on all connections (the chaos frame number)."""
+        self.chaos_counts: Counter[Action] = Counter()
+        """Faults chaos mode drew, by action (scheduled faults are not counted here)."""
+        self._chaos: _Chaos | None = None
         self._lock = threading.Lock()
         self._conns: list[_Conn] = []
         self._count = 0
@@ -296,17 +396,74 @@ class FaultProxy:
         with self._lock:
             self.faults.clear()
 
-    def _pick(self, mti: str, connection: int, frame: int) -> Fault | None:
+    def chaos(
+        self,
+        seed: int,
+        rates: Mapping[Action, float],
+        *,
+        delay: float = 1.0,
+        observer: Callable[[ChaosEvent], None] | None = None,
+    ) -> None:
+        """Draw a fault for every request frame no scheduled fault matches.
+
+        ``rates`` are per-frame probabilities by action (their sum at most 1);
+        ``delay`` is how long ``DELAY_RESPONSE`` holds an answer; ``observer``
+        is called (on the proxy's thread) with a :class:`ChaosEvent` for every
+        request frame once the proxy has acted on it. The frame number counts
+        from where the proxy is now (:attr:`frames`).
+        """
+        total = sum(max(0.0, r) for r in rates.values())
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"chaos rates add up to {total:.3f}, more than 1")
+        unknown = set(rates) - set(CHAOS_ACTIONS)
+        if unknown:
+            raise ValueError(f"chaos cannot draw {sorted(a.value for a in unknown)}")
         with self._lock:
+            self._chaos = _Chaos(seed, dict(rates), delay, observer)
+
+    def calm(self) -> None:
+        """Leave chaos mode: only scheduled faults apply again."""
+        with self._lock:
+            self._chaos = None
+
+    def _decide(
+        self, mti: str, connection: int, frame: int, frame_len: int
+    ) -> tuple[Fault | None, ChaosEvent | None]:
+        """The fault for one request frame: a scheduled one first, then chaos."""
+        with self._lock:
+            self.frames += 1
+            number = self.frames
             for f in self.faults:
                 if f.matches(mti, connection, frame):
                     f.used += 1
-                    return f
-        return None
+                    picked: Fault | None = f
+                    scheduled = True
+                    break
+            else:
+                picked, scheduled = None, False
+            chaos = self._chaos
+            if chaos is None:
+                return picked, None
+            if picked is None:
+                picked = chaos_decision(chaos.seed, number, chaos.rates, frame_len)
+                if picked is not None:
+                    picked.delay = chaos.delay
+                    self.chaos_counts[picked.action] += 1
+            action = picked.action if picked else Action.PASS
+            if chaos.observer is None:
+                return picked, None
+            return picked, ChaosEvent(number, connection, mti, action, scheduled)
+
+    def _observe(self, event: ChaosEvent) -> None:
+        chaos = self._chaos
+        if chaos is not None and chaos.observer is not None:
+            chaos.observer(event)
 
     def _record(self, seen: Seen) -> None:
         with self._lock:
-            self.seen.append(seen)
+            self.counts[(seen.direction, seen.mti)] += 1
+            if self.record:
+                self.seen.append(seen)
 
     def requests(self, mti: str | None = None) -> list[Seen]:
         """Request frames seen (optionally only one MTI), in order."""

@@ -1,0 +1,472 @@
+"""Leak scan: find the test data's secrets in files that must never hold them.
+
+The secrets are known because the test data is: world files list every
+card's PAN, expiry and PIN and every terminal's master key, and the working
+keys a run issued are recovered by unsealing the stores it left behind (the
+terminals' ``terminal.db`` and the host's store) with the KEKs the run used.
+Looked for in every byte of every file under the given paths:
+
+==============  ==============================================================
+``pan``         a full PAN as ASCII digits, or packed BCD (either nibble
+                alignment, as fields 2 and 35 carry it; BCD only when it packs
+                to 5 distinct bytes or more, see :func:`_bcd_forms`)
+``track2``      PAN + ``=``/``D`` + expiry, ASCII or packed BCD
+``pin-block``   a card's clear ISO 9564 format-0 PIN block, and the same
+                block encrypted under every known PIN key; raw or hex
+``tmk``         a terminal master key, raw or hex (either case)
+``working-key`` a PIN or MAC key issued at a sign-on, raw or hex (either case)
+``pin``         a known PIN where it reads as a PIN: ``"pin": "123456"``,
+                ``pin=123456``, ``PIN: 123456``, ``--pin 123456`` -- never a
+                PIN's digits inside unrelated numbers
+==============  ==============================================================
+
+World files themselves are the secrets' source: a ``.toml`` file with
+``[[cards]]`` or ``[[terminals]]`` tables is read for secrets and not
+reported. A hit names the file, the byte offset and the secret, masked.
+
+Many patterns, large files: every pattern of 7 bytes or more is indexed by its
+4-byte substrings; a file is read as 32-bit words at offsets 0, 4, 8, ...
+(one C-level set intersection), and since any occurrence of such a pattern
+covers an aligned word, only the patterns whose words occur are then searched
+for with ``bytes.find``. Shorter patterns are searched for directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sqlite3
+import sys
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clearpos.keys import KeyEncryptionKey, SealedKeyError
+from clearpos.keys.crypto import PinEngine
+from clearpos.wire.mask import mask_pan
+
+__all__ = ["Hit", "ScanResult", "Secrets", "clear_pin_block", "scan_bytes", "scan_paths"]
+
+_SQLITE = b"SQLite format 3\x00"
+_PIN_CONTEXT = re.compile(
+    rb"""(?ix)
+    (?: \bpin (?:_?code)? \b ["']? \s* [:=] \s* ["']?   # "pin": "1234", pin=1234, PIN: 1234
+      | --pin (?: \s+ | = )                            # --pin 1234
+    )
+    (\d{4,12}) (?!\d)
+    """
+)
+_WORD = 4
+_CHUNK = 1 << 22  # bytes per intersection (a multiple of 4)
+
+
+def clear_pin_block(pin: str, pan: str) -> bytes:
+    """ISO 9564 format 0: ``0L`` + PIN + ``F`` padding XOR ``0000`` + 12 PAN digits.
+
+    >>> clear_pin_block("1234", "4000000000002016").hex().upper()
+    '041234FFFFFFFDFE'
+    """
+    pin_field = bytes.fromhex(f"0{len(pin):X}{pin}".ljust(16, "F"))
+    pan_field = bytes.fromhex("0000" + pan[-13:-1])
+    return bytes(a ^ b for a, b in zip(pin_field, pan_field, strict=True))
+
+
+def _bcd_forms(digits: str) -> list[bytes]:
+    """``digits`` packed two per byte, starting on a high or on a low nibble.
+
+    A form with fewer than 5 distinct bytes (a test number like 4000000000002016
+    packs to ``40 00 00 00 00 00 20 16``) cannot be told from ordinary binary
+    data, so it is left out; such a PAN is still found as ASCII digits.
+    """
+    out: list[bytes] = []
+    for start in (0, 1):
+        s = digits[start:]
+        s = s[: len(s) // 2 * 2]
+        if len(s) >= 14 and len(set(bytes.fromhex(s))) >= 5:
+            out.append(bytes.fromhex(s))
+    return out
+
+
+def _masked_key(key: bytes) -> str:
+    h = key.hex().upper()
+    return f"{h[:2]}…{h[-2:]} ({len(key)} bytes)"
+
+
+@dataclass(frozen=True, order=True)
+class Hit:
+    """One secret found: where, and which (masked)."""
+
+    path: str
+    offset: int
+    kind: str
+    label: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.offset}: {self.kind} {self.label}"
+
+
+@dataclass
+class ScanResult:
+    """Hits, and what was scanned."""
+
+    hits: list[Hit] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    worlds: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "hits": [str(h) for h in self.hits],
+            "files": self.files,
+            "bytes": self.bytes,
+            "world_files_skipped": self.worlds,
+            "unreadable": self.unreadable,
+        }
+
+
+class Secrets:
+    """The byte patterns to look for, each with its kind and masked label."""
+
+    def __init__(self) -> None:
+        self.raw: dict[bytes, tuple[str, str]] = {}
+        self.folded: dict[bytes, tuple[str, str]] = {}  # lower-case hex text forms
+        self.pins: dict[str, str] = {}
+        self.pan_pins: list[tuple[str, str]] = []
+        self.pin_keys: set[bytes] = set()
+        self._index: tuple[dict[int, list[bytes]], list[bytes]] | None = None
+        self._findex: tuple[dict[int, list[bytes]], list[bytes]] | None = None
+
+    # -- adding secrets
+
+    def _add(self, pattern: bytes, kind: str, label: str, *, hex_too: bool) -> None:
+        self.raw.setdefault(pattern, (kind, label))
+        if hex_too:
+            self.folded.setdefault(pattern.hex().encode(), (kind, label + " as hex"))
+        self._index = self._findex = None
+
+    def add_card(self, pan: str, expiry: str = "", pin: str = "") -> None:
+        """A card's PAN, track 2, PIN and clear PIN block (and under every known PIN key)."""
+        if not (pan.isdecimal() and 12 <= len(pan) <= 19):
+            return
+        label = mask_pan(pan)
+        self._add(pan.encode(), "pan", label, hex_too=False)
+        for form in _bcd_forms(pan):
+            self.raw.setdefault(form, ("pan", label + " as BCD"))
+        if len(expiry) == 4 and expiry.isdecimal():
+            for sep in ("=", "D"):
+                self.raw.setdefault(
+                    f"{pan}{sep}{expiry}".encode(), ("track2", f"{label}{sep}{expiry}")
+                )
+            for form in _bcd_forms(f"{pan}D{expiry}"):
+                self.raw.setdefault(form, ("track2", f"{label} track 2 as BCD"))
+        if pin.isdecimal() and 4 <= len(pin) <= 12:
+            self.pins[pin] = f"PIN of {label} ({'*' * len(pin)})"
+            self.pan_pins.append((pan, pin))
+            self._add(clear_pin_block(pin, pan), "pin-block", f"clear, {label}", hex_too=True)
+            for key in self.pin_keys:
+                self._add_encrypted_block(key, pan, pin)
+        self._index = self._findex = None
+
+    def _add_encrypted_block(self, pik: bytes, pan: str, pin: str) -> None:
+        block = PinEngine(pik).encrypt(pin, pan)
+        self._add(block, "pin-block", f"encrypted, {mask_pan(pan)}", hex_too=True)
+
+    def add_key(self, key: bytes, kind: str, whose: str) -> None:
+        """A clear key (``tmk`` or ``working-key``), raw and as hex."""
+        if len(key) < 8:
+            return
+        self._add(key, kind, f"{whose} {_masked_key(key)}", hex_too=True)
+
+    def add_working_keys(self, keys: Iterable[bytes], whose: str = "issued at a sign-on") -> None:
+        """Working keys: 16-byte ones may be PIN keys, so the cards' blocks under them count too."""
+        for key in keys:
+            if key in self.raw:
+                continue
+            self.add_key(key, "working-key", whose)
+            if len(key) == 16:
+                self.pin_keys.add(key)
+                for pan, pin in self.pan_pins:
+                    with contextlib.suppress(ValueError):
+                        self._add_encrypted_block(key, pan, pin)
+
+    def add_world_data(self, data: dict[str, object]) -> None:
+        """Secrets from a parsed world file (lenient: whatever entries look right)."""
+        for entry in _tables(data, "cards"):
+            self.add_card(str(entry.get("pan", "")), str(entry.get("expiry", "")),
+                          str(entry.get("pin", "")))  # fmt: skip
+        for entry in _tables(data, "terminals"):
+            tmk = str(entry.get("tmk", ""))
+            with contextlib.suppress(ValueError):
+                key = bytes.fromhex(tmk)
+                if len(key) in (8, 16, 24):
+                    self.add_key(key, "tmk", f"TMK of {entry.get('tid', '?')}")
+
+    def add_world(self, path: Path) -> None:
+        """Secrets of one world file."""
+        with contextlib.suppress(OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            self.add_world_data(tomllib.loads(path.read_text("utf-8")))
+
+    @classmethod
+    def from_world_text(cls, text: str) -> Secrets:
+        s = cls()
+        s.add_world_data(tomllib.loads(text))
+        return s
+
+    def add_sealed_stores(self, root: Path, keks: Iterable[KeyEncryptionKey]) -> int:
+        """Unseal every key in terminal state and host stores under ``root``; returns how many."""
+        keks = list(keks)
+        found = 0
+        for path in _files([root]):
+            try:
+                with open(path, "rb") as fh:
+                    if fh.read(16) != _SQLITE:
+                        continue
+            except OSError:
+                continue
+            for name, context, sealed in _sealed_keys(path):
+                for kek in keks:
+                    try:
+                        key = kek.open(sealed, context)
+                    except SealedKeyError:
+                        continue
+                    found += 1
+                    if name == "tmk":
+                        self.add_key(key, "tmk", f"TMK ({context})")
+                    else:
+                        self.add_working_keys([key], f"{name} ({context})")
+                    break
+        return found
+
+    def add_lab_runs(self, root: Path) -> int:
+        """For every fault-lab output under ``root`` (its ``lab.json``): its world and KEK."""
+        from .campaign import lab_kek, lab_world
+
+        runs = 0
+        for path in _files([root]):
+            if path.name != "lab.json":
+                continue
+            try:
+                doc = json.loads(path.read_text("utf-8"))
+                seed, terminals, cards = int(doc["seed"]), int(doc["terminals"]), int(doc["cards"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            self.add_world_data(tomllib.loads(lab_world(seed, terminals, cards).toml))
+            self.add_sealed_stores(path.parent, [lab_kek(seed)])
+            runs += 1
+        return runs
+
+    # -- searching
+
+    def _built(self, folded: bool) -> tuple[dict[int, list[bytes]], list[bytes]]:
+        cached = self._findex if folded else self._index
+        if cached is not None:
+            return cached
+        patterns = self.folded if folded else self.raw
+        index: dict[int, list[bytes]] = {}
+        short: list[bytes] = []
+        for p in patterns:
+            if len(p) < 2 * _WORD - 1:
+                short.append(p)
+                continue
+            for i in range(len(p) - _WORD + 1):
+                index.setdefault(int.from_bytes(p[i : i + _WORD], sys.byteorder), []).append(p)
+        built = (index, short)
+        if folded:
+            self._findex = built
+        else:
+            self._index = built
+        return built
+
+    def find(self, data: bytes) -> Iterator[tuple[int, int, str, str]]:
+        """(offset, length, kind, label) of every secret in ``data``, overlaps included."""
+        for folded in (False, True):
+            hay = data.lower() if folded else data
+            patterns = self.folded if folded else self.raw
+            index, short = self._built(folded)
+            candidates: set[bytes] = set(short)
+            if index:
+                words = set(index)
+                view = memoryview(hay)
+                usable = len(hay) // _WORD * _WORD
+                for start in range(0, usable, _CHUNK):
+                    chunk = view[start : min(usable, start + _CHUNK)].cast("I")
+                    for w in words.intersection(chunk):
+                        candidates.update(index[w])
+                view.release()
+            for p in candidates:
+                at = hay.find(p)
+                while at >= 0:
+                    kind, label = patterns[p]
+                    yield at, len(p), kind, label
+                    at = hay.find(p, at + 1)
+        for m in _PIN_CONTEXT.finditer(data):
+            pin_label = self.pins.get(m.group(1).decode())
+            if pin_label is not None:
+                yield m.start(1), len(m.group(1)), "pin", pin_label
+
+
+def _tables(data: dict[str, object], name: str) -> list[dict[str, object]]:
+    value = data.get(name)
+    if not isinstance(value, list):
+        return []
+    return [e for e in value if isinstance(e, dict)]
+
+
+def _sealed_keys(path: Path) -> list[tuple[str, str, str]]:
+    """(name, context, sealed text) of every sealed key in one SQLite file."""
+    out: list[tuple[str, str, str]] = []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return out
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "config" in tables:
+            cfg = dict(db.execute("SELECT key, value FROM config WHERE key IN ('keys', 'tid')"))
+            if "keys" in cfg and "tid" in cfg:
+                tid = json.loads(cfg["tid"])
+                for name, sealed in json.loads(cfg["keys"]).items():
+                    out.append((name, f"terminal-{name}:{tid}", str(sealed)))
+        if "terminals" in tables:
+            for tid, *sealed in db.execute(
+                "SELECT tid, tmk_sealed, pik_sealed, mak_sealed FROM terminals"
+            ):
+                for name, value in zip(("tmk", "pik", "mak"), sealed, strict=True):
+                    if value:
+                        out.append((name, f"{name}:{tid}", str(value)))
+    except (sqlite3.Error, ValueError, AttributeError):
+        pass
+    finally:
+        db.close()
+    return out
+
+
+def _files(paths: Iterable[Path]) -> Iterator[Path]:
+    for p in paths:
+        if p.is_file():
+            yield p
+        elif p.is_dir():
+            for q in sorted(p.rglob("*")):
+                if q.is_file() and not q.is_symlink():
+                    yield q
+
+
+def _is_world(path: Path, head: bytes) -> bool:
+    return path.suffix == ".toml" and (b"[[cards]]" in head or b"[[terminals]]" in head)
+
+
+def scan_bytes(data: bytes, secrets: Secrets, name: str = "<data>") -> list[Hit]:
+    """Hits in one buffer; a hit inside a longer hit (a PAN inside its track 2) is dropped."""
+    found = sorted(secrets.find(data), key=lambda h: (h[0], -h[1]))
+    hits: list[Hit] = []
+    end = -1
+    for offset, length, kind, label in found:
+        if offset + length <= end:
+            continue
+        hits.append(Hit(name, offset, kind, label))
+        end = max(end, offset + length)
+    return hits
+
+
+def scan_paths(paths: Iterable[Path], secrets: Secrets, *, skip: Iterable[Path] = ()) -> ScanResult:
+    """Scan every file under ``paths`` (world files add secrets and are skipped)."""
+    files = list(_files(paths))
+    skipped = {p.resolve() for p in skip}
+    result = ScanResult()
+    todo: list[Path] = []
+    for f in files:
+        if f.resolve() in skipped:
+            continue
+        try:
+            with open(f, "rb") as fh:
+                head = fh.read(1 << 16)
+        except OSError:
+            result.unreadable.append(str(f))
+            continue
+        if _is_world(f, head):
+            secrets.add_world(f)
+            result.worlds.append(str(f))
+            continue
+        todo.append(f)
+    for f in todo:
+        try:
+            data = f.read_bytes()
+        except OSError:
+            result.unreadable.append(str(f))
+            continue
+        result.files += 1
+        result.bytes += len(data)
+        result.hits.extend(scan_bytes(data, secrets, str(f)))
+    return result
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", type=Path, help="files or directories to scan")
+    p.add_argument(
+        "--world",
+        type=Path,
+        action="append",
+        default=[],
+        help="world file with the secrets (default: the demo world); repeatable",
+    )
+    p.add_argument(
+        "--kek",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="a KEK (64 hex) that unseals the stores found, to learn their working keys",
+    )
+    p.add_argument(
+        "--lab-seed",
+        type=int,
+        action="append",
+        default=[],
+        help="add the lab world (up to 64 terminals) and the lab KEK of this fault-lab seed",
+    )
+    p.add_argument(
+        "--lab-cards",
+        type=int,
+        default=24,
+        help="generated cards of those lab worlds (default 24, as clearpos lab run)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .campaign import DEMO_WORLD, lab_kek, lab_world
+
+    secrets = Secrets()
+    for w in args.world or [DEMO_WORLD]:
+        secrets.add_world(w)
+    keks: list[KeyEncryptionKey] = []
+    for text in args.kek:
+        try:
+            keks.append(KeyEncryptionKey(bytes.fromhex(text)))
+        except ValueError:
+            print("clearpos lab scan: --kek must be 64 hex digits", file=sys.stderr)
+            return 2
+    for seed in args.lab_seed:
+        secrets.add_world_data(tomllib.loads(lab_world(seed, 64, args.lab_cards).toml))
+        keks.append(lab_kek(seed))
+    for p in args.paths:
+        secrets.add_lab_runs(p)
+        secrets.add_sealed_stores(p, keks)
+    result = scan_paths(args.paths, secrets)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        for h in result.hits:
+            print(h)
+        print(
+            f"leak scan: {len(result.hits)} hits in {result.files} files "
+            f"({result.bytes} bytes; {len(result.worlds)} world files read for secrets)"
+        )
+    return 1 if result.hits else 0
