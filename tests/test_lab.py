@@ -337,13 +337,6 @@ def test_settlement_after_a_lost_settlement_answer_succeeds(
         assert any(o.approved for o in outcomes), [o.reason for o in outcomes]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="host bug found by the fault lab (seed 1207): a duplicated 0500 opens a second "
-    "unbalanced settlement for the batch, and a duplicated batch-upload end (0320, 60.3 202, "
-    "same TID/batch/STAN) closes that one too -- a closed settlement with no rows (audit "
-    "'settlement') and the terminal's batch advanced twice",
-)
 def test_duplicated_settlement_and_upload_end_close_the_batch_once(
     tmp_path: Path,
     host: HostProcess,  # noqa: F811 - the imported fixture

@@ -573,7 +573,7 @@ class SettleBatch:
         for theirs, ours in ((m.totals.domestic, dom), (m.totals.foreign, fgn)):
             checks.append(CheckCode.BALANCED if theirs.same_sums(ours) else CheckCode.UNBALANCED)
         balanced = all(c == CheckCode.BALANCED for c in checks)
-        sid = ctx.tx.insert_settlement(
+        cols = dict(
             ts=ctx.now_iso,
             tid=t.tid,
             mid=t.mid,
@@ -589,6 +589,14 @@ class SettleBatch:
             check_code=CheckCode.BALANCED if balanced else CheckCode.UNBALANCED,
             status="unbalanced",
         )
+        # A settlement already waiting for its batch upload (a re-sent or duplicated
+        # 0500) is the same settlement: update it, never open a second one.
+        prior = ctx.tx.open_settlement(t.tid, t.batch)
+        if prior is not None:
+            sid = int(prior["id"])
+            ctx.tx.update_settlement(sid, **cols)
+        else:
+            sid = ctx.tx.insert_settlement(**cols)
         ctx.facts.update(
             settlement_id=sid,
             host_debit=fen_yuan(dom.debit_fen + fgn.debit_fen),
