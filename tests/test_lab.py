@@ -313,13 +313,6 @@ def test_refund_approved_but_answer_mac_fails_is_not_shown_as_not_credited(
         assert row.status != "declined", row.status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="terminal/host gap found by the fault lab: after a lost settlement answer the "
-    "host has closed the batch; every later 0500 is refused for batch mismatch, which a 0510 "
-    "can only say as check code 3, so the terminal shows 'settlement error, retry later' "
-    "for ever (only a financial transaction's 77 makes it sign on and take the new batch)",
-)
 def test_settlement_after_a_lost_settlement_answer_succeeds(
     tmp_path: Path,
     host: HostProcess,  # noqa: F811 - the imported fixture

@@ -560,12 +560,40 @@ class SettleBatch:
 
     name = "SettleBatch"
 
+    @staticmethod
+    def resettle(ctx: Ctx, m: Settlement) -> bool:
+        """A 0500 for a batch this host already closed (the terminal never heard the
+        0510): when its totals are the ones that closed it, answer the same again, so
+        the terminal closes its batch too. Nothing changes at the host."""
+        t = ctx.terminal
+        assert t is not None
+        closed = ctx.tx.closed_settlement(t.tid, m.batch)
+        if closed is None:
+            return False
+        d, f = m.totals.domestic, m.totals.foreign
+        theirs = (
+            d.debit_fen + f.debit_fen,
+            d.debit_count + f.debit_count,
+            d.credit_fen + f.credit_fen,
+            d.credit_count + f.credit_count,
+        )
+        stored = tuple(
+            int(closed[c])
+            for c in ("term_debit_fen", "term_debit_count", "term_credit_fen", "term_credit_count")
+        )
+        if theirs != stored:
+            return False
+        ctx.facts.update(settlement_id=int(closed["id"]), repeated=True)
+        ctx.facts["totals"] = Settlement48(d.with_check(1), f.with_check(1)).encode()
+        ctx.reason = "settlement.balanced"
+        return True
+
     def __call__(self, ctx: Ctx) -> bool:
         m = ctx.msg
         t = ctx.terminal
         assert isinstance(m, Settlement) and t is not None
         if m.batch != t.batch:
-            return ctx.decline(
+            return self.resettle(ctx, m) or ctx.decline(
                 "terminal.batch_mismatch", terminal_batch=m.batch, host_batch=t.batch
             )
         dom, fgn = host_totals(ctx, t.tid, t.batch)

@@ -249,6 +249,14 @@ class Tx:
             (tid, batch),
         )
 
+    def closed_settlement(self, tid: str, batch: str) -> Any:
+        """The settlement that closed this batch, if it is closed."""
+        return self._one(
+            "SELECT * FROM settlements WHERE tid = ? AND batch = ? AND status = 'closed' "
+            "ORDER BY id DESC LIMIT 1",
+            (tid, batch),
+        )
+
     def insert_batch_upload(self, **cols: Any) -> int:
         return self._insert("batch_uploads", cols)
 
