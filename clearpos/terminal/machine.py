@@ -494,9 +494,22 @@ class Terminal:
             extra=extra,
         )
 
-    def _local(self, command: str, key: str, *, financial: bool = False, **extra: Any) -> Outcome:
-        """Refused on the terminal: nothing was sent."""
-        self.store.journal_add(kind=command, stan="", batch=self.batch, status=st.LOCAL, reason=key)
+    def _local(
+        self,
+        command: str,
+        key: str,
+        *,
+        financial: bool = False,
+        detail: str | None = None,
+        more_lines: list[str] | None = None,
+        fields: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> Outcome:
+        """Refused or failed on the terminal's side: nothing was answered by the host."""
+        row: dict[str, Any] = {"kind": command, "stan": "", "batch": self.batch, "status": st.LOCAL}
+        if detail is not None:
+            row["detail"] = detail
+        self.store.journal_add(reason=key, **row)
         return Outcome(
             command=command,
             reason=key,
@@ -506,8 +519,8 @@ class Terminal:
             financial=financial,
             charged=False if financial else None,
             remedy=remedy_of(key, self.lang),
-            lines=self._not_sent(command) if financial else [],
-            extra=extra,
+            lines=(self._not_sent(command) if financial else []) + (more_lines or []),
+            extra={**(fields or {}), **extra},
         )
 
     def _not_sent(self, command: str) -> list[str]:
@@ -539,21 +552,13 @@ class Terminal:
 
     def _unreachable(self, command: str, exc: LinkError, *, financial: bool) -> Outcome:
         key = "network.unreachable" if isinstance(exc, Unreachable) else "network.timeout"
-        self.store.journal_add(
-            kind=command, stan="", batch=self.batch, status=st.LOCAL, reason=key, detail=str(exc)
-        )
-        lines = self._not_sent(command) if financial else []
-        return Outcome(
-            command=command,
-            reason=key,
-            code=None,
-            approved=False,
-            screen=screen_of(key, None, self.lang),
+        return self._local(
+            command,
+            key,
             financial=financial,
-            charged=False if financial else None,
-            remedy=remedy_of(key, self.lang),
-            lines=lines + self._lines,
-            extra={"error": str(exc), **self._extra},
+            detail=str(exc),
+            more_lines=self._lines,
+            fields={"error": str(exc), **self._extra},
         )
 
     def _after(self, out: Outcome) -> Outcome:
