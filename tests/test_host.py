@@ -519,6 +519,12 @@ def test_settlement_balanced_closes_batch_then_refund(tmp_path: Path, store: Sto
         )
         # the batch is closed: the old batch number is now a mismatch; sign on gives the next one
         assert c.purchase(1).reason == "terminal.batch_mismatch"
+        # ...but a request the host already has stays a duplicate (spec §7): 94, not 77,
+        # so a terminal never takes "batch closed" for "not applied" and re-issues it
+        held = balance(h, PAN)
+        again = c.send(sale)
+        assert (again.code, again.reason) == ("94", "transaction.duplicate")
+        assert balance(h, PAN) == held
         assert c.sign_on().code == "00" and c.batch == "000002"
         before = balance(h, PAN)
         refund = c.request(

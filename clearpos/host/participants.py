@@ -178,8 +178,18 @@ class CheckBatch:
     def __call__(self, ctx: Ctx) -> bool:
         t = ctx.terminal
         assert t is not None
-        batch = getattr(ctx.msg, "batch", t.batch)
+        m = ctx.msg
+        batch = getattr(m, "batch", t.batch)
         if batch != t.batch:
+            if isinstance(m, FinancialRequest):
+                # spec §7: a request the host already processed is a duplicate (94) even
+                # when its batch has closed since; 77 then means "not applied", which lets
+                # a terminal safely re-issue a stored offline sale in its current batch.
+                prior = ctx.tx.journal_by_key(f"{m.tid}:{m.batch}:{m.stan}")
+                if prior is not None:
+                    return ctx.decline(
+                        "transaction.duplicate", first_rrn=prior.rrn, first_reason=prior.reason
+                    )
             return ctx.decline("terminal.batch_mismatch", terminal_batch=batch, host_batch=t.batch)
         return True
 

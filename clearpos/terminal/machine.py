@@ -27,7 +27,7 @@ import hmac
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -743,10 +743,22 @@ class Terminal:
             req = self.sealer.open(row.sealed)
             try:
                 reply = self._exchange(req)
+                m = reply.msg
+                if (
+                    isinstance(m, FinancialResponse)
+                    and m.code == "77"
+                    and req.batch != self.batch
+                    and self.keys.signed_on
+                ):
+                    # The host closed the sale's batch without it (a settlement whose
+                    # answer was lost) and, not answering 94, does not have it: the sale
+                    # moves to the current batch under a new STAN and goes now.
+                    req = self._move_offline(row, req)
+                    reply = self._exchange(req)
+                    m = reply.msg
             except LinkError as exc:
                 self.store.journal_update(row.id, detail=f"upload failed: {exc}")
                 raise _Abort(self._unreachable(command, exc, financial=True)) from None
-            m = reply.msg
             if not isinstance(m, FinancialResponse):
                 continue
             code = m.code or ""
@@ -778,6 +790,21 @@ class Terminal:
                 self._extra.setdefault("offline_uploads", []).append(
                     {"stan": row.stan, "code": code, "reason": key, "uploaded": False}
                 )
+
+    def _move_offline(self, row: JournalRow, req: FinancialRequest) -> FinancialRequest:
+        """Re-issue a stored offline sale in the current batch with a new STAN."""
+        moved = replace(req, stan=self.store.next_stan(), batch=self.batch)
+        self.store.journal_update(
+            row.id,
+            stan=moved.stan,
+            batch=moved.batch,
+            sealed=self.sealer.seal(moved),
+            detail=f"moved from batch {req.batch} STAN {req.stan}: the host had closed that batch",
+        )
+        self._lines.append(
+            note("offline_moved", self.lang, old=req.stan, batch=req.batch, stan=moved.stan)
+        )
+        return moved
 
     def _prelude(self, command: str, *, offline: bool = True, need_keys: bool = True) -> None:
         """What must go before any online message: the reversal, then offline sales.
@@ -1382,18 +1409,22 @@ class Terminal:
             "host_time": m.host_time or "",
         }
         if code == "00" and reply.mac_ok is False:
+            # The answer says approved but cannot be trusted. A reversible request is
+            # undone; a refund is never reversed, so whether the host credited it is
+            # unknown here, exactly as when its answer is lost (never "not credited").
+            unknown = kind is Kind.REFUND
             if kind.reversible:
                 self.store.set_reversal_reason("A0")
             self.store.finish(
                 jid,
                 clear_reversal=not kind.reversible,
-                status=st.DECLINED,
+                status=st.UNKNOWN if unknown else st.DECLINED,
                 reason="mac.invalid",
                 code="A0",
                 detail="approved answer failed its MAC",
                 **answer,
             )
-            done = self._deliver_reversal() if kind.reversible else True
+            done = self._deliver_reversal() if kind.reversible else None
             self._need_resign = True
             return self._fin_outcome(
                 command,
@@ -1405,6 +1436,7 @@ class Terminal:
                 reversed_=done,
                 base=base,
                 host_code="00",
+                unknown=unknown,
             )
         if code == "00":
             if kind.reversible:

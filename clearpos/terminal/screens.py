@@ -58,6 +58,11 @@ NOTES: dict[str, tuple[str, str]] = {
         "离线交易上送被拒（流水{stan}）：请另向顾客收款",
         "Offline sale STAN {stan} declined at upload: collect payment another way",
     ),
+    "offline_moved": (
+        "离线交易（流水{old}）所在批次{batch}已被主机结算，已转入当前批次，新流水号{stan}",
+        "Offline sale STAN {old}: the host had already closed batch {batch}; "
+        "moved to the current batch as STAN {stan}",
+    ),
     "offline_uploaded": ("离线交易已上送（流水{stan}）", "Offline sale STAN {stan} uploaded"),
     "reversal_sent": ("已补发冲正（流水{stan}）", "Pending reversal sent (STAN {stan})"),
     "batch_open": ("批次保持打开，请稍后重新结算", "Batch stays open - settle again later"),
