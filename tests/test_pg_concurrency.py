@@ -29,16 +29,18 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import require_pg
 from host_fixture import EXAMPLE_WORLD, HostProc, Store, env, start_host
-from hostclient import Client
+from hostclient import PAN, Client
 
 from clearpos.audit import run_audit
 from clearpos.host.tokens import PanTokenizer
 from clearpos.keys import KeyEncryptionKey, TerminalKeys
-from clearpos.wire import FinancialRequest, Kind, Reversal
+from clearpos.wire import FinancialRequest, Kind, OriginalRef, Reversal, decode_frame
+from clearpos.wire.framing import Frame
 
 WORKERS = 4
 TERMINALS = 50
@@ -313,3 +315,110 @@ def test_several_workers_are_refused_on_sqlite(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 1 and "PostgreSQL" in r.stderr and "one writer" in r.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+class _InProcess(Client):
+    """The test client, answered by the engine inside a transaction we control."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__("in-process", 0)
+        self.engine = engine
+        self.tx: Any = None
+        self._out: bytes | None = None
+
+    def send_raw(self, data: bytes) -> None:
+        out = self.engine.handle(self.tx, decode_frame(data), time.perf_counter())
+        assert out.reply is not None
+        self._out = out.reply
+
+    def recv_frame(self) -> Frame:
+        assert self._out is not None
+        return decode_frame(self._out)
+
+
+def test_reversal_waits_for_a_completion_on_another_terminal_and_releases_the_hold_once(
+    tmp_path: Path,
+) -> None:
+    """Terminal 10000001 timed out on a pre-authorisation and reverses it; at the same
+    moment terminal 10000007 of the same merchant completes it by RRN (the terminals
+    do not share a row lock; only the card row is common). The completion holds the
+    card row; the reversal must read the original only once it has the card, so it
+    sees 'completed' and answers 12 — the hold is released once and the completed
+    amount stays taken. Deterministic: the completion's transaction is held open until
+    the reversal is seen waiting on a lock in pg_stat_activity."""
+    require_pg()
+    import psycopg
+
+    from clearpos.host.cli import build_engine
+    from clearpos.host.seed import seed
+    from clearpos.store import open_database
+    from clearpos.world import load_world
+
+    store = Store("postgresql")
+    try:
+        url = store.new_url(tmp_path, "race")
+        db = open_database(url)
+        engine, hsm, tokens = build_engine(KeyEncryptionKey.load())
+        world = load_world(EXAMPLE_WORLD)
+        seed(db, world, hsm, tokens, reset=False)
+        a, b = _InProcess(engine), _InProcess(engine)
+        b.tid = "10000007"
+        b.tmk = next(t.tmk for t in world.terminals if t.tid == b.tid)
+        b.keys = TerminalKeys(b.tmk)
+        for cl in (a, b):
+            with db.transaction() as tx:
+                cl.tx = tx
+                assert cl.sign_on().code == "00"
+        with db.reader() as tx:
+            before = tx.card_by_token(tokens.token(PAN))
+            assert before is not None
+        pre = a.request(Kind.PREAUTH, 3000, a.card(PAN))
+        with db.transaction() as tx:
+            a.tx = tx
+            held = a.send(pre)
+        assert held.code == "00"
+        completion = b.request(
+            Kind.COMPLETION,
+            2500,
+            b.card(PAN),
+            rrn=getattr(held.msg, "rrn", None),
+            original=OriginalRef(pre.batch, pre.stan, "1123"),
+        )
+        answer: dict[str, Any] = {}
+
+        def reverse() -> None:
+            with db.transaction() as tx2:
+                a.tx = tx2
+                answer["rev"] = a.send(Reversal.of(pre, "98"))
+
+        with db.transaction() as tx:
+            b.tx = tx
+            done = b.send(completion)  # the card row stays locked until this commits
+            assert done.code == "00", done.reason
+            t = threading.Thread(target=reverse)
+            t.start()
+            with psycopg.connect(url, autocommit=True) as watch:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    row = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    ).fetchone()
+                    if row and row[0]:
+                        break
+                    time.sleep(0.02)
+                else:
+                    pytest.fail("the reversal never waited for the card row")
+        t.join(20)
+        got = answer["rev"]
+        assert (got.code, got.reason) == ("12", "transaction.already_voided"), got.reason
+        with db.reader() as tx:
+            after = tx.card_by_token(tokens.token(PAN))
+            assert after is not None
+            assert (after.balance_fen, after.holds_fen) == (
+                before.balance_fen - 2500,
+                before.holds_fen,
+            )
+        assert run_audit(url) == []
+    finally:
+        store.drop_all()

@@ -11,7 +11,6 @@ import json
 import logging
 import secrets
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,7 +190,6 @@ class Engine:
         self.tokens = tokens
         self.catalog = catalog
         self.clock = clock or Clock()
-        self.counts: Counter[str] = Counter()
         self._config: HostConfig | None = None
         issuer = Issuer(hsm)
         mac = VerifyMac(hsm)
@@ -277,7 +275,6 @@ class Engine:
             trail=f"Decode:{exc.describe()}",
         )
         rrn = rrn_of(jid)
-        self.counts["message.format_error"] += 1
         record = {
             "tid": tid_s,
             "stan": stan_s,
@@ -412,7 +409,6 @@ class Engine:
             tx.update_terminal(
                 t.tid, last_seen=ctx.now_iso, last_software=ctx.frame.header.reserved
             )
-        self.counts[ctx.reason] += 1
         response = self._response(ctx, code, org)
         mac_fn = None
         if needs_mac(response) and ctx.mak_sealed is not None and t is not None:

@@ -13,7 +13,7 @@ def render_metrics(server: HostServer, writer: GroupCommitWriter) -> str:
         "# HELP clearpos_transactions_total Messages answered, by reason key.",
         "# TYPE clearpos_transactions_total counter",
     ]
-    for reason, n in sorted(server.engine.counts.items()):
+    for reason, n in sorted(server.answered.items()):
         lines.append(f'clearpos_transactions_total{{reason="{reason}"}} {n}')
     lines += [
         "# TYPE clearpos_connections gauge",

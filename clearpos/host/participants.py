@@ -91,7 +91,12 @@ class CheckMerchant:
 
     def __call__(self, ctx: Ctx) -> bool:
         assert ctx.terminal is not None
-        m = ctx.tx.merchant(ctx.terminal.mid)
+        # Read, not locked: the pipeline never changes a merchant, and every financial
+        # message of one merchant reads it, so on PostgreSQL a FOR UPDATE here would
+        # queue all of a merchant's traffic behind each other across all processes. At
+        # READ COMMITTED the read sees the latest committed status; a suspension that
+        # commits a moment later applies from the next message on.
+        m = ctx.tx.merchant(ctx.terminal.mid, lock=False)
         if m is None:  # a terminal always has a merchant (foreign key); keep the check honest
             return ctx.decline("merchant.closed", mid=ctx.terminal.mid)
         ctx.merchant = m
@@ -527,6 +532,13 @@ class Reverse:
             # A tombstone: should the original still arrive (late), it is a duplicate.
             ctx.req_key = key
             return ctx.decline("transaction.original_not_found", stan=r.stan)
+        card = ctx.tx.card(orig.card_id) if orig.card_id is not None else None
+        if card is not None:
+            # The card row is locked now (PostgreSQL: FOR UPDATE). A void, completion or
+            # another reversal of this original in another process locks the same card
+            # first, so reading the original again sees what it committed.
+            orig = ctx.tx.journal_original(r.tid, r.batch, r.stan, (r.kind.label,))
+            assert orig is not None  # journal rows are never deleted
         ctx.original_id = orig.id
         if orig.code != "00":
             return ctx.decline("transaction.original_not_found", original_reason=orig.reason)
@@ -537,7 +549,6 @@ class Reverse:
             return ctx.decline("transaction.already_voided", original_status=orig.status)
         if orig.settlement_id is not None:
             return ctx.decline("transaction.original_not_found", note="original already settled")
-        card = ctx.tx.card(orig.card_id) if orig.card_id is not None else None
         if card is not None and (orig.delta_fen or orig.hold_fen):
             bd = ctx.business_date
             same_day = orig.business_date == bd

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 
@@ -37,6 +38,7 @@ class HostServer:
         self.connections = 0
         self.refused = 0
         self.frames = 0
+        self.answered: Counter[str] = Counter()  # answers committed, by reason key
         self._server: asyncio.Server | None = None
         self._open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
@@ -68,17 +70,19 @@ class HostServer:
         """Run the engine as a unit of work; on a fault, journal host.error instead."""
         self.frames += 1
         try:
-            return await self.writer.run(
-                partial(self.engine.handle, frame=frame, received=received)
-            )
+            out = await self.writer.run(partial(self.engine.handle, frame=frame, received=received))
         except Exception as exc:
             log.exception(
                 "participant failed; answering host.error (nothing was committed). Message:\n%s",
                 masked_dump(frame),
             )
-            return await self.writer.run(
+            out = await self.writer.run(
                 partial(self.engine.host_error, frame=frame, exc=exc, received=received)
             )
+        # counted here, on the event loop, once the answer is committed: a unit the
+        # store ran again (PostgreSQL retries) or rolled back is not counted twice
+        self.answered[out.record.get("reason") or "none"] += 1
+        return out
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.connections >= self.limits.max_connections:

@@ -4,8 +4,8 @@ Several host processes may share one PostgreSQL database, so correctness under
 concurrency comes from the database alone, never from locks in this process:
 
 * every SELECT of a row the unit will update carries ``FOR UPDATE``
-  (:attr:`PgTx.lock`; the host's units read the merchant unlocked, see
-  :class:`PgHostTx`): the terminal row serialises one terminal's messages
+  (:attr:`PgTx.lock`; the host pipeline reads the merchant with
+  ``merchant(mid, lock=False)``, see ``CheckMerchant``): the terminal row serialises one terminal's messages
   (batch close against a purchase in flight, sign-on keys), the card row
   serialises every use of one card account (balance, holds, daily limit,
   velocity count, PIN tries) across all processes;
@@ -43,7 +43,6 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
-from .records import MerchantRec
 from .schema import MIGRATIONS
 from .sqlite import StoreError
 from .tx import Tx
@@ -126,24 +125,9 @@ class PgTx(Tx):
 
     lock = " FOR UPDATE"
 
-
-class PgHostTx(PgTx):
-    """The :class:`PgTx` the host's writer gives its units: the merchant row is read
-    without a lock.
-
-    The host pipeline only reads the merchant (CheckMerchant), and every financial
-    message of a merchant reads it, so ``FOR UPDATE`` there queued all of one
-    merchant's transactions behind each other across all processes, commit
-    included (measured: a one-merchant load stopped growing with workers). At READ
-    COMMITTED the unlocked read sees the latest committed status; a suspension
-    that commits a moment later applies from the next message on. Operations that
-    change a merchant from what they read (arrears) go through
-    ``db.transaction()``, whose :class:`PgTx` still locks the row.
-    """
-
-    def merchant(self, mid: str) -> MerchantRec | None:
-        row = self._one("SELECT * FROM merchants WHERE mid = ?", (mid,))
-        return MerchantRec.of(row) if row else None
+    def empty_tables(self, tables: Sequence[str]) -> None:
+        """One TRUNCATE: no per-row work, no dead tuples left for VACUUM."""
+        self.conn.execute(f"TRUNCATE {', '.join(tables)}")
 
 
 def split_url(url: str) -> tuple[str, int]:
@@ -230,7 +214,9 @@ class PgDatabase:
             raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             raw.read_only = True
             try:
-                yield PgTx(PgConn(raw))
+                # plain Tx: a read-only snapshot takes no row locks (FOR UPDATE would be
+                # refused in a READ ONLY transaction)
+                yield Tx(PgConn(raw))
             finally:
                 with contextlib.suppress(psycopg.Error):
                     raw.rollback()
@@ -341,7 +327,7 @@ class PgWriter:
         attempt = 0
         while True:
             try:
-                value = unit(PgHostTx(PgConn(raw)))
+                value = unit(PgTx(PgConn(raw)))
                 raw.commit()
             except RETRYABLE as exc:
                 with contextlib.suppress(psycopg.Error):

@@ -62,6 +62,11 @@ class Tx:
         )
         return int(row["id"])
 
+    def empty_tables(self, tables: Sequence[str]) -> None:
+        """Delete every row of ``tables`` (children before parents)."""
+        for table in tables:
+            self.conn.execute(f"DELETE FROM {table}")
+
     # ------------------------------------------------------------------ meta
 
     def meta(self, key: str, default: str = "") -> str:
@@ -91,8 +96,12 @@ class Tx:
 
     # ------------------------------------------------------------------ merchants, terminals
 
-    def merchant(self, mid: str) -> MerchantRec | None:
-        row = self._one("SELECT * FROM merchants WHERE mid = ?" + self.lock, (mid,))
+    def merchant(self, mid: str, *, lock: bool = True) -> MerchantRec | None:
+        """The merchant row; ``lock=False`` only reads it (no ``FOR UPDATE``), for a
+        unit that will not change it and must not queue behind other readers."""
+        row = self._one(
+            "SELECT * FROM merchants WHERE mid = ?" + (self.lock if lock else ""), (mid,)
+        )
         return MerchantRec.of(row) if row else None
 
     def merchants(self) -> list[MerchantRec]:
