@@ -77,14 +77,23 @@ class Store:
         return urlunsplit(parts._replace(path=f"/{db}"))
 
     def drop_all(self) -> None:
+        """Audit every database this store made (issue 9), then drop them all."""
         if not self.made:
             return
         import psycopg
+        from store_audit import audit_url, describe
 
+        parts = urlsplit(PG_ADMIN_URL)
+        bad = {}
+        for db in self.made:
+            found = audit_url(urlunsplit(parts._replace(path=f"/{db}")))
+            if found:
+                bad[db] = found
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             for db in self.made:
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         self.made.clear()
+        assert not bad, describe(bad)
 
 
 SQLITE = Store("sqlite")

@@ -265,6 +265,7 @@ def test_daily_report_csv_and_json(host: HostProc) -> None:
     assert rc == 2 and "YYYY-MM-DD" in err
 
 
+@pytest.mark.broken_stores("bad.db", "tampered.db")  # damaged to prove restore refuses them
 def test_backup_of_the_running_store_restore_and_export(host: HostProc, tmp_path: Path) -> None:
     if not host.url.startswith("sqlite:"):
         rc, _, err = run("admin", "backup", "--db", host.url, "--to", str(tmp_path / "pg"))
