@@ -100,19 +100,19 @@ class CheckMerchant:
         if m is None:  # a terminal always has a merchant (foreign key); keep the check honest
             return ctx.decline("merchant.closed", mid=ctx.terminal.mid)
         ctx.merchant = m
-        facts: dict[str, Any] = {
-            "mid": m.mid,
-            "since": show(m.status_since),
-            "by": m.status_by,
-            "why": m.status_why,
-        }
-        if m.status == "suspended":
+        if m.status in ("suspended", "closed"):
+            facts: dict[str, Any] = {
+                "mid": m.mid,
+                "since": show(m.status_since),
+                "by": m.status_by,
+                "why": m.status_why,
+            }
+            if m.status == "closed":
+                return ctx.decline("merchant.closed", **facts)
             cause = m.suspension_cause or "manual"
             if cause == "arrears":
                 facts["owed"] = fen_yuan(m.arrears_fen)
             return ctx.decline(f"merchant.suspended.{cause}", **facts)
-        if m.status == "closed":
-            return ctx.decline("merchant.closed", **facts)
         if ctx.msg.mid != m.mid:
             return ctx.decline(
                 "terminal.unknown", tid=ctx.msg.tid, mid=ctx.msg.mid, note="MID does not match"

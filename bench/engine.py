@@ -1,0 +1,155 @@
+"""The host engine alone: CPU per purchase without sockets, threads or the event loop.
+
+Run: .venv/bin/python bench/engine.py [--purchases 20000] [--batch 50] [--profile]
+
+A SQLite store (WAL, synchronous=FULL) is loaded with the bench world of
+``bench/host.py``; terminals sign on through the engine; purchases are pre-built
+(PIN block, MAC) before the clock starts; then the engine handles them in
+transactions of ``--batch`` units, as the group-commit writer does, commit
+included. Prints µs of CPU per purchase (process time, so another process on the
+machine changes it less than wall time), SQL statements per purchase (counted
+with SQLite's trace hook in a separate pass) and, with ``--profile``, the top of
+a cProfile. Every answer must be approved, and the audit runs at the end.
+
+This is the figure to move when making the host faster: bench/host.py adds the
+sockets, the event loop and the load generator on the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+os.environ.setdefault("CLEARPOS_KEK", "7b" * 32)
+
+from host import Terminal, world  # noqa: E402
+
+from clearpos.audit import run_audit  # noqa: E402
+from clearpos.host.cli import build_engine  # noqa: E402
+from clearpos.host.seed import seed  # noqa: E402
+from clearpos.keys import KeyEncryptionKey  # noqa: E402
+from clearpos.store import Tx, open_database  # noqa: E402
+from clearpos.store.sqlite import SqliteDatabase  # noqa: E402
+from clearpos.wire import SignOn, build, decode, decode_frame, parse  # noqa: E402
+from clearpos.wire.framing import TPDU, Header, encode_frame  # noqa: E402
+from clearpos.world import load_world  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--purchases", type=int, default=20000)
+    p.add_argument("--terminals", type=int, default=50)
+    p.add_argument("--cards", type=int, default=500)
+    p.add_argument("--batch", type=int, default=50, help="units per commit (the writer's batch)")
+    p.add_argument("--repeat", type=int, default=3, help="timed passes; the best is reported")
+    p.add_argument("--profile", action="store_true", help="print the top of a cProfile")
+    p.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
+    p.add_argument("--top", type=int, default=25, help="cProfile lines to print")
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="clearpos-engine-"))
+    text, terms_spec, pans = world(args.terminals, args.cards, 1)
+    (tmp / "world.toml").write_text(text, "utf-8")
+    url = f"sqlite:///{tmp / 'engine.db'}"
+    db = open_database(url)
+    assert isinstance(db, SqliteDatabase)
+    engine, hsm, tokens = build_engine(KeyEncryptionKey.load())
+    seed(db, load_world(tmp / "world.toml"), hsm, tokens, reset=False)
+    conn = db.connect()
+    tx = Tx(conn)
+
+    def run(frames: list[bytes]) -> list[bytes]:
+        replies: list[bytes] = []
+        for i in range(0, len(frames), args.batch):
+            conn.execute("BEGIN IMMEDIATE")
+            for raw in frames[i : i + args.batch]:
+                conn.execute("SAVEPOINT unit")
+                out = engine.handle(tx, decode_frame(raw), time.perf_counter())
+                conn.execute("RELEASE unit")
+                assert out.reply is not None
+                replies.append(out.reply)
+            conn.execute("COMMIT")
+        return replies
+
+    terms = [Terminal(tid, mid, tmk) for tid, mid, tmk in terms_spec]
+    for t in terms:
+        body = build(SignOn(tid=t.tid, mid=t.mid, stan=t.next_stan(), batch=t.batch))
+        (reply,) = run([encode_frame(TPDU(), Header(), body)])
+        msg, _, _ = parse(decode_frame(reply).body)
+        t.keys.accept_field62(getattr(msg, "keys", b""))
+        t.batch = getattr(msg, "batch", t.batch)
+
+    def frames(n: int, offset: int) -> list[bytes]:
+        per = -(-n // len(terms))
+        made = [t.purchases(per, pans, offset + k * per) for k, t in enumerate(terms)]
+        return [made[k][i][0] for i in range(per) for k in range(len(terms))][:n]
+
+    def check(replies: list[bytes]) -> None:
+        bad = [decode(decode_frame(r).body).fields.get(39) for r in replies]
+        bad = [c for c in bad if c != "00"]
+        assert not bad, f"{len(bad)} not approved, e.g. {bad[:5]}"
+
+    # statements per purchase, in a separate pass (the trace hook costs time)
+    counted: list[str] = []
+    conn.set_trace_callback(counted.append)
+    check(run(frames(200, 0)))
+    conn.set_trace_callback(None)
+    control = {"BEGIN IMMEDIATE", "COMMIT", "SAVEPOINT unit", "RELEASE unit"}
+    stmts = [s for s in counted if s not in control]
+    per_purchase = len(stmts) / 200
+    kinds: dict[str, int] = {}
+    for s in stmts:
+        head = " ".join(s.split()[:4])
+        kinds[head] = kinds.get(head, 0) + 1
+
+    best = float("inf")
+    offset = 1000
+    for _ in range(args.repeat):
+        batch = frames(args.purchases, offset)
+        offset += args.purchases
+        c0 = time.process_time()
+        w0 = time.perf_counter()
+        replies = run(batch)
+        cpu = time.process_time() - c0
+        wall = time.perf_counter() - w0
+        check(replies)
+        best = min(best, cpu / len(batch) * 1e6)
+        print(
+            f"pass: {len(batch):,} purchases, CPU {cpu / len(batch) * 1e6:.0f} µs each, "
+            f"wall {wall / len(batch) * 1e6:.0f} µs each",
+            flush=True,
+        )
+    if args.profile:
+        prof = cProfile.Profile()
+        batch = frames(args.purchases, offset)
+        prof.runcall(run, batch)
+        pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
+    conn.close()
+    found = run_audit(url)
+    print(
+        f"# bench/engine.py — {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(f"engine CPU per approved purchase (best of {args.repeat}): {best:.0f} µs")
+    print(f"SQL statements per purchase: {per_purchase:.2f}")
+    for head, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"  {n / 200:5.2f}  {head} ...")
+    print(f"audit: {'OK' if not found else found[:3]}")
+    return 0 if not found else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
