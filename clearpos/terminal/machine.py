@@ -80,7 +80,7 @@ from .screens import Outcome, fen_text, note, reason_of, remedy_of, screen_of
 
 if TYPE_CHECKING:
     from .doctor import DoctorReport
-from .store import JournalRow, RequestSealer, Store, now_text, without_pin
+from .store import JournalRow, PendingReversal, RequestSealer, Store, now_text, without_pin
 
 __all__ = [
     "DEFAULT_OPERATORS",
@@ -646,16 +646,8 @@ class Terminal:
                 reply = self._exchange(rev)
             except LinkError as exc:
                 self.store.reversal_attempt(str(exc))
-                self.store.journal_add(
-                    kind="reversal",
-                    stan=current.stan,
-                    batch=current.batch,
-                    amount_fen=current.amount_fen,
-                    pan=current.pan,
-                    status=st.TIMEOUT,
-                    reason="network.timeout",
-                    code=current.reason_code,
-                    detail=str(exc),
+                self._journal_reversal(
+                    current, st.TIMEOUT, "network.timeout", current.reason_code, str(exc)
                 )
                 continue
             m = reply.msg
@@ -664,16 +656,12 @@ class Terminal:
                 self.store.reversal_done(
                     st.REVERSED, detail=f"reversal (reason {current.reason_code}) answered {answer}"
                 )
-                self.store.journal_add(
-                    kind="reversal",
-                    stan=current.stan,
-                    batch=current.batch,
-                    amount_fen=current.amount_fen,
-                    pan=current.pan,
-                    status=st.APPROVED,
-                    reason=reason_of(answer, getattr(m, "reason", "")),
-                    code=answer or "",
-                    detail=f"reversal reason {current.reason_code} for {current.kind}",
+                self._journal_reversal(
+                    current,
+                    st.APPROVED,
+                    reason_of(answer, getattr(m, "reason", "")),
+                    answer or "",
+                    f"reversal reason {current.reason_code} for {current.kind}",
                 )
                 self._extra["reversal"] = {
                     "stan": current.stan,
@@ -684,15 +672,8 @@ class Terminal:
                 }
                 return True
             self.store.reversal_attempt(f"answered {answer}")
-            self.store.journal_add(
-                kind="reversal",
-                stan=current.stan,
-                batch=current.batch,
-                amount_fen=current.amount_fen,
-                pan=current.pan,
-                status=st.DECLINED,
-                reason=reason_of(answer, getattr(m, "reason", "")),
-                code=answer or "",
+            self._journal_reversal(
+                current, st.DECLINED, reason_of(answer, getattr(m, "reason", "")), answer or ""
             )
             if (answer in RESIGN_CODES or reply.header.processing == 3) and not resigned:
                 resigned = True
@@ -709,6 +690,22 @@ class Terminal:
             }
             return False
         return True
+
+    def _journal_reversal(
+        self, pending: PendingReversal, status: str, reason: str, code: str, detail: str = ""
+    ) -> None:
+        """One journal row per reversal attempt, with the original's identity."""
+        self.store.journal_add(
+            kind="reversal",
+            stan=pending.stan,
+            batch=pending.batch,
+            amount_fen=pending.amount_fen,
+            pan=pending.pan,
+            status=status,
+            reason=reason,
+            code=code,
+            detail=detail,
+        )
 
     def _reversal_blocked(self, command: str) -> Outcome:
         key = "reversal.pending"
