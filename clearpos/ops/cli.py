@@ -202,6 +202,40 @@ def _leaf(
     return p
 
 
+Arg = tuple[str, dict[str, Any]]  # an option and its add_argument keywords
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _changer(
+    g: Any,
+    name: str,
+    help_text: str,
+    fn: Callable[..., Change],
+    key: Arg,
+    *more: Arg,
+    why: bool = True,
+) -> argparse.ArgumentParser:
+    """A leaf for one audited state change: ``fn(tx, KEY, *MORE, by=, why=)``, every
+    option required, printed as the change (``--json``: its document)."""
+
+    def run(a: argparse.Namespace) -> int:
+        values = [getattr(a, _dest(flag)) for flag, _ in (key, *more)]
+        return _change(a, lambda tx: fn(tx, *values, by=a.by, why=a.why))
+
+    p = _leaf(g, name, help_text, run, by=True, why=why)
+    for flag, kw in (key, *more):
+        p.add_argument(flag, required=True, **kw)
+    return p
+
+
+MID: Arg = ("--mid", {})
+TID: Arg = ("--tid", {})
+ID: Arg = ("--id", {"type": _positive})
+
+
 def _group(sub: Any, name: str, help_text: str) -> Any:
     p = sub.add_parser(name, help=help_text, description=help_text)
     _common(p)
@@ -292,32 +326,22 @@ def _merchants(sub: Any) -> None:
 
     _leaf(g, "list", "every merchant with its state", list_)
 
-    def suspend(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: merchants.suspend(tx, a.mid, a.cause, by=a.by, why=a.why))
-
-    p = _leaf(
+    _changer(
         g,
         "suspend",
         "stop the merchant (停机): every transaction declines 03",
-        suspend,
-        by=True,
-        why=True,
+        merchants.suspend,
+        MID,
+        ("--cause", {"choices": ["arrears", "risk", "manual"]}),
     )
-    p.add_argument("--mid", required=True)
-    p.add_argument("--cause", required=True, choices=["arrears", "risk", "manual"])
-
-    def resume(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: merchants.resume(tx, a.mid, by=a.by, why=a.why))
-
-    p = _leaf(
+    _changer(
         g,
         "resume",
         "let a suspended merchant trade again (复机); arrears: approves the pending request (supervisor)",
-        resume,
-        by=True,
+        merchants.resume,
+        MID,
         why=False,
     )
-    p.add_argument("--mid", required=True)
 
     def restrict(a: argparse.Namespace) -> int:
         types = [t for chunk in a.types for t in chunk.split(",") if t]
@@ -336,35 +360,16 @@ def _merchants(sub: Any) -> None:
         "--types", required=True, nargs="+", help="e.g. refund preauth (or refund,preauth)"
     )
 
-    def lift(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: merchants.lift(tx, a.mid, by=a.by, why=a.why))
-
-    _leaf(g, "lift", "lift the restriction", lift, by=True, why=True).add_argument(
-        "--mid", required=True
-    )
-
-    def close(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: merchants.close(tx, a.mid, by=a.by, why=a.why))
-
-    _leaf(g, "close", "end the contract (final)", close, by=True, why=True).add_argument(
-        "--mid", required=True
-    )
-
-    def limit(a: argparse.Namespace) -> int:
-        return _change(
-            a, lambda tx: merchants.set_single_limit(tx, a.mid, a.amount, by=a.by, why=a.why)
-        )
-
-    p = _leaf(
+    _changer(g, "lift", "lift the restriction", merchants.lift, MID)
+    _changer(g, "close", "end the contract (final)", merchants.close, MID)
+    _changer(
         g,
         "limit",
         "change the single-transaction cap (61 merchant.single_limit)",
-        limit,
-        by=True,
-        why=True,
+        merchants.set_single_limit,
+        MID,
+        ("--amount", {"type": _yuan0, "help": "yuan, 0 = none"}),
     )
-    p.add_argument("--mid", required=True)
-    p.add_argument("--amount", required=True, type=_yuan0, help="yuan, 0 = none")
 
 
 # --------------------------------------------------------------------------- terminals
@@ -463,19 +468,8 @@ def _terminals(sub: Any) -> None:
 
     _leaf(g, "list", "terminals (of one merchant with --mid)", list_).add_argument("--mid")
 
-    def suspend(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: terminals.suspend(tx, a.tid, by=a.by, why=a.why))
-
-    _leaf(
-        g, "suspend", "stop the terminal (58 terminal.suspended)", suspend, by=True, why=True
-    ).add_argument("--tid", required=True)
-
-    def resume(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: terminals.resume(tx, a.tid, by=a.by, why=a.why))
-
-    _leaf(
-        g, "resume", "let a suspended terminal trade again", resume, by=True, why=True
-    ).add_argument("--tid", required=True)
+    _changer(g, "suspend", "stop the terminal (58 terminal.suspended)", terminals.suspend, TID)
+    _changer(g, "resume", "let a suspended terminal trade again", terminals.resume, TID)
 
     def replace(a: argparse.Namespace) -> int:
         def body(tx: Tx) -> tuple[dict[str, Any], str]:
@@ -514,21 +508,14 @@ def _terminals(sub: Any) -> None:
     p.add_argument("--tid", required=True)
     p.add_argument("--tmk", required=True, type=_tmk, help="the new TMK (32 hex digits)")
 
-    def software(a: argparse.Namespace) -> int:
-        return _change(
-            a, lambda tx: terminals.set_min_software(tx, a.tid, a.version, by=a.by, why=a.why)
-        )
-
-    p = _leaf(
+    _changer(
         g,
         "min-software",
         "require a software version (58 terminal.update_required below it)",
-        software,
-        by=True,
-        why=True,
+        terminals.set_min_software,
+        TID,
+        ("--version", {"help": "MMmmpp, e.g. 000200"}),
     )
-    p.add_argument("--tid", required=True)
-    p.add_argument("--version", required=True, help="MMmmpp, e.g. 000200")
 
 
 # --------------------------------------------------------------------------- cards
@@ -693,24 +680,15 @@ def _arrears(sub: Any) -> None:
     p.add_argument("--mid", required=True)
     p.add_argument("--note", default="", help="e.g. the voucher of the last payment")
 
-    def approve(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: arrears.approve(tx, a.id, by=a.by, why=a.why))
-
-    p = _leaf(
+    _changer(
         r,
         "approve",
         "a supervisor approves: the merchant is active again",
-        approve,
-        by=True,
+        arrears.approve,
+        ID,
         why=False,
     )
-    p.add_argument("--id", required=True, type=_positive)
-
-    def reject(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: arrears.reject(tx, a.id, by=a.by, why=a.why))
-
-    p = _leaf(r, "reject", "a supervisor rejects, with the reason", reject, by=True, why=True)
-    p.add_argument("--id", required=True, type=_positive)
+    _changer(r, "reject", "a supervisor rejects, with the reason", arrears.reject, ID)
 
     def list_(a: argparse.Namespace) -> int:
         return _lines(
@@ -816,12 +794,7 @@ def _maintenance(sub: Any) -> None:
     p.add_argument("--start", required=True)
     p.add_argument("--end", required=True)
 
-    def cancel(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: maintenance.cancel(tx, a.id, by=a.by, why=a.why))
-
-    _leaf(g, "cancel", "cancel a window", cancel, by=True, why=True).add_argument(
-        "--id", required=True, type=_positive
-    )
+    _changer(g, "cancel", "cancel a window", maintenance.cancel, ID)
 
 
 # --------------------------------------------------------------------------- tickets
@@ -961,19 +934,8 @@ def _tickets(sub: Any) -> None:
     p.add_argument("--id", required=True, type=_positive)
     p.add_argument("--resolution", required=True)
 
-    def close(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: tickets.close(tx, a.id, by=a.by, why=a.why))
-
-    _leaf(g, "close", "close a resolved ticket", close, by=True, why=False).add_argument(
-        "--id", required=True, type=_positive
-    )
-
-    def reopen(a: argparse.Namespace) -> int:
-        return _change(a, lambda tx: tickets.reopen(tx, a.id, by=a.by, why=a.why))
-
-    _leaf(
-        g, "reopen", "reopen a resolved or closed ticket", reopen, by=True, why=True
-    ).add_argument("--id", required=True, type=_positive)
+    _changer(g, "close", "close a resolved ticket", tickets.close, ID, why=False)
+    _changer(g, "reopen", "reopen a resolved or closed ticket", tickets.reopen, ID)
 
 
 # --------------------------------------------------------------------------- users
