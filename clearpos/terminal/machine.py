@@ -1221,33 +1221,8 @@ class Terminal:
             "AND (batch = ? OR kind = 'preauth')",
             (stan, *kinds, self.batch),
         )
-        if orig is None or orig.sealed is None:
-            return self._local(
-                command, "transaction.original_not_found", financial=True, original_stan=stan
-            )
-        if orig.voided:
-            return self._local(
-                command, "transaction.already_voided", financial=True, original_stan=stan
-            )
-        try:
-            self._prelude(command)
-        except Unreachable as exc:
-            return self._unreachable(command, exc, financial=True)
-        original = self.sealer.open(orig.sealed)
-        kind = VOID_OF[Kind.by_label(orig.kind)]
-        req = FinancialRequest(
-            kind=kind,
-            tid=self.tid,
-            mid=self.mid,
-            stan=self.store.next_stan(),
-            batch=self.batch,
-            amount_fen=orig.amount_fen,
-            card=original.card,
-            rrn=orig.rrn or None,
-            auth_code=orig.auth_code or None,
-            original=OriginalRef(orig.batch, orig.stan, orig.host_date or self._mmdd()),
-        )
-        return self._transact(command, req, original=orig)
+        kind = VOID_OF[Kind.by_label(orig.kind)] if orig is not None else Kind.VOID
+        return self._follow_up(command, kind, orig, stan, None, None)
 
     def _mmdd(self) -> str:
         return datetime.now(self.tz).strftime("%m%d")
@@ -1259,31 +1234,45 @@ class Terminal:
         orig = self._find(
             "stan = ? AND kind = 'preauth' AND status = 'approved'", (preauth_stan.zfill(6),)
         )
+        return self._follow_up(command, Kind.COMPLETION, orig, preauth_stan, amount_fen, card_in)
+
+    def _follow_up(
+        self,
+        command: str,
+        kind: Kind,
+        orig: JournalRow | None,
+        original_stan: str,
+        amount_fen: int | None,
+        card_in: CardInput | None,
+    ) -> Outcome:
+        """A void or completion of an original in the journal: refused on the terminal
+        when it is not there or already voided; otherwise the prelude, then the request
+        naming it (field 61, RRN, auth code), with its amount and card unless given. The
+        card is read after the prelude: an automatic sign-on there changes the PIN key."""
         if orig is None or orig.sealed is None:
             return self._local(
                 command,
                 "transaction.original_not_found",
                 financial=True,
-                original_stan=preauth_stan,
+                original_stan=original_stan,
             )
         if orig.voided:
             return self._local(
-                command, "transaction.already_voided", financial=True, original_stan=preauth_stan
+                command, "transaction.already_voided", financial=True, original_stan=original_stan
             )
         try:
             self._prelude(command)
         except Unreachable as exc:
             return self._unreachable(command, exc, financial=True)
         original = self.sealer.open(orig.sealed)
-        card = card_in.card(self.keys) if card_in else original.card
         req = FinancialRequest(
-            kind=Kind.COMPLETION,
+            kind=kind,
             tid=self.tid,
             mid=self.mid,
             stan=self.store.next_stan(),
             batch=self.batch,
-            amount_fen=amount_fen,
-            card=card,
+            amount_fen=orig.amount_fen if amount_fen is None else amount_fen,
+            card=card_in.card(self.keys) if card_in else original.card,
             rrn=orig.rrn or None,
             auth_code=orig.auth_code or None,
             original=OriginalRef(orig.batch, orig.stan, orig.host_date or self._mmdd()),
