@@ -574,6 +574,51 @@ def test_rotate_tmk_checks_the_kcv_and_never_shows_the_key(
     assert new.hex().upper() not in json.dumps([r.detail for r in rows]).upper()
 
 
+def test_replace_terminal_with_a_new_tid_and_tmk(
+    app: Starlette, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """换机 from the terminal page: the new TMK is checked against its KCV and never
+    shown; the old terminal is retired and points to the new one."""
+    monkeypatch.setenv("CLEARPOS_KEK", "5e" * 32)
+    new = bytes.fromhex("1F2E3D4C5B6A79788796A5B4C3D2E1F0")
+    kcv = check_value(new).hex().upper()
+    ada = signed_in(app, "ada")
+    page = "/terminals/10000007"
+    assert 'id="terminal-replace"' in ada.get(page).body
+    ada.act(
+        f"{page}/replace", {"new_tid": "1000009", "tmk": new.hex(), "kcv": kcv, "why": "x"}, page
+    )
+    assert "must be 8 digits" in ada.get(page).body
+    ada.act(
+        f"{page}/replace",
+        {"new_tid": "10000099", "tmk": new.hex(), "kcv": "ABCDEF", "why": "x"},
+        page,
+    )
+    assert "check value typed does not match" in ada.get(page).body
+    r = ada.act(
+        f"{page}/replace",
+        {"new_tid": "10000099", "tmk": new.hex(), "kcv": kcv[:6], "why": "screen broken"},
+        page,
+    )
+    assert r.status == 303
+    old_page = ada.get(page).body
+    assert 'href="/terminals/10000099"' in old_page and 'id="terminal-replace"' not in old_page
+    new_page = ada.get("/terminals/10000099").body
+    assert kcv in new_page and new.hex().upper() not in (old_page + new_page).upper()
+    with world.db.reader() as tx:
+        old_t, new_t = tx.terminal("10000007"), tx.terminal("10000099")
+        rows = audit_rows(tx, "terminal", ["10000007", "10000099"])
+    assert old_t is not None and old_t.status == "replaced" and old_t.replaced_by == "10000099"
+    assert new_t is not None and new_t.mid == old_t.mid and new_t.tmk_kcv == kcv
+    assert {r.actor for r in rows if r.action in ("replace", "add")} == {"ada"}
+    assert new.hex().upper() not in json.dumps([r.detail for r in rows]).upper()
+    # a supervisor (no keys permission) sees no form, and a forged POST is refused
+    tom = signed_in(app, "tom")
+    assert 'id="terminal-replace"' not in tom.get("/terminals/10000001").body
+    forged = {"new_tid": "10000098", "tmk": new.hex(), "kcv": kcv, "why": "x"}
+    assert tom.act("/terminals/10000001/replace", forged, "/terminals/10000001").status == 403
+
+
 def test_maintenance_and_ticket(app: Starlette, world: World) -> None:
     sam = signed_in(app, "sam")
     form = {

@@ -189,12 +189,10 @@ def _software(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
     return lambda tx: ops_terminals.set_min_software(tx, tid, version.strip(), by=by, why=why)
 
 
-def _rotate_tmk(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
-    """Rotate a TMK typed by the key custodian; it is checked against its KCV, never shown."""
-    from ..keys import KeyEncryptionKey, SecurityModule
+def _typed_tmk(form: FormData) -> bytes:
+    """A TMK typed by the key custodian, checked against the KCV typed beside it."""
     from ..keys.crypto import check_value
 
-    tid, why = request.path_params["tid"], _field(form, "why")
     raw = "".join(_field(form, "tmk").split())
     expected = _field(form, "kcv").strip().upper()
     try:
@@ -209,8 +207,33 @@ def _rotate_tmk(request: Request, form: FormData, by: str) -> Callable[[Tx], Any
             "the check value typed does not match the TMK typed: re-enter both "
             "(the key custodian's KCV, at least 6 hex digits)"
         )
-    hsm = SecurityModule(KeyEncryptionKey.load())
+    return tmk
+
+
+def _hsm() -> Any:
+    from ..keys import KeyEncryptionKey, SecurityModule
+
+    return SecurityModule(KeyEncryptionKey.load())
+
+
+def _rotate_tmk(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
+    """Rotate a TMK typed by the key custodian; it is checked against its KCV, never shown."""
+    tid, why = request.path_params["tid"], _field(form, "why")
+    tmk = _typed_tmk(form)
+    hsm = _hsm()
     return lambda tx: ops_terminals.rotate_tmk(tx, hsm, tid, tmk, by=by, why=why)
+
+
+def _replace(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
+    """换机: retire the terminal for a new TID of the same merchant, with the new
+    device's TMK (typed, checked against its KCV, sealed, never shown)."""
+    tid, why = request.path_params["tid"], _field(form, "why")
+    new_tid = _field(form, "new_tid").strip()
+    if not (len(new_tid) == 8 and new_tid.isascii() and new_tid.isdecimal()):
+        raise ValueError(f"the new terminal id must be 8 digits (field 41), got {new_tid!r}")
+    tmk = _typed_tmk(form)
+    hsm = _hsm()
+    return lambda tx: ops_terminals.replace(tx, hsm, tid, new_tid, tmk, by=by, why=why)
 
 
 def _card_move(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
@@ -359,6 +382,7 @@ def routes(console: Console) -> list[Route]:
         ("/terminals/{tid}/resume", Perm.LIFECYCLE, t, _terminal_move("resume")),
         ("/terminals/{tid}/software", Perm.LIFECYCLE, t, _software),
         ("/terminals/{tid}/rotate-tmk", Perm.KEYS, t, _rotate_tmk),
+        ("/terminals/{tid}/replace", Perm.KEYS, t, _replace),
         ("/cards/{card_id:int}/status", Perm.LIFECYCLE, c, _card_move),
         ("/cards/{card_id:int}/unlock-pin", Perm.LIFECYCLE, c, _unlock_pin),
         ("/maintenance", Perm.MAINTENANCE, maintenance_back, _schedule),

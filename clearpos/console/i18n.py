@@ -216,8 +216,14 @@ STRINGS: Final[Mapping[str, tuple[str, str]]] = {
     "t.keys_note": ("密钥从不显示，仅显示校验值。", "Keys are never shown; only check values."),
     "t.rotate": ("轮换主密钥（TMK）", "Rotate TMK"),
     "t.rotate_confirm": (
-        "新主密钥由安全模块生成并加密保存；终端须重新灌装主密钥后签到。",
-        "The security module generates and seals the new TMK; the terminal must have it loaded and sign on again.",
+        "输入的新主密钥须与密钥保管员提供的校验值一致；密钥加密保存，从不显示。终端须重新灌装该主密钥后签到。",
+        "The new TMK typed here must match the key custodian's check value; it is sealed and never shown. The terminal must have it loaded and sign on again.",
+    ),
+    "t.replace": ("换机", "Replace terminal"),
+    "t.new_tid": ("新终端号", "New TID"),
+    "t.replace_note": (
+        "旧终端停用（不可恢复），新终端号归同一商户、沿用最低版本要求；新机灌装此主密钥后签到即可交易。旧机尚能使用时，请先结算其未结批次。",
+        "The old terminal is retired (final); the new TID belongs to the same merchant with the same minimum software and trades once this TMK is loaded and it signs on. If the old device still works, settle its open batch first.",
     ),
     "t.recent": ("最近交易", "Recent transactions"),
     "t.replaced_by": ("已由新终端替换", "Replaced by"),
