@@ -26,7 +26,9 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,10 +40,11 @@ from host import Terminal, world  # noqa: E402
 
 from clearpos.audit import run_audit  # noqa: E402
 from clearpos.host.cli import build_engine  # noqa: E402
+from clearpos.host.engine import Outcome  # noqa: E402
 from clearpos.host.seed import seed  # noqa: E402
 from clearpos.keys import KeyEncryptionKey  # noqa: E402
 from clearpos.store import Tx, open_database  # noqa: E402
-from clearpos.store.sqlite import SqliteDatabase  # noqa: E402
+from clearpos.store.sqlite import GroupCommitWriter, SqliteDatabase  # noqa: E402
 from clearpos.wire import SignOn, build, decode, decode_frame, parse  # noqa: E402
 from clearpos.wire.framing import TPDU, Header, encode_frame  # noqa: E402
 from clearpos.world import load_world  # noqa: E402
@@ -70,17 +73,19 @@ def main() -> int:
     conn = db.connect()
     tx = Tx(conn)
 
+    writer = GroupCommitWriter(db, batch_max=args.batch)
+
+    def unit(raw: bytes) -> Callable[[Tx], Outcome]:
+        return lambda tx: engine.handle(tx, decode_frame(raw), time.perf_counter())
+
     def run(frames: list[bytes]) -> list[bytes]:
+        """The writer's own batch code, without its thread and queue."""
         replies: list[bytes] = []
         for i in range(0, len(frames), args.batch):
-            conn.execute("BEGIN IMMEDIATE")
-            for raw in frames[i : i + args.batch]:
-                conn.execute("SAVEPOINT unit")
-                out = engine.handle(tx, decode_frame(raw), time.perf_counter())
-                conn.execute("RELEASE unit")
-                assert out.reply is not None
+            jobs: list[Any] = [(unit(raw), None) for raw in frames[i : i + args.batch]]
+            for _, out, ok in writer._batch(conn, tx, jobs):
+                assert ok and out.reply is not None, out
                 replies.append(out.reply)
-            conn.execute("COMMIT")
         return replies
 
     terms = [Terminal(tid, mid, tmk) for tid, mid, tmk in terms_spec]

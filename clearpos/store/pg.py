@@ -113,6 +113,9 @@ class PgConn:
 
     __slots__ = ("raw",)
 
+    #: an INSERT's new id comes back with RETURNING (a psycopg cursor has no lastrowid)
+    needs_returning = True
+
     def __init__(self, raw: RawConn) -> None:
         self.raw = raw
 

@@ -197,6 +197,7 @@ class GroupCommitWriter:
         out: list[tuple[Any, Any, bool]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
+            tx.forget()
             for unit, fut in jobs:
                 conn.execute("SAVEPOINT unit")
                 try:
@@ -204,6 +205,7 @@ class GroupCommitWriter:
                 except Exception as exc:  # the unit's writes are undone, the batch goes on
                     conn.execute("ROLLBACK TO unit")
                     conn.execute("RELEASE unit")
+                    tx.forget()
                     out.append((fut, exc, False))
                     continue
                 conn.execute("RELEASE unit")
