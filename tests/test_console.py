@@ -631,6 +631,13 @@ def test_maintenance_and_ticket(app: Starlette, world: World) -> None:
     }
     assert sam.act("/maintenance", form, "/maintenance").status == 303
     assert "发卡行维护 01:00–02:00" in sam.get("/maintenance").body
+    # the month grid (China time): the window sits on 1 June 2099 only
+    grid = sam.get("/maintenance?month=2099-06").body
+    cell = re.search(r'<td class="[^"]*busy" data-day="(\d+)">(.*?)</td>', grid, re.S)
+    assert cell is not None and cell.group(1) == "1", grid
+    assert "01:00–02:00" in cell.group(2) and "发卡行" in cell.group(2)
+    assert grid.count(" busy") == 1 and 'href="?month=2099-05"' in grid
+    assert 'id="month-grid"' in sam.get("/maintenance?month=2099-13").body  # ignored: this month
     assert "发卡行维护 01:00–02:00" in sam.get("/").body
     oli = signed_in(app, "oli")
     r = oli.act(
@@ -712,3 +719,35 @@ def test_start_console_serves_in_the_running_loop_and_stops(world: World) -> Non
 
     status, body = asyncio.run(scenario())
     assert status == 200 and 'name="csrf"' in body
+
+
+def test_month_grid_places_windows_by_china_time() -> None:
+    from clearpos.console.queries import month_grid
+    from clearpos.store import MaintenanceRec
+
+    def window(wid: int, start: str, end: str) -> MaintenanceRec:
+        return MaintenanceRec(wid, "host", start, end, "维护", "maintenance", "sam", start, False)
+
+    across = window(1, "2026-11-30T15:00:00.000000Z", "2026-12-01T18:30:00.000000Z")
+    to_midnight = window(2, "2026-11-23T14:00:00.000000Z", "2026-11-23T16:00:00.000000Z")
+    nov = month_grid(2026, 11, [across, to_midnight])
+    busy = {
+        c[0]: [(s.window.id, s.start, s.end) for s in c[1]]
+        for w in nov.weeks
+        for c in w
+        if c and c[1]
+    }
+    # 23:00 CST on the 30th onward; 22:00 until midnight on the 23rd, nothing on the 24th
+    assert busy == {23: [(2, "22:00", "")], 30: [(1, "23:00", "")]}
+    dec = month_grid(2026, 12, [across, to_midnight])
+    busy = {
+        c[0]: [(s.window.id, s.start, s.end) for s in c[1]]
+        for w in dec.weeks
+        for c in w
+        if c and c[1]
+    }
+    assert busy == {1: [(1, "", "")], 2: [(1, "", "02:30")]}
+    # Monday first: 1 November 2026 is a Sunday; every week has seven cells
+    assert nov.weeks[0][:6] == [None] * 6 and nov.weeks[0][6] == (1, [])
+    assert all(len(w) == 7 for w in nov.weeks) and (nov.prev, nov.next) == ("2026-10", "2026-12")
+    assert (month_grid(2027, 1, []).prev, month_grid(2026, 12, []).next) == ("2026-12", "2027-01")

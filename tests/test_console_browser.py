@@ -354,3 +354,36 @@ def test_a_merchant_finds_qing_chong_xin_qian_dao_in_help(site: Site, browser: A
     assert "signon" in page.content() or "签到" in steps.first.inner_text()
     shot(page, "help-phone-qing-chong-xin-qian-dao")
     ctx.close()
+
+
+def test_schedule_maintenance_and_see_it_in_the_month_grid(site: Site, browser: Any) -> None:
+    ctx = context(browser)
+    page = ctx.new_page()
+    sign_in(page, site, "sam")
+    page.goto(site.url + "/maintenance")
+    page.select_option("select[name=who]", "host")
+    page.fill("input[name=start]", "2099-03-14T23:30")  # China time, across midnight
+    page.fill("input[name=end]", "2099-03-15T01:30")
+    page.fill("input[name=notice_zh]", "系统升级 23:30–01:30，期间暂停交易")
+    page.fill("input[name=notice_en]", "System upgrade 23:30-01:30, no transactions")
+    page.fill("input[name=why]", "quarterly upgrade")
+    page.click("#schedule-form button[type=submit]")
+    page.wait_for_url(site.url + "/maintenance")
+    page.goto(site.url + "/maintenance?month=2099-03")
+    grid = page.locator("#month-grid")
+    assert grid.locator("td[data-day='14'] .slot").inner_text().startswith("23:30–…")
+    assert grid.locator("td[data-day='15'] .slot").inner_text().startswith("…–01:30")
+    assert grid.locator("td.busy").count() == 2
+    shot(page, "maintenance-month-desktop")
+    page.click("#month-next")
+    page.wait_for_url(site.url + "/maintenance?month=2099-04")
+    assert page.locator("#month-grid td.busy").count() == 0
+    ctx.close()
+
+    phone = context(browser, phone=True)
+    page = phone.new_page()
+    sign_in(page, site, "sam")
+    page.goto(site.url + "/maintenance?month=2099-03")
+    assert page.locator("#month-grid td[data-day='15'] .slot").count() == 1
+    shot(page, "maintenance-month-phone")
+    phone.close()

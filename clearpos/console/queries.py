@@ -8,14 +8,16 @@ ever sees more.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_
 from typing import Any
 
 from ..audit import FINANCIAL
-from ..clock import CST, utc_iso
+from ..clock import CST, local, parse_iso, utc_iso
 from ..store import CardRec, JournalRec, MaintenanceRec, MerchantRec, TerminalRec, Tx
 
 __all__ = [
@@ -372,11 +374,64 @@ def card_list(tx: Tx, pan: PanQuery | None = None) -> list[CardRec]:
     return [CardRec.of(r) for r in rows]
 
 
-def maintenance_windows(tx: Tx, now: datetime) -> tuple[list[MaintenanceRec], list[MaintenanceRec]]:
-    """(coming up or in progress, the 20 most recent past) windows that are not cancelled."""
+def maintenance_windows(
+    tx: Tx, now: datetime
+) -> tuple[list[MaintenanceRec], list[MaintenanceRec], list[MaintenanceRec]]:
+    """(coming up or in progress, the 20 most recent past, all) windows not cancelled."""
     now_iso = utc_iso(now)
     every = tx.maintenance_all()
     upcoming = [w for w in every if w.end_at > now_iso]
     past = [w for w in every if w.end_at <= now_iso][-20:]
     past.reverse()
-    return upcoming, past
+    return upcoming, past, every
+
+
+@dataclass(frozen=True, slots=True)
+class DaySlot:
+    """One window as seen on one day of the month grid (China time)."""
+
+    window: MaintenanceRec
+    start: str  # HH:MM on this day, "" when it began on an earlier day
+    end: str  # HH:MM on this day, "" when it goes on past midnight
+
+
+@dataclass(frozen=True, slots=True)
+class MonthGrid:
+    year: int
+    month: int
+    #: weeks Monday first; a day is None outside the month, else (day, its windows)
+    weeks: list[list[tuple[int, list[DaySlot]] | None]]
+    prev: str  # YYYY-MM
+    next: str
+
+
+def month_grid(year: int, month: int, windows: list[MaintenanceRec]) -> MonthGrid:
+    """The month's days in China time (CST), each with the windows that touch it;
+    a window across midnight shows on every day it covers."""
+    first = date(year, month, 1)
+    days = calendar.monthrange(year, month)[1]
+    slots: dict[int, list[DaySlot]] = {d: [] for d in range(1, days + 1)}
+    for w in windows:
+        start, end = local(parse_iso(w.start_at)), local(parse_iso(w.end_at))
+        if end <= start:
+            continue
+        day = max(start.date(), first)
+        last = min(end.date(), date(year, month, days))
+        while day <= last:
+            midnight = datetime.combine(day, time_(0), start.tzinfo)
+            if end > midnight:  # a window ending at 00:00 does not touch that day
+                slots[day.day].append(
+                    DaySlot(
+                        w,
+                        start.strftime("%H:%M") if start.date() == day else "",
+                        end.strftime("%H:%M") if end.date() == day else "",
+                    )
+                )
+            day += timedelta(days=1)
+    cells: list[tuple[int, list[DaySlot]] | None] = [None] * first.weekday()
+    cells += [(d, slots[d]) for d in range(1, days + 1)]
+    cells += [None] * (-len(cells) % 7)
+    weeks = [cells[i : i + 7] for i in range(0, len(cells), 7)]
+    prev = date(year - 1, 12, 1) if month == 1 else date(year, month - 1, 1)
+    nxt = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    return MonthGrid(year, month, weeks, prev.strftime("%Y-%m"), nxt.strftime("%Y-%m"))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .. import helpcenter
-from ..clock import show
+from ..clock import local, show
 from ..ops import arrears as ops_arrears
 from ..ops import cards as ops_cards
 from ..ops import merchants as ops_merchants
@@ -393,12 +394,18 @@ class Views:
     # ------------------------------------------------------------------ maintenance
 
     async def maintenance(self, request: Request) -> Response:
-        upcoming, past = await self.console.read(
-            queries.maintenance_windows, self.console.clock.now()
-        )
+        now = self.console.clock.now()
+        upcoming, past, every = await self.console.read(queries.maintenance_windows, now)
+        today = local(now)
+        year, month = today.year, today.month
+        asked = request.query_params.get("month", "")
+        if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", asked):
+            year, month = int(asked[:4]), int(asked[5:])
+        grid = queries.month_grid(year, month, every)
         return self.pages.render(
             request, "maintenance.html", upcoming=upcoming, past=past,
-            now=now_iso(self.console.clock.now()),
+            now=now_iso(now), grid=grid,
+            today=today.day if (today.year, today.month) == (year, month) else 0,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ tickets
