@@ -283,6 +283,39 @@ def test_offline_sale_after_a_lost_settlement_answer_reaches_the_host(
         assert t.settle().approved
 
 
+def test_fault_lab_campaign_on_postgresql_with_two_workers(tmp_path: Path) -> None:
+    """The same lab against PostgreSQL and a supervisor with two workers; a host kill
+    takes the whole process group down (SIGKILL), so in-flight work dies in both."""
+    from conftest import require_pg
+    from host_fixture import Store
+
+    require_pg()
+    store = Store("postgresql")
+    try:
+        cfg = LabConfig(
+            out=tmp_path / "lab",
+            seed=SEED + 1,
+            terminals=3,
+            transactions=120,
+            timeout=0.25,
+            delay=0.35,
+            rates={a: r * 1.5 for a, r in DEFAULT_RATES.items()},
+            host_kill_rate=0.01,
+            host_kill_between=0.01,
+            cli_rate=0.03,
+            db=store.new_url(tmp_path, "lab"),
+            workers=2,
+        )
+        report = run_campaign(cfg)
+        text = report.text()
+        assert report.discrepancies == [] and report.errors == [] and report.audit == 0, text
+        assert report.ok and report.host_restarts >= 1, text
+        assert "--workers 2" in report.command and "--db postgresql://" in report.command
+        assert not (cfg.out / "host.db").exists()  # the store is the PostgreSQL database
+    finally:
+        store.drop_all()
+
+
 def test_refund_approved_but_answer_mac_fails_is_not_shown_as_not_credited(
     tmp_path: Path,
     host: HostProcess,  # noqa: F811 - the imported fixture

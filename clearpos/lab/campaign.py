@@ -79,6 +79,7 @@ from typing import Any
 from clearpos.audit import run_audit
 from clearpos.keys import KeyEncryptionKey
 from clearpos.store import open_database
+from clearpos.store.pg import redact
 from clearpos.terminal import CardInput, HostLink, Terminal
 from clearpos.terminal.machine import TerminalError
 from clearpos.terminal.screens import Outcome
@@ -313,6 +314,9 @@ class LabConfig:
     settle_rate: float = 0.02  # per operation of a terminal: settle now
     floor_limit_fen: int = 5000  # offline floor limit of the terminals
     leak_scan: bool = True
+    #: the host's store: None = a SQLite file in ``out``; or postgresql://... (wiped at start)
+    db: str | None = None
+    workers: int = 1  # host processes (--workers; PostgreSQL only)
     progress: Callable[[str], None] | None = None
 
 
@@ -322,18 +326,24 @@ class LabConfig:
 class HostRunner:
     """A ``clearpos host`` subprocess on a fixed port; logs under ``out/logs``."""
 
-    def __init__(self, out: Path, port: int, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        out: Path,
+        port: int,
+        env: dict[str, str],
+        *,
+        db: str | None = None,
+        workers: int = 1,
+    ) -> None:
         self.out = out
         self.port = port
         self.env = env
         self.db = out / "host.db"
+        self.url = db or f"sqlite:///{self.db}"
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"sqlite:///{self.db}"
 
     @property
     def alive(self) -> bool:
@@ -356,17 +366,28 @@ class HostRunner:
             "--listen",
             f"127.0.0.1:{self.port}",
         ]
+        if self.workers > 1:
+            # a supervisor and its workers; SIGKILL of the supervisor takes them all down
+            cmd += ["--workers", str(self.workers)]
         if world is not None:
             cmd += ["--world", str(world), "--reset"]
         for attempt in range(6):
             with open(log, "ab") as fh:
-                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env)
+                # its own process group: a kill takes the supervisor and every worker down
+                # at once (workers would otherwise get a graceful SIGTERM from the supervisor)
+                proc = subprocess.Popen(
+                    cmd,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    start_new_session=True,
+                )
             if self._wait_listening(proc, log):
                 with self._lock:
                     self.proc = proc
                 return
             with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
             time.sleep(0.2 * (attempt + 1))  # e.g. the port is still held by the killed process
         tail = log.read_text(errors="replace")[-2000:]
@@ -385,12 +406,13 @@ class HostRunner:
         return False
 
     def kill(self) -> bool:
-        """SIGKILL the host; True when it was running."""
+        """SIGKILL the host (every process of it); True when it was running."""
         with self._lock:
             proc = self.proc
             if proc is None or proc.poll() is not None:
                 return False
-            proc.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
             return True
 
@@ -404,7 +426,8 @@ class HostRunner:
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
 
@@ -565,7 +588,7 @@ class Campaign:
         self.env.pop("CLEARPOS_KEK_FILE", None)
         self.env["PYTHONUNBUFFERED"] = "1"
         self.port = cfg.port or free_port()
-        self.host = HostRunner(self.out, self.port, self.env)
+        self.host = HostRunner(self.out, self.port, self.env, db=cfg.db, workers=cfg.workers)
         self.proxy: FaultProxy | None = None
         self.terms: dict[str, Terminal] = {}
         self.working_keys: set[bytes] = set()
@@ -1091,12 +1114,17 @@ class Campaign:
 
 
 def _argv_of(cfg: LabConfig) -> list[str]:
-    return [
+    argv = [
         f"--seed {cfg.seed}",
         f"--terminals {cfg.terminals}",
         f"--transactions {cfg.transactions}",
         f"--out {cfg.out}",
     ]
+    if cfg.db:
+        argv.append(f"--db {redact(cfg.db)}")
+    if cfg.workers > 1:
+        argv.append(f"--workers {cfg.workers}")
+    return argv
 
 
 # ---------------------------------------------------------------------------- comparison

@@ -117,6 +117,18 @@ def register(p: argparse.ArgumentParser) -> None:
         default=0.6,
         help="share of those SIGKILLed midway (default 0.6)",
     )
+    r.add_argument(
+        "--db",
+        help="the host's store: postgresql://USER@HOST/DB (wiped at the start; default: a "
+        "SQLite file in --out)",
+    )
+    r.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="host processes sharing the port (PostgreSQL only; a host SIGKILL takes the "
+        "supervisor and all its workers down)",
+    )
     r.add_argument("--no-leak-scan", action="store_true", help="skip the leak scan of --out")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -142,6 +154,12 @@ def _run(args: argparse.Namespace) -> int:
     if sum(rates.values()) > 1:
         print("clearpos lab run: the --rate values add up to more than 1", file=sys.stderr)
         return 2
+    if args.workers > 1 and not (args.db or "").startswith(("postgresql://", "postgres://")):
+        print(
+            "clearpos lab run: --workers needs --db postgresql://... (SQLite has one writer)",
+            file=sys.stderr,
+        )
+        return 2
     cfg = LabConfig(
         out=args.out.absolute(),
         seed=args.seed,
@@ -158,6 +176,8 @@ def _run(args: argparse.Namespace) -> int:
         cli_rate=args.cli_rate,
         cli_kill_share=args.cli_kill_share,
         leak_scan=not args.no_leak_scan,
+        db=args.db,
+        workers=args.workers,
         progress=None if args.quiet else lambda text: print(text, file=sys.stderr, flush=True),
     )
 
