@@ -730,23 +730,20 @@ def test_month_grid_places_windows_by_china_time() -> None:
 
     across = window(1, "2026-11-30T15:00:00.000000Z", "2026-12-01T18:30:00.000000Z")
     to_midnight = window(2, "2026-11-23T14:00:00.000000Z", "2026-11-23T16:00:00.000000Z")
+
+    def busy(grid: Any) -> dict[int, list[tuple[int, str, str]]]:
+        return {
+            c[0]: [(s.window.id, s.start, s.end) for s in c[1]]
+            for w in grid.weeks
+            for c in w
+            if c and c[1]
+        }
+
     nov = month_grid(2026, 11, [across, to_midnight])
-    busy = {
-        c[0]: [(s.window.id, s.start, s.end) for s in c[1]]
-        for w in nov.weeks
-        for c in w
-        if c and c[1]
-    }
     # 23:00 CST on the 30th onward; 22:00 until midnight on the 23rd, nothing on the 24th
-    assert busy == {23: [(2, "22:00", "")], 30: [(1, "23:00", "")]}
+    assert busy(nov) == {23: [(2, "22:00", "")], 30: [(1, "23:00", "")]}
     dec = month_grid(2026, 12, [across, to_midnight])
-    busy = {
-        c[0]: [(s.window.id, s.start, s.end) for s in c[1]]
-        for w in dec.weeks
-        for c in w
-        if c and c[1]
-    }
-    assert busy == {1: [(1, "", "")], 2: [(1, "", "02:30")]}
+    assert busy(dec) == {1: [(1, "", "")], 2: [(1, "", "02:30")]}
     # Monday first: 1 November 2026 is a Sunday; every week has seven cells
     assert nov.weeks[0][:6] == [None] * 6 and nov.weeks[0][6] == (1, [])
     assert all(len(w) == 7 for w in nov.weeks) and (nov.prev, nov.next) == ("2026-10", "2026-12")

@@ -10,6 +10,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,17 +159,25 @@ def _first(kind: str, rate: float, limit: int) -> int:
     return next(k for k in range(limit) if _rng(SEED, kind, k).random() < rate)
 
 
+def _ci_campaign(tmp_path: Path, **kw: Any) -> LabConfig:
+    """A campaign small enough for CI: 3 terminals, faults at 1.5x the default rates."""
+    base: dict[str, Any] = {
+        "out": tmp_path / "lab",
+        "seed": SEED,
+        "terminals": 3,
+        "transactions": 100,
+        "timeout": 0.25,
+        "delay": 0.35,
+        "rates": {a: r * 1.5 for a, r in DEFAULT_RATES.items()},
+    }
+    return LabConfig(**{**base, **kw})
+
+
 def test_fault_lab_seeded_campaign(tmp_path: Path) -> None:
     """Faults, host SIGKILLs (in flight and between operations), killed `clearpos pos`
     subprocesses; then audit, journal-by-journal and money comparison, leak scan."""
-    cfg = LabConfig(
-        out=tmp_path / "lab",
-        seed=SEED,
-        terminals=3,
-        transactions=100,
-        timeout=0.25,
-        delay=0.35,
-        rates={a: r * 1.5 for a, r in DEFAULT_RATES.items()},
+    cfg = _ci_campaign(
+        tmp_path,
         host_kill_rate=0.008,
         host_kill_between=0.01,
         cli_rate=0.04,
@@ -292,14 +301,10 @@ def test_fault_lab_campaign_on_postgresql_with_two_workers(tmp_path: Path) -> No
     require_pg()
     store = Store("postgresql")
     try:
-        cfg = LabConfig(
-            out=tmp_path / "lab",
+        cfg = _ci_campaign(
+            tmp_path,
             seed=SEED + 1,
-            terminals=3,
             transactions=120,
-            timeout=0.25,
-            delay=0.35,
-            rates={a: r * 1.5 for a, r in DEFAULT_RATES.items()},
             host_kill_rate=0.01,
             host_kill_between=0.01,
             cli_rate=0.03,
