@@ -367,7 +367,7 @@ class HostRunner:
             f"127.0.0.1:{self.port}",
         ]
         if self.workers > 1:
-            # a supervisor and its workers; SIGKILL of the supervisor takes them all down
+            # a supervisor and its workers (kill() below takes the whole process group)
             cmd += ["--workers", str(self.workers)]
         if world is not None:
             cmd += ["--world", str(world), "--reset"]
