@@ -32,6 +32,7 @@ from .i18n import text
 from .security import Perm, allowed
 
 if TYPE_CHECKING:
+    from ..keys import SecurityModule
     from .app import Console
 
 __all__ = ["routes"]
@@ -210,7 +211,7 @@ def _typed_tmk(form: FormData) -> bytes:
     return tmk
 
 
-def _hsm() -> Any:
+def _hsm() -> SecurityModule:
     from ..keys import KeyEncryptionKey, SecurityModule
 
     return SecurityModule(KeyEncryptionKey.load())
