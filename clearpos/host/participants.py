@@ -175,6 +175,20 @@ class VerifyMac:
         return True
 
 
+def req_key(m: FinancialRequest) -> str:
+    """What makes a request unique at the host: TID, batch and STAN (spec §7)."""
+    return f"{m.tid}:{m.batch}:{m.stan}"
+
+
+def declined_as_duplicate(ctx: Ctx, key: str) -> bool:
+    """Decline with 94 when the host already processed the request ``key``."""
+    prior = ctx.tx.journal_by_key(key)
+    if prior is None:
+        return False
+    ctx.decline("transaction.duplicate", first_rrn=prior.rrn, first_reason=prior.reason)
+    return True
+
+
 class CheckBatch:
     """The request's batch (60.2) is the terminal's open batch at the host."""
 
@@ -186,15 +200,11 @@ class CheckBatch:
         m = ctx.msg
         batch = getattr(m, "batch", t.batch)
         if batch != t.batch:
-            if isinstance(m, FinancialRequest):
-                # spec §7: a request the host already processed is a duplicate (94) even
-                # when its batch has closed since; 77 then means "not applied", which lets
-                # a terminal safely re-issue a stored offline sale in its current batch.
-                prior = ctx.tx.journal_by_key(f"{m.tid}:{m.batch}:{m.stan}")
-                if prior is not None:
-                    return ctx.decline(
-                        "transaction.duplicate", first_rrn=prior.rrn, first_reason=prior.reason
-                    )
+            # spec §7: a request the host already processed is a duplicate (94) even
+            # when its batch has closed since; 77 then means "not applied", which lets
+            # a terminal safely re-issue a stored offline sale in its current batch.
+            if isinstance(m, FinancialRequest) and declined_as_duplicate(ctx, req_key(m)):
+                return False
             return ctx.decline("terminal.batch_mismatch", terminal_batch=batch, host_batch=t.batch)
         return True
 
@@ -207,12 +217,9 @@ class CheckDuplicate:
     def __call__(self, ctx: Ctx) -> bool:
         m = ctx.msg
         assert isinstance(m, FinancialRequest)
-        key = f"{m.tid}:{m.batch}:{m.stan}"
-        prior = ctx.tx.journal_by_key(key)
-        if prior is not None:
-            return ctx.decline(
-                "transaction.duplicate", first_rrn=prior.rrn, first_reason=prior.reason
-            )
+        key = req_key(m)
+        if declined_as_duplicate(ctx, key):
+            return False
         ctx.req_key = key
         return True
 
@@ -522,7 +529,7 @@ class Reverse:
         m = ctx.msg
         assert isinstance(m, Reversal)
         r = m.request
-        key = f"{r.tid}:{r.batch}:{r.stan}"
+        key = req_key(r)
         orig = ctx.tx.journal_original(r.tid, r.batch, r.stan, (r.kind.label,))
         ctx.facts["reversal_reason"] = m.reason_code
         if orig is None:
