@@ -60,7 +60,18 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="print the top of a cProfile")
     p.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
     p.add_argument("--top", type=int, default=25, help="cProfile lines to print")
+    p.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        help="count CPU instructions per purchase under callgrind (N and 2N purchases, "
+        "the difference over N): the same figure on a busy machine as on a quiet one",
+    )
+    p.add_argument("--under-callgrind", type=int, metavar="N", help=argparse.SUPPRESS)
+    p.add_argument("--instructions-n", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.instructions:
+        return count_instructions(args)
 
     tmp = Path(tempfile.mkdtemp(prefix="clearpos-engine-"))
     text, terms_spec, pans = world(args.terminals, args.cards, 1)
@@ -105,6 +116,14 @@ def main() -> int:
         bad = [decode(decode_frame(r).body).fields.get(39) for r in replies]
         bad = [c for c in bad if c != "00"]
         assert not bad, f"{len(bad)} not approved, e.g. {bad[:5]}"
+
+    if args.under_callgrind is not None:
+        # the same frames in both runs (2N built), the first N or all handled; no audit,
+        # whose cost grows with the journal
+        batch = frames(2 * args.instructions_n, 1000)
+        check(run(batch[: args.under_callgrind]))
+        conn.close()
+        return 0
 
     # statements per purchase, in a separate pass (the trace hook costs time)
     counted: list[str] = []
@@ -154,6 +173,41 @@ def main() -> int:
         print(f"  {n / 200:5.2f}  {head} ...")
     print(f"audit: {'OK' if not found else found[:3]}")
     return 0 if not found else 1
+
+
+def count_instructions(args: argparse.Namespace) -> int:
+    """Run this bench twice under ``valgrind --tool=callgrind``, handling N and 2N of
+    the same pre-built purchases; instructions per purchase = the difference / N."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (Debian package valgrind)", file=sys.stderr)
+        return 2
+    n = args.instructions
+    totals: list[int] = []
+    for count in (n, 2 * n):
+        out = Path(tempfile.mkdtemp(prefix="clearpos-callgrind-")) / "callgrind.out"
+        cmd = [
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            sys.executable, __file__, "--terminals", str(args.terminals),
+            "--cards", str(args.cards), "--batch", str(args.batch),
+            "--instructions-n", str(n), "--under-callgrind", str(count),
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        m = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
+        assert m, f"no instruction total in {out}"
+        totals.append(int(m.group(1)))
+        print(f"callgrind: {count:,} purchases, {int(m.group(1)):,} instructions", flush=True)
+    per = (totals[1] - totals[0]) / n
+    print(
+        f"# bench/engine.py --instructions {n} — Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(f"engine instructions per approved purchase: {per:,.0f}")
+    return 0
 
 
 if __name__ == "__main__":
