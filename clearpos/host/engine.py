@@ -375,7 +375,9 @@ class Engine:
         if approved and isinstance(msg, FinancialRequest) and msg.kind.label != "balance":
             ctx.auth_code = f"{secrets.randbelow(16**6):06X}"
         org = ctx.card.organisation if ctx.card is not None else "   "
-        facts = {k: v for k, v in ctx.facts.items() if k not in ("records", "totals", "checks")}
+        facts = {k: v for k, v in ctx.facts.items() if k not in _NOT_JOURNALED}
+        mti, kind = _request_mti(msg), self._kind(msg)
+        pan = mask_pan(card.pan) if card is not None else ""
         jid = tx.insert_journal(
             ts=ctx.now_iso,
             business_date=ctx.business_date,
@@ -383,11 +385,11 @@ class Engine:
             mid=t.mid if t is not None else msg.mid,
             batch=getattr(req, "batch", "") or "",
             stan=msg.stan,
-            mti=_request_mti(msg),
-            kind=self._kind(msg),
+            mti=mti,
+            kind=kind,
             amount_fen=amount,
             card_id=ctx.card.id if ctx.card is not None else None,
-            pan_masked=mask_pan(card.pan) if card is not None else "",
+            pan_masked=pan,
             organisation=org,
             code=code,
             reason=ctx.reason,
@@ -421,12 +423,12 @@ class Engine:
             "tid": msg.tid,
             "stan": msg.stan,
             "rrn": ctx.rrn,
-            "mti": _request_mti(msg),
-            "kind": self._kind(msg),
+            "mti": mti,
+            "kind": kind,
             "reason": ctx.reason,
             "code": code,
             "amount_fen": amount,
-            "pan": mask_pan(card.pan) if card is not None else "",
+            "pan": pan,
             "processing": ctx.processing,
         }
         return Outcome(reply, record)
@@ -511,6 +513,10 @@ class Engine:
             mti="0830",
             **{**common, "code": "40", "reason": "transaction.not_supported"},
         )
+
+
+#: facts that answer the terminal (field 48/62 content), not kept in the journal
+_NOT_JOURNALED = frozenset(("records", "totals", "checks"))
 
 
 def _request_mti(msg: Message) -> str:

@@ -22,6 +22,10 @@ CREDIT_KINDS = ("refund", "void", "completion_void")
 Sums = tuple[int, int, int, int]
 
 
+#: INSERT statements by (table, columns...), built once
+_INSERT_SQL: dict[tuple[str, ...], str] = {}
+
+
 class Cursor(Protocol):
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
@@ -62,9 +66,12 @@ class Tx:
         self.conn.execute(f"UPDATE {table} SET {sets} WHERE {key} = ?", [*cols.values(), key_value])
 
     def _insert(self, table: str, cols: Mapping[str, Any]) -> int:
-        names = ", ".join(cols)
-        marks = ", ".join("?" for _ in cols)
-        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+        shape = (table, *cols)
+        sql = _INSERT_SQL.get(shape)
+        if sql is None:  # a handful of shapes: the journal row of each message type
+            names = ", ".join(cols)
+            marks = ", ".join("?" for _ in cols)
+            sql = _INSERT_SQL[shape] = f"INSERT INTO {table} ({names}) VALUES ({marks})"
         if getattr(self.conn, "needs_returning", False):
             return int(self._one(sql + " RETURNING id", list(cols.values()))["id"])
         # SQLite: lastrowid is the new INTEGER PRIMARY KEY, without RETURNING's extra
@@ -178,8 +185,9 @@ class Tx:
     # ------------------------------------------------------------------ journal
 
     def insert_journal(self, **cols: Any) -> int:
-        if "facts" in cols and not isinstance(cols["facts"], str):
-            cols["facts"] = json.dumps(cols["facts"], ensure_ascii=False, sort_keys=True)
+        facts = cols.get("facts")
+        if facts is not None and not isinstance(facts, str):
+            cols["facts"] = json.dumps(facts, ensure_ascii=False, sort_keys=True) if facts else "{}"
         return self._insert("journal", cols)
 
     def update_journal(self, jid: int, **cols: Any) -> None:
