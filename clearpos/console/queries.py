@@ -179,7 +179,7 @@ def search_journal(
     sql = "SELECT * FROM journal"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY id DESC LIMIT {int(limit) + 1}"
+    sql += f" ORDER BY ts DESC, id DESC LIMIT {int(limit) + 1}"
     rows = [JournalRec.of(r) for r in tx.conn.execute(sql, params).fetchall()]
     return rows[:limit], len(rows) > limit
 
@@ -226,7 +226,7 @@ def recent_for(
     else:
         raise ValueError("say whose rows: tid, mid or card_id")
     rows = tx.conn.execute(
-        f"SELECT * FROM journal WHERE {col} = ? ORDER BY id DESC LIMIT 20", (value,)
+        f"SELECT * FROM journal WHERE {col} = ? ORDER BY ts DESC, id DESC LIMIT 20", (value,)
     ).fetchall()
     return [JournalRec.of(r) for r in rows]
 
@@ -305,9 +305,12 @@ def dashboard(tx: Tx, now: datetime, minutes: int = 30) -> Dashboard:
     hour_n, hour_ok = _counts(tx, utc_iso(now - timedelta(hours=1)))
     local_midnight = now.astimezone(CST).replace(hour=0, minute=0, second=0, microsecond=0)
     day_n, day_ok = _counts(tx, utc_iso(local_midnight))
+    # MATERIALIZED: take the day's rows by time first. Left to itself SQLite walks
+    # the whole (reason, ts) index to get GROUP BY order (92 ms at 1M journal rows).
     top = tx.conn.execute(
-        "SELECT reason, COUNT(*) AS n FROM journal WHERE ts >= ? AND code <> '00' "
-        f"AND kind IN ({_FINANCIAL_MARKS}) GROUP BY reason ORDER BY n DESC, reason LIMIT 8",
+        "WITH recent AS MATERIALIZED (SELECT reason FROM journal WHERE ts >= ? "
+        f"AND code <> '00' AND kind IN ({_FINANCIAL_MARKS})) "
+        "SELECT reason, COUNT(*) AS n FROM recent GROUP BY reason ORDER BY n DESC, reason LIMIT 8",
         (utc_iso(now - timedelta(hours=24)), *FINANCIAL),
     ).fetchall()
     alerts: list[TerminalAlert] = []

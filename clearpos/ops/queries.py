@@ -151,7 +151,7 @@ def journal_rows(
         where.append("ts < ?")
         params.append(until)
     sql = "SELECT * FROM journal" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY id DESC"
+    sql += " ORDER BY ts DESC, id DESC"  # newest first: the (x, ts) indexes serve it
     if limit:
         sql += f" LIMIT {int(limit)}"
     rows = [JournalRec.of(r) for r in tx.conn.execute(sql, params).fetchall()]

@@ -123,8 +123,11 @@ def daily_report(tx: Tx, day: date, mid: str | None = None) -> list[MerchantDay]
 
     if mid:
         get(mid)
-    sql = "SELECT * FROM journal WHERE business_date = ?"
-    params: list[Any] = [bd]
+    start, end = _day_bounds(day)
+    # the business date is the China date of ts, so the ts range selects the same
+    # rows and lets the journal_ts index find them
+    sql = "SELECT * FROM journal WHERE ts >= ? AND ts < ? AND business_date = ?"
+    params: list[Any] = [start, end, bd]
     if mid:
         sql += " AND mid = ?"
         params.append(mid)
@@ -148,7 +151,6 @@ def daily_report(tx: Tx, day: date, mid: str | None = None) -> list[MerchantDay]
                 d.net_fen -= amount or 0
         elif status == "declined" and kind not in NOT_DECLINES:
             d.declined.setdefault(r["reason"], Count()).add(amount)
-    start, end = _day_bounds(day)
     ssql = "SELECT * FROM settlements WHERE ts >= ? AND ts < ?"
     sparams: list[Any] = [start, end]
     if mid:

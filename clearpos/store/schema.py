@@ -222,6 +222,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX journal_original ON journal(original_id) WHERE original_id IS NOT NULL",
         ],
     ),
+    (
+        4,
+        "journal: index the time, for the dashboard, reports, exports and newest-first lists",
+        [
+            # ts only grows, so each insert appends at the right edge of this B-tree.
+            # Lists of "the newest rows of X" order by (ts, id) so that the (X, ts)
+            # indexes serve them without sorting all of X's rows.
+            "CREATE INDEX journal_ts ON journal(ts)",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
