@@ -119,6 +119,8 @@ CHAOS_ACTIONS: tuple[Action, ...] = (
 
 #: a cut answer keeps at most this many bytes: every POS 8583 answer is longer
 _MAX_RESPONSE_CUT = 40
+#: after the terminal's side ends, how long the host may take to answer what it was sent
+_DRAIN_S = 5.0
 
 
 def chaos_decision(
@@ -244,6 +246,8 @@ class _Conn:
                     assert fault is not None
                     self.upstream.sendall(frame[: fault.after_bytes])
                     time.sleep(0.05)
+                    with contextlib.suppress(OSError):  # the terminal sees the cut at once
+                        self.client.shutdown(socket.SHUT_RDWR)
                     break
                 self.plans.put(fault)
                 self.upstream.sendall(frame)
@@ -255,10 +259,21 @@ class _Conn:
             finally:
                 if event is not None:
                     self.proxy._observe(event)
+        self._no_more_requests()
+
+    def _no_more_requests(self) -> None:
+        """The terminal is gone (or a fault ended its side): half-close towards the host,
+        as a TCP proxy passes on a FIN, so the host still answers what it was sent and
+        those answers are recorded; close once the host closes (at most 5 s)."""
+        if self.upstream is not None:
+            with contextlib.suppress(OSError):
+                self.upstream.shutdown(socket.SHUT_WR)
+        self.closed.wait(_DRAIN_S)
         self.close()
 
     def _answers(self) -> None:
         assert self.upstream is not None
+        client_open = True
         while not self.closed.is_set():
             frame = _read_frame(self.upstream)
             if frame is None:
@@ -270,9 +285,9 @@ class _Conn:
             action = fault.action if fault else Action.PASS
             mti = _mti(frame)
             self.proxy._record(Seen(self.number, "response", mti, action, frame, time.monotonic()))
+            if not client_open or action is Action.DROP_RESPONSE:
+                continue
             try:
-                if action is Action.DROP_RESPONSE:
-                    continue
                 if action is Action.DELAY_RESPONSE:
                     assert fault is not None
                     if self.closed.wait(fault.delay):
@@ -286,7 +301,7 @@ class _Conn:
                     break
                 self.client.sendall(frame)
             except OSError:
-                break
+                client_open = False  # the terminal is gone: keep recording the host's answers
         self.close()
 
 
