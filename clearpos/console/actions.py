@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ..keys import SecurityModule
 from ..ops import arrears as ops_arrears
 from ..ops import cards as ops_cards
 from ..ops import maintenance as ops_maintenance
@@ -32,7 +33,6 @@ from .i18n import text
 from .security import Perm, allowed
 
 if TYPE_CHECKING:
-    from ..keys import SecurityModule
     from .app import Console
 
 __all__ = ["routes"]
@@ -211,17 +211,11 @@ def _typed_tmk(form: FormData) -> bytes:
     return tmk
 
 
-def _hsm() -> SecurityModule:
-    from ..keys import KeyEncryptionKey, SecurityModule
-
-    return SecurityModule(KeyEncryptionKey.load())
-
-
 def _rotate_tmk(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
     """Rotate a TMK typed by the key custodian; it is checked against its KCV, never shown."""
     tid, why = request.path_params["tid"], _field(form, "why")
     tmk = _typed_tmk(form)
-    hsm = _hsm()
+    hsm = SecurityModule.load()
     return lambda tx: ops_terminals.rotate_tmk(tx, hsm, tid, tmk, by=by, why=why)
 
 
@@ -233,7 +227,7 @@ def _replace(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
     if not (len(new_tid) == 8 and new_tid.isascii() and new_tid.isdecimal()):
         raise ValueError(f"the new terminal id must be 8 digits (field 41), got {new_tid!r}")
     tmk = _typed_tmk(form)
-    hsm = _hsm()
+    hsm = SecurityModule.load()
     return lambda tx: ops_terminals.replace(tx, hsm, tid, new_tid, tmk, by=by, why=why)
 
 

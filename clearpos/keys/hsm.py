@@ -141,6 +141,11 @@ class SecurityModule:
         self._mac_engines: _Lru[tuple[str, str], MacEngine] = _Lru(cache_size)
         self._pin_engines: _Lru[tuple[str, str], PinEngine] = _Lru(cache_size)
 
+    @classmethod
+    def load(cls) -> SecurityModule:
+        """The security module over this machine's KEK (:meth:`KeyEncryptionKey.load`)."""
+        return cls(KeyEncryptionKey.load())
+
     # -- terminal master keys ---------------------------------------------
 
     def seal_tmk(self, tid: str, tmk_clear: bytes) -> str:

@@ -127,10 +127,6 @@ def _db(args: argparse.Namespace) -> Database:
     return open_database(args.db)
 
 
-def _hsm() -> SecurityModule:
-    return SecurityModule(KeyEncryptionKey.load())
-
-
 def _tokenizer() -> Any:
     from ..host.tokens import PanTokenizer
 
@@ -417,7 +413,14 @@ def _terminals(sub: Any) -> None:
         return _change(
             a,
             lambda tx: terminals.add_terminal(
-                tx, _hsm(), a.tid, a.mid, a.tmk, by=a.by, why=a.why, min_software=a.min_software
+                tx,
+                SecurityModule.load(),
+                a.tid,
+                a.mid,
+                a.tmk,
+                by=a.by,
+                why=a.why,
+                min_software=a.min_software,
             ),
         )
 
@@ -473,7 +476,9 @@ def _terminals(sub: Any) -> None:
 
     def replace(a: argparse.Namespace) -> int:
         def body(tx: Tx) -> tuple[dict[str, Any], str]:
-            old, new = terminals.replace(tx, _hsm(), a.tid, a.new_tid, a.tmk, by=a.by, why=a.why)
+            old, new = terminals.replace(
+                tx, SecurityModule.load(), a.tid, a.new_tid, a.tmk, by=a.by, why=a.why
+            )
             return {"ok": True, "retired": old.to_dict(), "added": new.to_dict()}, _change_text(
                 old
             ) + "\n" + _change_text(new)
@@ -494,7 +499,10 @@ def _terminals(sub: Any) -> None:
 
     def rotate(a: argparse.Namespace) -> int:
         return _change(
-            a, lambda tx: terminals.rotate_tmk(tx, _hsm(), a.tid, a.tmk, by=a.by, why=a.why)
+            a,
+            lambda tx: terminals.rotate_tmk(
+                tx, SecurityModule.load(), a.tid, a.tmk, by=a.by, why=a.why
+            ),
         )
 
     p = _leaf(
