@@ -200,9 +200,10 @@ class GroupCommitWriter:
         Units run back to back, without a savepoint each (two statements fewer per
         unit). When one raises, its writes are mixed with the others', so the whole
         transaction is rolled back and the batch runs again with every unit in its
-        own savepoint: the failed unit's writes are undone, the others' kept. A unit
-        is a function of the store alone (the host's units are), so running it a
-        second time after a rollback decides the same thing."""
+        own savepoint: the failed unit's writes are undone, the others' kept. Nothing
+        of the first run was kept or sent (answers go out after COMMIT), and a host
+        unit reads everything it decides on from the store and the clock, so its
+        second run simply decides afresh."""
         out: list[tuple[Any, Any, bool]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
