@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,7 +55,8 @@ class Ctx:
     mac: bytes | None
     now: datetime
     now_iso: str
-    config: HostConfig
+    #: loads the configuration the first time a participant asks for it
+    load_config: Callable[[Tx], HostConfig]
     #: local (CST) time as YYYYMMDDhhmmss, formatted once per message
     stamp: str
     terminal: TerminalRec | None = None
@@ -81,6 +83,15 @@ class Ctx:
     mak_sealed: str | None = None
     keys_field62: bytes | None = None
     response: Message | None = None
+    _config: HostConfig | None = None
+
+    @property
+    def config(self) -> HostConfig:
+        """The host configuration, checked against the store's generation on first use:
+        after the terminal check, whose read brings the generation along."""
+        if self._config is None:
+            self._config = self.load_config(self.tx)
+        return self._config
 
     @property
     def business_date(self) -> str:

@@ -320,7 +320,7 @@ class Engine:
             mac=mac,
             now=now,
             now_iso=utc_iso(now),
-            config=self.config(tx),
+            load_config=self.config,
             stamp=local(now).strftime("%Y%m%d%H%M%S"),
         )
 

@@ -100,9 +100,10 @@ class Tx:
         self._put_meta("config.gen", self._config_gen)
 
     def config_generation(self) -> str:
-        """Read once per database transaction: inside one, only this transaction can
-        change it (SQLite holds the write lock for the whole group-commit batch; on
-        PostgreSQL every unit is its own transaction)."""
+        """Read once per database transaction (or taken from :meth:`terminal`'s row):
+        inside one, only this transaction can change it (SQLite holds the write lock
+        for the whole group-commit batch; on PostgreSQL every unit is its own
+        transaction)."""
         if self._config_gen is None:
             self._config_gen = self.meta("config.gen")
         return self._config_gen
@@ -143,8 +144,21 @@ class Tx:
         )
 
     def terminal(self, tid: str) -> TerminalRec | None:
-        row = self._one("SELECT * FROM terminals WHERE tid = ?" + self.lock, (tid,))
-        return TerminalRec.of(row) if row else None
+        if self._config_gen is not None:
+            row = self._one("SELECT * FROM terminals WHERE tid = ?" + self.lock, (tid,))
+            return TerminalRec.of(row) if row else None
+        # The configuration generation rides along: every message's first read is its
+        # terminal, so the host learns whether configuration changed without a query
+        # of its own (on PostgreSQL, one round trip fewer per message).
+        row = self._one(
+            "SELECT t.*, (SELECT value FROM meta WHERE key = 'config.gen') AS config_gen "
+            "FROM terminals t WHERE t.tid = ?" + self.lock,
+            (tid,),
+        )
+        if row is None:
+            return None
+        self._config_gen = row["config_gen"] or ""
+        return TerminalRec.of(row)
 
     def terminals(self, mid: str | None = None) -> list[TerminalRec]:
         if mid is None:
