@@ -76,9 +76,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clearpos.audit import run_audit
+from clearpos.audit import FINANCIAL, run_audit
 from clearpos.keys import KeyEncryptionKey
-from clearpos.store import open_database
+from clearpos.store import CREDIT_KINDS, DEBIT_KINDS, open_database
 from clearpos.store.pg import redact
 from clearpos.terminal import CardInput, HostLink, Terminal
 from clearpos.terminal.machine import TerminalError
@@ -119,19 +119,6 @@ DEFAULT_RATES: dict[Action, float] = {
 }
 """Per-request-frame fault probabilities: 8.5 % of frames get a fault."""
 
-FINANCIAL_KINDS = (
-    "purchase",
-    "void",
-    "refund",
-    "preauth",
-    "preauth_void",
-    "completion",
-    "completion_void",
-    "offline",
-    "balance",
-)
-DEBITS = ("purchase", "completion", "offline")
-CREDITS = ("void", "completion_void", "refund")
 APPLIED = ("approved", "offline_uploaded")
 NOT_APPLIED = ("declined", "reversed", "local", "offline_declined")
 
@@ -570,6 +557,30 @@ def _card_argv(card: LabCard, *, pin: bool, keyed: bool = False) -> list[str]:
     return out
 
 
+def _void_in_batch(
+    t: Terminal,
+    rnd: random.Random,
+    kind: str,
+    name: str,
+    verb: str,
+    method: Callable[[Terminal], Callable[[str, str], Outcome]],
+) -> _Op | None:
+    """Void (supervisor) one of the latest 20 approved ``kind`` rows of the open batch."""
+    rows = t.store.journal(
+        f"kind = '{kind}' AND status = 'approved' AND voided = 0 AND settled = 0 AND batch = ?",
+        (t.batch,),
+    )
+    if not rows:
+        return None
+    row = rnd.choice(rows[-20:])
+    return _Op(
+        name,
+        lambda term: method(term)(row.stan, SUPERVISOR),
+        ["--supervisor-password", SUPERVISOR, verb, row.stan],
+        True,
+    )
+
+
 class Campaign:
     """Runs one :class:`LabConfig`; see the module docstring."""
 
@@ -699,7 +710,6 @@ class Campaign:
 
     def _choose(self, t: Terminal, rnd: random.Random) -> _Op:
         r = rnd.random()
-        batch = t.batch
         good = self.good_cards
         if r < 0.03 and self.bad_cards:
             card = rnd.choice(self.bad_cards)
@@ -712,19 +722,9 @@ class Campaign:
             keyed = rnd.random() < 0.1
             return self._purchase(card, amount, pin=pin, keyed=keyed)
         if r < 0.53:
-            rows = t.store.journal(
-                "kind = 'purchase' AND status = 'approved' AND voided = 0 AND settled = 0 "
-                "AND batch = ?",
-                (batch,),
-            )
-            if rows:
-                row = rnd.choice(rows[-20:])
-                return _Op(
-                    "void",
-                    lambda term: term.void(row.stan, SUPERVISOR),
-                    ["--supervisor-password", SUPERVISOR, "void", row.stan],
-                    True,
-                )
+            op = _void_in_batch(t, rnd, "purchase", "void", "void", lambda term: term.void)
+            if op is not None:
+                return op
         if 0.53 <= r < 0.60:
             rows = t.store.journal(
                 "id IN (SELECT id FROM journal WHERE kind IN ('purchase', 'completion', "
@@ -782,19 +782,12 @@ class Campaign:
                     True,
                 )
         if 0.82 <= r < 0.86:
-            rows = t.store.journal(
-                "kind = 'completion' AND status = 'approved' AND voided = 0 AND settled = 0 "
-                "AND batch = ?",
-                (batch,),
-            )
-            if rows:
-                row = rnd.choice(rows[-20:])
-                return _Op(
-                    "completion_void",
-                    lambda term: term.completion_void(row.stan, SUPERVISOR),
-                    ["--supervisor-password", SUPERVISOR, "complete-void", row.stan],
-                    True,
-                )
+            op = _void_in_batch(
+                t, rnd, "completion", "completion_void", "complete-void",
+                lambda term: term.completion_void,
+            )  # fmt: skip
+            if op is not None:
+                return op
         if 0.86 <= r < 0.96:
             card = rnd.choice(good)
             return _Op(
@@ -1169,7 +1162,7 @@ def compare(
             if r.kind == "completion" and r.status in APPLIED
         }
         for row in rows:
-            if row.kind not in FINANCIAL_KINDS or not row.stan:
+            if row.kind not in FINANCIAL or not row.stan:
                 continue
             key = f"{tid}:{row.batch}:{row.stan}"
             seen_keys.add(key)
@@ -1238,9 +1231,9 @@ def compare(
                     )
             card = row.pan
             amount = row.amount_fen or 0
-            if row.kind in DEBITS:
+            if row.kind in DEBIT_KINDS:
                 charged[card] += amount
-            elif row.kind in CREDITS:
+            elif row.kind in CREDIT_KINDS:
                 credited[card] += amount
             elif (
                 row.kind == "preauth" and not row.voided and (row.batch, row.stan) not in completed
