@@ -183,9 +183,9 @@ def _flip(data: bytes, index: int) -> bytes:
         (_flip(FIELD62, 39), "MAC key check value"),  # MAC key KCV
         (_flip(FIELD62, 0), "PIN key check value"),  # PIN key ciphertext
         (_flip(FIELD62, 20), "MAC key check value"),  # MAC key ciphertext
-        (FIELD62[:-1], "40 bytes, got 39"),
-        (FIELD62 + b"\x00", "40 bytes, got 41"),
-        (b"", "40 bytes, got 0"),
+        (FIELD62[:-1], "60, 84\] bytes, got 39"),
+        (FIELD62 + b"\x00", "60, 84\] bytes, got 41"),
+        (b"", "60, 84\] bytes, got 0"),
     ],
     ids=["pik-kcv", "mak-kcv", "pik-cipher", "mak-cipher", "short", "long", "empty"],
 )

@@ -298,7 +298,8 @@ def test_errors_never_contain_card_data() -> None:
         ("0200", {2: "1" * 20}, 2, "at most 19"),
         ("0200", {52: b"\x00" * 7}, 52, "exactly 8 bytes"),
         ("0200", {41: "123456789"}, 41, "at most 8"),
-        ("0200", {63: "中文"}, 63, "printable ASCII"),
+        ("0200", {42: "中文商户"}, 42, "printable ASCII"),
+            ("0200", {63: "\x01"}, 63, "printable ASCII"),
         ("0200", {51: "1"}, 51, "not part"),
         ("02X0", {}, 0, "MTI"),
     ],
@@ -410,7 +411,12 @@ TYPED = [
         mid="898310048161234",
         stan="000025",
         batch="000001",
-        records=(ParamRecord("10", "系统维护 02:00–04:00"), ParamRecord("12", "20261123020000")),
+        records=(
+            ParamRecord("12", "60"),
+            ParamRecord("22", "老王面馆"),
+            ParamRecord("91", "系统维护 02:00–04:00"),
+            ParamRecord("93", "20261123020000"),
+        ),
     ),
 ]
 

@@ -34,8 +34,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, modes
 from cryptography.utils import CryptographyDeprecationWarning
 
 __all__ = [
+    "FIELD62_LAYOUTS",
     "FIELD62_LENGTH",
     "KeyCheckError",
+    "KeyScheme",
     "MacEngine",
     "PinBlockError",
     "PinEngine",
@@ -47,6 +49,8 @@ __all__ = [
     "generate_des_key",
     "pack_field62",
     "pin_block",
+    "pin_block_without_pan",
+    "tdes_cipher",
     "tdes_decrypt",
     "tdes_encrypt",
     "unpack_field62",
@@ -90,6 +94,11 @@ def expand_des_key(key: bytes) -> bytes:
 
 def _cipher(key: bytes) -> Cipher[modes.ECB]:
     return Cipher(TripleDES(expand_des_key(key)), modes.ECB())
+
+
+def tdes_cipher(key: bytes) -> Cipher[modes.ECB]:
+    """A 3DES-ECB cipher under an 8/16/24-byte key, for callers that keep one."""
+    return _cipher(key)
 
 
 def _check_blocks(data: bytes) -> None:
@@ -154,10 +163,13 @@ def _kcv_hex(key: bytes) -> str:
 
 
 class MacEngine:
-    """The UnionPay "ECB" MAC (spec §5) under one single-length MAC key.
+    """The UnionPay "ECB" MAC (spec §5) under one MAC key.
 
     Holds one reused DES encryptor (ECB keeps no chaining state between
     ``update`` calls), so a MAC costs two block encryptions and an XOR fold.
+    A single-length key is what this host issues; a double-length key (sent by
+    other acquirers in bytes 20-35 of field 62) runs the same two steps with
+    3DES, as the public terminal code does (``docs/protocol.md``).
 
     >>> engine = MacEngine(bytes.fromhex("1A2B3C4D5E6F7081"))
     >>> engine
@@ -167,8 +179,8 @@ class MacEngine:
     __slots__ = ("_encrypt", "_kcv")
 
     def __init__(self, mac_key: bytes) -> None:
-        if len(mac_key) != _BLOCK:
-            raise ValueError(f"MAC key must be 8 bytes (single-length DES), got {len(mac_key)}")
+        if len(mac_key) not in (_BLOCK, 16):
+            raise ValueError(f"MAC key must be 8 or 16 bytes, got {len(mac_key)}")
         encryptor: CipherContext = _cipher(mac_key).encryptor()
         self._encrypt = encryptor.update
         self._kcv = self._encrypt(_ZERO_BLOCK)[:_KCV_LENGTH].hex().upper()
@@ -220,13 +232,39 @@ def pin_block(pin: str, pan: str) -> bytes:
     return block
 
 
-def _decode_pin_block(clear_block: bytes, pan: str) -> str:
+def pin_block_without_pan(pin: str) -> bytes:
+    """Clear ANSI X9.8 block without the PAN (53.1 = 1): ``0L`` + PIN + ``F`` padding.
+
+    >>> pin_block_without_pan("123456").hex().upper()
+    '06123456FFFFFFFF'
+    """
+    if not _is_digits(pin, 4, 12):
+        raise PinBlockError("PIN must be 4 to 12 digits")
+    return bytes.fromhex(f"0{len(pin):X}{pin}".ljust(16, "F"))
+
+
+def _decode_without_pan(clear_block: bytes) -> str | None:
+    h = clear_block.hex().upper()
+    n = int(h[1], 16)
+    if h[0] != "0" or not 4 <= n <= 12:
+        return None
+    pin, pad = h[2 : 2 + n], h[2 + n :]
+    if not pin.isdigit() or set(pad) - {"F"}:
+        return None
+    return pin
+
+
+def _decode_pin_block(clear_block: bytes, pan: str, *, with_pan: bool = True) -> str:
     """Decode a clear format 0 block; the psec error (which quotes PIN digits) never escapes."""
     if not _is_digits(pan, 13, 19):
         raise PinBlockError("PAN must be 13 to 19 digits")
     pin: str | None
     try:
-        pin = psec.pinblock.decode_pinblock_iso_0(clear_block, pan)
+        pin = (
+            psec.pinblock.decode_pinblock_iso_0(clear_block, pan)
+            if with_pan
+            else _decode_without_pan(clear_block)
+        )
     except ValueError:
         pin = None
     # Raised outside the ``except`` so the psec exception is not even kept as __context__.
@@ -236,16 +274,24 @@ def _decode_pin_block(clear_block: bytes, pan: str) -> str:
 
 
 class PinEngine:
-    """Format 0 PIN blocks under one PIN key, with one reused encryptor and decryptor."""
+    """PIN blocks under one PIN key, with one reused encryptor and decryptor.
 
-    __slots__ = ("_decrypt", "_encrypt", "_kcv")
+    Field 53 says how a block was made and the engine decodes what it says:
+    53.1 = 2 format 0 with the PAN, 1 without; 53.2 = 6 3DES under the key, 0
+    single DES (the first half of a double-length key).
+    """
+
+    __slots__ = ("_decrypt", "_decrypt1", "_encrypt", "_encrypt1", "_kcv")
 
     def __init__(self, pik: bytes) -> None:
-        if len(pik) not in (16, 24):
-            raise ValueError(f"PIN key must be 16 or 24 bytes, got {len(pik)}")
+        if len(pik) not in (8, 16, 24):
+            raise ValueError(f"PIN key must be 8, 16 or 24 bytes, got {len(pik)}")
         cipher = _cipher(pik)
+        single = _cipher(pik[:_BLOCK])
         self._encrypt = cipher.encryptor().update
         self._decrypt = cipher.decryptor().update
+        self._encrypt1 = single.encryptor().update
+        self._decrypt1 = single.decryptor().update
         self._kcv = self._encrypt(_ZERO_BLOCK)[:_KCV_LENGTH].hex().upper()
 
     @property
@@ -253,15 +299,20 @@ class PinEngine:
         """Check value of the PIN key, hex (safe to display)."""
         return self._kcv
 
-    def encrypt(self, pin: str, pan: str) -> bytes:
-        """Field 52: the format 0 block for ``pin``/``pan`` encrypted under the PIN key."""
-        return self._encrypt(pin_block(pin, pan))
+    def encrypt(self, pin: str, pan: str, *, pin_format: str = "2", algorithm: str = "6") -> bytes:
+        """Field 52: the block for ``pin``/``pan`` (53.1 ``pin_format``) encrypted
+        under the PIN key (53.2 ``algorithm``)."""
+        clear = pin_block(pin, pan) if pin_format == "2" else pin_block_without_pan(pin)
+        return (self._encrypt if algorithm == "6" else self._encrypt1)(clear)
 
-    def decrypt(self, block: bytes, pan: str) -> str:
+    def decrypt(self, block: bytes, pan: str, *, pin_format: str = "2", algorithm: str = "6") -> str:
         """The PIN inside field 52; :class:`PinBlockError` when it does not decode."""
         if len(block) != _BLOCK:
             raise PinBlockError(f"PIN block must be 8 bytes, got {len(block)}")
-        return _decode_pin_block(self._decrypt(bytes(block)), pan)
+        if pin_format not in ("1", "2") or algorithm not in ("0", "6"):
+            raise PinBlockError("field 53 names a PIN block format or algorithm not supported")
+        clear = (self._decrypt if algorithm == "6" else self._decrypt1)(bytes(block))
+        return _decode_pin_block(clear, pan, with_pan=pin_format == "2")
 
     def __repr__(self) -> str:
         return f"PinEngine(kcv={self._kcv})"
@@ -291,9 +342,24 @@ def generate_des_key(length: int) -> bytes:
             return key
 
 
+class KeyScheme:
+    """Field 60.3 of a sign-on: the working keys the terminal asks for (spec §4, §5)."""
+
+    SINGLE = "001"  # single-length PIN and MAC keys: 62 = 24 bytes
+    DOUBLE = "003"  # double-length PIN key, single MAC key: 62 = 40 bytes
+    WITH_TDK = "004"  # as 003 plus a track data key (TDK): 62 = 60 bytes
+
+    ALL = (SINGLE, DOUBLE, WITH_TDK)
+    LENGTH = {SINGLE: 24, DOUBLE: 40, WITH_TDK: 60}
+
+
 @dataclass(frozen=True, slots=True)
 class WorkingKeys:
-    """The clear working keys of one sign-on: a double-length PIN key and a single-length MAC key.
+    """The clear working keys of one sign-on: PIN key, MAC key and, for 004, a TDK.
+
+    This host issues a double-length PIN key and a single-length MAC key (003,
+    004), or two single-length keys (001); a terminal also accepts what other
+    acquirers send (a double-length MAC key).
 
     >>> WorkingKeys(bytes.fromhex("6B3C7A1F0D2E5849A1B2C3D4E5F60718"),
     ...             bytes.fromhex("1A2B3C4D5E6F7081"))
@@ -302,17 +368,27 @@ class WorkingKeys:
 
     pik: bytes = field(repr=False)
     mak: bytes = field(repr=False)
+    tdk: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if len(self.pik) != 16:
-            raise ValueError(f"PIN key must be 16 bytes (double-length), got {len(self.pik)}")
-        if len(self.mak) != _BLOCK:
-            raise ValueError(f"MAC key must be 8 bytes (single-length), got {len(self.mak)}")
+        if len(self.pik) not in (_BLOCK, 16):
+            raise ValueError(f"PIN key must be 8 or 16 bytes, got {len(self.pik)}")
+        if len(self.mak) not in (_BLOCK, 16):
+            raise ValueError(f"MAC key must be 8 or 16 bytes, got {len(self.mak)}")
+        if self.tdk is not None and len(self.tdk) != 16:
+            raise ValueError(f"track data key must be 16 bytes, got {len(self.tdk)}")
 
     @classmethod
-    def generate(cls) -> WorkingKeys:
-        """Fresh random keys with odd parity."""
-        return cls(pik=generate_des_key(16), mak=generate_des_key(_BLOCK))
+    def generate(cls, scheme: str = KeyScheme.DOUBLE) -> WorkingKeys:
+        """Fresh random keys with odd parity, in the layout of ``scheme`` (60.3)."""
+        if scheme not in KeyScheme.ALL:
+            raise ValueError(f"sign-on key scheme must be one of {KeyScheme.ALL}, got {scheme!r}")
+        single = scheme == KeyScheme.SINGLE
+        return cls(
+            pik=generate_des_key(_BLOCK if single else 16),
+            mak=generate_des_key(_BLOCK),
+            tdk=generate_des_key(16) if scheme == KeyScheme.WITH_TDK else None,
+        )
 
     @property
     def pik_kcv(self) -> str:
@@ -324,8 +400,14 @@ class WorkingKeys:
         """MAC key check value, hex."""
         return _kcv_hex(self.mak)
 
+    @property
+    def tdk_kcv(self) -> str | None:
+        """Track data key check value, hex (None without a TDK)."""
+        return _kcv_hex(self.tdk) if self.tdk is not None else None
+
     def __repr__(self) -> str:
-        return f"WorkingKeys(pik_kcv={self.pik_kcv}, mak_kcv={self.mak_kcv})"
+        tdk = f", tdk_kcv={self.tdk_kcv}" if self.tdk is not None else ""
+        return f"WorkingKeys(pik_kcv={self.pik_kcv}, mak_kcv={self.mak_kcv}{tdk})"
 
     __str__ = __repr__
 
@@ -335,39 +417,84 @@ def _check_tmk(tmk: bytes) -> None:
         raise ValueError(f"TMK must be 16 bytes (double-length 3DES), got {len(tmk)}")
 
 
-def pack_field62(tmk: bytes, keys: WorkingKeys) -> bytes:
-    """Field 62 of the sign-on response (40 bytes) carrying ``keys`` under the TMK."""
+def pack_field62(tmk: bytes, keys: WorkingKeys, scheme: str | None = None) -> bytes:
+    """Field 62 of the sign-on response carrying ``keys`` under the TMK, in the
+    layout of ``scheme`` (default: 004 when there is a TDK, else 003):
+
+    - 001 (24 bytes): PIK 8 + KCV 4, MAK 8 + KCV 4;
+    - 003 (40 bytes): PIK 16 + KCV 4, MAK 8 + zeros 8 + KCV 4;
+    - 004 (60 bytes): the 40 of 003, then TDK 16 + KCV 4.
+    """
     _check_tmk(tmk)
+    if scheme is None:
+        scheme = KeyScheme.WITH_TDK if keys.tdk is not None else KeyScheme.DOUBLE
     encrypt = _cipher(tmk).encryptor().update
-    return b"".join(
-        (
-            encrypt(keys.pik),
-            check_value(keys.pik),
-            encrypt(keys.mak),
-            _ZERO_BLOCK,
-            check_value(keys.mak),
+    if scheme == KeyScheme.SINGLE:
+        if len(keys.pik) != _BLOCK or len(keys.mak) != _BLOCK:
+            raise ValueError("001 carries single-length PIN and MAC keys")
+        return b"".join(
+            (encrypt(keys.pik), check_value(keys.pik), encrypt(keys.mak), check_value(keys.mak))
         )
-    )
+    if len(keys.pik) != 16 or len(keys.mak) != _BLOCK:
+        raise ValueError("003/004 carry a double-length PIN key and a single-length MAC key")
+    parts = [
+        encrypt(keys.pik),
+        check_value(keys.pik),
+        encrypt(keys.mak),
+        _ZERO_BLOCK,
+        check_value(keys.mak),
+    ]
+    if scheme == KeyScheme.WITH_TDK:
+        if keys.tdk is None:
+            raise ValueError("004 carries a track data key")
+        parts += [encrypt(keys.tdk), check_value(keys.tdk)]
+    elif scheme != KeyScheme.DOUBLE:
+        raise ValueError(f"unknown sign-on key scheme {scheme!r}")
+    return b"".join(parts)
+
+
+#: field 62 lengths a terminal accepts, and where each key sits: (name, offset,
+#: key length, check-value offset). 24/40/60 are what this host sends (spec §5);
+#: 56 and 84 are layouts of other acquirers named in public terminal code
+#: (double-length MAK, TDK without / with check value), see docs/protocol.md.
+FIELD62_LAYOUTS: dict[int, tuple[tuple[str, int, int, int], ...]] = {
+    24: (("PIN", 0, 8, 8), ("MAC", 12, 8, 20)),
+    40: (("PIN", 0, 16, 16), ("MAC", 20, 16, 36)),
+    56: (("PIN", 0, 16, 16), ("MAC", 20, 16, 36), ("TDK", 40, 16, -1)),
+    60: (("PIN", 0, 16, 16), ("MAC", 20, 16, 36), ("TDK", 40, 16, 56)),
+    84: (("PIN", 0, 16, 16), ("MAC", 20, 16, 36), ("TDK", 40, 16, 56)),
+}
 
 
 def unpack_field62(tmk: bytes, data: bytes) -> WorkingKeys:
-    """Working keys from field 62, refused (:class:`KeyCheckError`) unless both check values match.
+    """Working keys from field 62, refused (:class:`KeyCheckError`) unless every
+    check value sent matches.
 
-    The 8 bytes after the MAC key ciphertext are ignored (spec: zeros; a
-    double-length MAC key there would fail the MAC key check value anyway).
+    The MAC key slot is 16 bytes (20-35): a second half of zeros means a
+    single-length MAC key (this host, spec §5), anything else a double-length
+    one (other acquirers). Its check value is computed on the key as used.
     """
     _check_tmk(tmk)
-    if len(data) != FIELD62_LENGTH:
-        raise KeyCheckError(f"field 62 must be {FIELD62_LENGTH} bytes, got {len(data)}")
+    layout = FIELD62_LAYOUTS.get(len(data))
+    if layout is None:
+        raise KeyCheckError(
+            f"field 62 must be one of {sorted(FIELD62_LAYOUTS)} bytes, got {len(data)}"
+        )
     data = bytes(data)
     decrypt = _cipher(tmk).decryptor().update
-    pik = decrypt(data[0:16])
-    mak = decrypt(data[20:28])
-    for name, key, sent in (("PIN", pik, data[16:20]), ("MAC", mak, data[36:40])):
-        got = check_value(key)
-        if not hmac.compare_digest(got, sent):
-            raise KeyCheckError(
-                f"{name} key check value mismatch: field 62 says {sent.hex().upper()}, "
-                f"key decrypts to {got.hex().upper()} (wrong TMK?)"
-            )
-    return WorkingKeys(pik=pik, mak=mak)
+    keys: dict[str, bytes] = {}
+    for name, at, size, kcv_at in layout:
+        cipher_text = data[at : at + size]
+        if name == "MAC" and size == 16 and cipher_text[8:] == _ZERO_BLOCK:
+            cipher_text = cipher_text[:8]
+        key = decrypt(cipher_text)
+        if kcv_at >= 0:
+            sent = data[kcv_at : kcv_at + _KCV_LENGTH]
+            got = check_value(key)
+            if not hmac.compare_digest(got, sent):
+                raise KeyCheckError(
+                    f"{name} key check value mismatch: field 62 says {sent.hex().upper()}, "
+                    f"key decrypts to {got.hex().upper()} (wrong TMK?)"
+                )
+        keys[name] = key
+    return WorkingKeys(pik=keys["PIN"], mak=keys["MAC"], tdk=keys.get("TDK"))

@@ -23,6 +23,7 @@ from typing import Generic, TypeVar
 import psec
 
 from clearpos.keys.crypto import (
+    KeyScheme,
     MacEngine,
     PinEngine,
     WorkingKeys,
@@ -31,6 +32,7 @@ from clearpos.keys.crypto import (
     expand_des_key,
     generate_des_key,
     pack_field62,
+    tdes_cipher,
 )
 from clearpos.keys.kek import KeyEncryptionKey
 
@@ -95,6 +97,8 @@ class IssuedKeys:
     sealed_mak: str = field(repr=False)
     pik_kcv: str
     mak_kcv: str
+    sealed_tdk: str | None = field(default=None, repr=False)
+    tdk_kcv: str | None = None
 
 
 def _check_tid(tid: str) -> None:
@@ -169,24 +173,36 @@ class SecurityModule:
 
     # -- sign-on ----------------------------------------------------------
 
-    def issue_working_keys(self, tid: str, sealed_tmk: str) -> IssuedKeys:
-        """Fresh working keys for a sign-on: field 62 under the TMK, and the keys sealed."""
+    def issue_working_keys(
+        self, tid: str, sealed_tmk: str, scheme: str = KeyScheme.DOUBLE
+    ) -> IssuedKeys:
+        """Fresh working keys for a sign-on in the layout of ``scheme`` (60.3 001,
+        003 or 004): field 62 under the TMK, and the keys sealed."""
         _check_tid(tid)
         tmk = self._kek.open(sealed_tmk, f"tmk:{tid}")
-        keys = WorkingKeys.generate()
+        keys = WorkingKeys.generate(scheme)
         sealed_pik = self._kek.seal(keys.pik, f"pik:{tid}")
         sealed_mak = self._kek.seal(keys.mak, f"mak:{tid}")
+        sealed_tdk = self._kek.seal(keys.tdk, f"tdk:{tid}") if keys.tdk is not None else None
         mac_engine = MacEngine(keys.mak)
         pin_engine = PinEngine(keys.pik)
         self._mac_engines.put((tid, sealed_mak), mac_engine)
         self._pin_engines.put((tid, sealed_pik), pin_engine)
         return IssuedKeys(
-            field62=pack_field62(tmk, keys),
+            field62=pack_field62(tmk, keys, scheme),
             sealed_pik=sealed_pik,
             sealed_mak=sealed_mak,
             pik_kcv=pin_engine.kcv,
             mak_kcv=mac_engine.kcv,
+            sealed_tdk=sealed_tdk,
+            tdk_kcv=keys.tdk_kcv,
         )
+
+    def track_decryptor(self, tid: str, sealed_tdk: str) -> Callable[[bytes], bytes]:
+        """The 8-byte 3DES-ECB decryption under the terminal's TDK (spec §5 track
+        encryption). The clear TDK stays inside the returned cipher."""
+        cipher = tdes_cipher(self._kek.open(sealed_tdk, f"tdk:{tid}"))
+        return cipher.decryptor().update
 
     def forget(self, tid: str) -> int:
         """Drop the cached engines of ``tid`` (sign-off, key change); returns how many."""
@@ -239,15 +255,28 @@ class SecurityModule:
             raise ValueError("PAN must be 13 to 19 digits")
         return f"{PVV_SCHEME}:{len(pin)}:{self._ibm3624_offset(pan, pin)}"
 
-    def verify_pin(self, tid: str, sealed_pik: str, pin_block: bytes, pan: str, pvv: str) -> bool:
+    def verify_pin(
+        self,
+        tid: str,
+        sealed_pik: str,
+        pin_block: bytes,
+        pan: str,
+        pvv: str,
+        *,
+        pin_format: str = "2",
+        algorithm: str = "6",
+    ) -> bool:
         """True when field 52 (under the terminal's PIN key) holds the PIN behind ``pvv``.
 
+        ``pin_format`` and ``algorithm`` are 53.1 and 53.2 as the terminal sent them.
         :class:`~clearpos.keys.crypto.PinBlockError` when the block does not
         decode (host answers 99 ``pin.format_error``); ``ValueError`` for a
         malformed ``pvv``.
         """
         length, offset = _parse_pvv(pvv)
-        pin = self._pin_engine(tid, sealed_pik).decrypt(pin_block, pan)
+        pin = self._pin_engine(tid, sealed_pik).decrypt(
+            pin_block, pan, pin_format=pin_format, algorithm=algorithm
+        )
         if len(pin) != length:
             return False
         return hmac.compare_digest(self._ibm3624_offset(pan, pin), offset)

@@ -28,6 +28,35 @@ Writer = Callable[[Value], bytes]
 _HEX_DIGITS = frozenset("0123456789")
 
 
+class RawTrack(bytes):
+    """A track field (35/36) whose nibbles are not all track digits: the BCD bytes
+    as received, with the digit count of its length prefix.
+
+    Only a message whose field 53 says the tracks are encrypted with the TDK
+    (53.3 = 1) may carry one: :func:`decode` raises the track's own
+    :class:`DecodeError` otherwise. :mod:`clearpos.wire.tracks` turns it back into
+    a track once decrypted, and makes one when encrypting.
+    """
+
+    ndigits: int
+    error: DecodeError | None
+
+    def __new__(cls, raw: bytes, ndigits: int, error: DecodeError | None = None) -> RawTrack:
+        obj = super().__new__(cls, raw)
+        obj.ndigits = ndigits
+        obj.error = error
+        return obj
+
+    def __repr__(self) -> str:
+        return f"RawTrack({len(self)} bytes, {self.ndigits} digits)"
+
+
+def tracks_encrypted(fields: Mapping[int, Value]) -> bool:
+    """True when field 53 (security control) says tracks are TDK-encrypted (53.3 = 1)."""
+    sec = fields.get(53)
+    return isinstance(sec, str) and len(sec) >= 3 and sec[2] == "1"
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """A decoded message body.
@@ -102,14 +131,24 @@ def _digits(h: str, ndigits: int, left: bool, spec: FieldSpec, pos: int) -> str:
 
 
 def _ascii(raw: bytes, spec: FieldSpec, pos: int) -> str:
+    gbk = spec.charset == "gbk"
     for i, b in enumerate(raw):
-        if b < 0x20 or b > 0x7E:
+        if b < 0x20 or (b > 0x7E and not gbk):
             raise DecodeError(
                 f"expected printable ASCII ({spec.fmt.value}), got byte {b:02X}",
                 field=spec.number,
                 offset=pos + i,
             )
-    return raw.decode("ascii")
+    if raw.isascii():
+        return raw.decode("ascii")
+    try:
+        return raw.decode("gbk")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(
+            f"expected ASCII or GBK text, byte {raw[exc.start]:02X} starts no GBK character",
+            field=spec.number,
+            offset=pos + exc.start,
+        ) from None
 
 
 def _make_reader(spec: FieldSpec) -> Reader:
@@ -148,13 +187,21 @@ def _make_reader(spec: FieldSpec) -> Reader:
     prefix = 1 if spec.len_type is Len.LLVAR else 2
     if spec.fmt in (Fmt.N, Fmt.Z):
 
+        track = spec.fmt is Fmt.Z
+
         def read_var_bcd(data: bytes, pos: int, base: int) -> tuple[Value, int]:
             ndig = _bcd_length(data, pos, prefix, spec, base)
             pos += prefix
             nbytes = (ndig + 1) // 2
             _need(data, pos, nbytes, num, base)
-            h = data[pos : pos + nbytes].hex()
-            return _digits(h, ndig, True, spec, base + pos), pos + nbytes
+            raw = data[pos : pos + nbytes]
+            try:
+                return _digits(raw.hex(), ndig, True, spec, base + pos), pos + nbytes
+            except DecodeError as exc:
+                if not track:
+                    raise
+                # maybe TDK-encrypted (53.3 = 1, read later): decode() decides
+                return RawTrack(raw, ndig, exc), pos + nbytes
 
         return read_var_bcd
 
@@ -190,6 +237,10 @@ def _make_writer(spec: FieldSpec) -> Writer:
         left = spec.left or not fixed
 
         def write_bcd(value: Value) -> bytes:
+            if is_track and isinstance(value, RawTrack):  # an encrypted track
+                if value.ndigits > spec.length or len(value) != (value.ndigits + 1) // 2:
+                    raise fail(f"encrypted track of {value.ndigits} digits does not fit")
+                return _bcd_prefix(value.ndigits, prefix) + bytes(value)
             if not isinstance(value, str):
                 raise fail(f"expected a string of digits ({spec.label})")
             digits = value.replace("=", "D") if is_track else value
@@ -251,6 +302,11 @@ def _make_writer(spec: FieldSpec) -> Writer:
 
 def _encode_ascii(value: str, field: int) -> bytes:
     if not value.isascii() or not value.isprintable():
+        if FIELDS[field].charset == "gbk" and value.isprintable():
+            try:
+                return value.encode("gbk")
+            except UnicodeEncodeError:
+                raise EncodeError("expected text GBK can write", field=field) from None
         raise EncodeError("expected printable ASCII text", field=field)
     return value.encode("ascii")
 
@@ -320,6 +376,12 @@ def decode(data: bytes, *, base: int = 0) -> Decoded:
     except DecodeError as exc:
         exc.mti, exc.partial = mti, fields  # what could be read, for a 30 answer
         raise
+    for n in (35, 36):
+        v = fields.get(n)
+        if isinstance(v, RawTrack) and v.error is not None and not tracks_encrypted(fields):
+            err = v.error
+            err.mti, err.partial = mti, {k: x for k, x in fields.items() if k < n}
+            raise err
     if pos != len(data):
         last = f"field {present[-1]}" if present else "the bitmap"
         raise DecodeError(

@@ -47,6 +47,9 @@ class FieldSpec:
     meaning: str
     left: bool = False
     sensitive: bool = False
+    #: text encoding of an/ans fields: ``ascii`` (printable only) or ``gbk`` (the
+    #: Chinese text stock terminals and hosts put in 63; ASCII is a subset of it)
+    charset: str = "ascii"
 
     @property
     def label(self) -> str:
@@ -92,10 +95,13 @@ FIELDS: dict[int, FieldSpec] = {
         FieldSpec(53, _N, _FIX, 16, "security control information"),
         FieldSpec(54, _AN, _LLL, 20, "balance"),
         FieldSpec(55, _B, _LLL, 255, "chip data (TLV)", sensitive=True),
+        FieldSpec(59, _ANS, _LLL, 999, "terminal information (ASCII TLV)", charset="gbk"),
         FieldSpec(60, _N, _LLL, 17, "transaction type, batch, network management code"),
         FieldSpec(61, _N, _LLL, 29, "original transaction"),
         FieldSpec(62, _B, _LLL, 512, "working keys / parameter records", sensitive=True),
-        FieldSpec(63, _ANS, _LLL, 163, "operator / card organisation and reason key"),
+        FieldSpec(
+            63, _ANS, _LLL, 163, "operator / card organisation and reason key", charset="gbk"
+        ),
         FieldSpec(64, _B, _FIX, 8, "MAC", sensitive=True),
     )
 }

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias, TypeVar
 
-from .codec import Fields, Value, decode, encode
+from .codec import Fields, Value, decode, encode, tracks_encrypted
 from .errors import DecodeError, EncodeError, WireError
 from .mask import mask_pan
+from .terminfo import TerminalInfo
+from .tracks import decrypt_track, encrypt_track
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -30,6 +32,8 @@ class Kind(Enum):
     PREAUTH = ("preauth", "0100", "030000", "06", "10", True, 0)
     PREAUTH_VOID = ("preauth_void", "0100", "200000", "06", "11", True, 0)
     COMPLETION = ("completion", "0200", "000000", "06", "20", True, 1)
+    #: a completion the terminal sends as an advice (0220, 60.1 = 24); handled like 20
+    COMPLETION_ADVICE = ("completion_advice", "0220", "000000", "06", "24", False, 1)
     COMPLETION_VOID = ("completion_void", "0200", "200000", "06", "21", True, -1)
     PURCHASE = ("purchase", "0200", "000000", "00", "22", True, 1)
     VOID = ("void", "0200", "200000", "00", "23", True, -1)
@@ -89,6 +93,15 @@ def _response_mti(mti: str) -> str:
     return mti[:2] + str(int(mti[2]) + 1) + mti[3]
 
 
+def response_mti(mti: str) -> str:
+    """The MTI that answers a request MTI: ``0200`` -> ``0210`` (the one rule).
+
+    >>> response_mti("0800"), response_mti("0620")
+    ('0810', '0630')
+    """
+    return _response_mti(mti)
+
+
 class NetCode:
     """Field 60.3 network management information codes used by the dialect."""
 
@@ -103,6 +116,19 @@ class NetCode:
     PARAMETERS = "360"
     PARAMETERS_MORE = "361"
     STATUS_UPLOAD = "362"
+    SIGN_ON_TDK = "004"
+    CHIP_DETAIL = "203"
+    CHIP_OFFLINE_TC = "205"
+    SCRIPT_RESULT = "951"
+    CAPK_QUERY = "372"
+    CAPK_DOWNLOAD = "370"
+    CAPK_END = "371"
+    AID_QUERY = "382"
+    AID_DOWNLOAD = "380"
+    AID_END = "381"
+
+    #: 60.3 of a sign-on -> the working-key layout of the answer's field 62 (spec §4, §5)
+    SIGN_ON_SCHEMES = frozenset({SIGN_ON_SINGLE, SIGN_ON, SIGN_ON_TDK})
 
 
 ORG_NONE = "   "
@@ -121,7 +147,13 @@ def _need_digits(value: str, n: int | tuple[int, int], what: str, fieldno: int) 
 
 @dataclass(frozen=True, slots=True)
 class F60:
-    """Field 60: 60.1 type N2, 60.2 batch N6, 60.3 network code N3, 60.4/60.5 N1."""
+    """Field 60: 60.1 type N2, 60.2 batch N6, 60.3 network code N3, then the optional
+    60.4–60.7 digits stock terminals send (terminal capability, chip condition,
+    …), kept as they came in ``extra``.
+
+    >>> F60.decode("22000024000600")
+    F60(type_code='22', batch='000024', netcode='000', extra='600')
+    """
 
     type_code: str
     batch: str
@@ -133,7 +165,7 @@ class F60:
         _need_digits(self.batch, 6, "60.2 batch number", 60)
         _need_digits(self.netcode, 3, "60.3 network management code", 60)
         if self.extra:
-            _need_digits(self.extra, (1, 2), "60.4/60.5", 60)
+            _need_digits(self.extra, (1, 6), "60.4-60.7", 60)
 
     def encode(self) -> str:
         return self.type_code + self.batch + self.netcode + self.extra
@@ -145,31 +177,43 @@ class F60:
                 f"expected at least 11 digits (60.1 N2 + 60.2 N6 + 60.3 N3), got {len(value)}",
                 field=60,
             )
-        return cls(value[0:2], value[2:8], value[8:11], value[11:13])
+        return cls(value[0:2], value[2:8], value[8:11], value[11:])
 
 
 @dataclass(frozen=True, slots=True)
 class OriginalRef:
-    """Field 61: original batch N6, original STAN N6, original date MMDD N4."""
+    """Field 61: original batch N6 + original STAN N6 (always), original date MMDD N4
+    (when the original is of an earlier day), then whatever follows (auth method,
+    institution), kept in ``tail``. A void carries 12 digits, a refund 16 or more.
+
+    >>> OriginalRef.decode("000001000017")
+    OriginalRef(batch='000001', stan='000017', date='', tail='')
+    >>> OriginalRef.decode("0000010000171123").date
+    '1123'
+    """
 
     batch: str
     stan: str
-    date: str = "0000"
+    date: str = ""
     tail: str = ""
 
     def __post_init__(self) -> None:
         _need_digits(self.batch, 6, "61 original batch", 61)
         _need_digits(self.stan, 6, "61 original STAN", 61)
-        _need_digits(self.date, 4, "61 original date", 61)
+        if self.date:
+            _need_digits(self.date, 4, "61 original date", 61)
+        elif self.tail:
+            raise EncodeError("61: nothing may follow the STAN without the date", field=61)
 
     def encode(self) -> str:
         return self.batch + self.stan + self.date + self.tail
 
     @classmethod
     def decode(cls, value: str) -> OriginalRef:
-        if len(value) < 16:
+        if len(value) < 12 or 12 < len(value) < 16:
             raise DecodeError(
-                f"expected at least 16 digits (batch 6 + STAN 6 + date 4), got {len(value)}",
+                "expected 12 digits (batch 6 + STAN 6) or at least 16 (+ date MMDD 4), "
+                f"got {len(value)}",
                 field=61,
             )
         return cls(value[0:6], value[6:12], value[12:16], value[16:])
@@ -192,6 +236,11 @@ class Card:
     sequence: str | None = None
     chip: bytes | None = None
     send_pan: bool = False
+    #: field 53: 53.1 PIN block format (2 with PAN, 1 without), 53.2 algorithm
+    #: (6 double-length 3DES, 0 single DES), 53.3 tracks encrypted with the TDK
+    pin_format: str = "2"
+    pin_algorithm: str = "6"
+    tracks_encrypted: bool = False
 
     def __post_init__(self) -> None:
         if not (13 <= len(self.pan) <= 19 and self.pan.isdecimal() and self.pan.isascii()):
@@ -203,6 +252,18 @@ class Card:
             raise EncodeError("track 2 must begin with the PAN and '='", field=35)
         if self.pin_block is not None and len(self.pin_block) != 8:
             raise EncodeError("PIN block must be 8 bytes", field=52)
+        if self.pin_format not in ("1", "2") or self.pin_algorithm not in ("0", "6"):
+            raise EncodeError(
+                "53.1 PIN format must be 1 or 2 and 53.2 algorithm 0 or 6", field=53
+            )
+
+    @property
+    def security(self) -> str | None:
+        """Field 53 for this card data, or None when there is neither PIN nor TDK."""
+        if self.pin_block is None and not self.tracks_encrypted:
+            return None
+        fmt = self.pin_format if self.pin_block is not None else "0"
+        return f"{fmt}{self.pin_algorithm}{int(self.tracks_encrypted)}" + "0" * 13
 
     @classmethod
     def swiped(
@@ -344,34 +405,136 @@ class BatchRecord:
         return f"BatchRecord(stan={self.stan!r}, pan={pan!r}, amount_fen={self.amount_fen})"
 
 
+class Param:
+    """Parameter-download tags of field 62 (spec §4).
+
+    Standard tags (``11``–``22``) are tag N2 + a value of the tag's fixed length,
+    as stock terminals read them; **[ext]** tags ``91``–``95`` are tag N2 +
+    length N3 + UTF-8 value and go only to terminals of ``dialect = "clearpos"``.
+    """
+
+    APP_TYPE = "11"
+    TIMEOUT = "12"
+    REDIAL = "13"
+    PHONE_1 = "14"
+    PHONE_2 = "15"
+    PHONE_3 = "16"
+    MANAGEMENT_PHONE = "17"
+    TIPS = "18"
+    TIP_PERCENT = "19"
+    MANUAL_ENTRY = "20"
+    AUTO_SIGN_OFF = "21"
+    MERCHANT_NAME = "22"
+    NOTICE_ZH = "91"
+    NOTICE_EN = "92"
+    NOTICE_START = "93"
+    NOTICE_END = "94"
+    HOST_NAME = "95"
+
+
+#: standard tag -> (format, fixed length in bytes): ``n`` digits, ``g`` GBK text
+#: space-padded (the merchant name, as public terminal code reads it)
+STANDARD_PARAMS: dict[str, tuple[str, int]] = {
+    Param.APP_TYPE: ("n", 2),
+    Param.TIMEOUT: ("n", 2),
+    Param.REDIAL: ("n", 1),
+    Param.PHONE_1: ("n", 14),
+    Param.PHONE_2: ("n", 14),
+    Param.PHONE_3: ("n", 14),
+    Param.MANAGEMENT_PHONE: ("n", 14),
+    Param.TIPS: ("n", 1),
+    Param.TIP_PERCENT: ("n", 2),
+    Param.MANUAL_ENTRY: ("n", 1),
+    Param.AUTO_SIGN_OFF: ("n", 1),
+    Param.MERCHANT_NAME: ("g", 40),
+}
+EXT_PARAMS = frozenset(
+    {Param.NOTICE_ZH, Param.NOTICE_EN, Param.NOTICE_START, Param.NOTICE_END, Param.HOST_NAME}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ParamRecord:
-    """A parameter record of field 62: tag (2 ASCII digits) + length (3) + UTF-8 value."""
+    """A parameter record of field 62: a standard tag with its fixed-length value,
+    or an **[ext]** tag with a 3-digit length and a UTF-8 value."""
 
     tag: str
     value: str
 
+    def __post_init__(self) -> None:
+        if self.tag not in STANDARD_PARAMS and self.tag not in EXT_PARAMS:
+            raise EncodeError(f"parameter tag {self.tag} is not part of the dialect", field=62)
+
+    @property
+    def ext(self) -> bool:
+        return self.tag in EXT_PARAMS
+
     def encode(self) -> bytes:
-        raw = self.value.encode("utf-8")
-        if len(raw) > 999:
-            raise EncodeError("parameter value longer than 999 bytes", field=62)
-        return self.tag.encode("ascii") + f"{len(raw):03d}".encode("ascii") + raw
+        tag = self.tag.encode("ascii")
+        if self.ext:
+            raw = self.value.encode("utf-8")
+            if len(raw) > 999:
+                raise EncodeError("parameter value longer than 999 bytes", field=62)
+            return tag + f"{len(raw):03d}".encode("ascii") + raw
+        fmt, n = STANDARD_PARAMS[self.tag]
+        if fmt == "n":
+            if not (self.value.isdecimal() and self.value.isascii()) or len(self.value) > n:
+                raise EncodeError(f"parameter {self.tag} must be at most {n} digits", field=62)
+            return tag + self.value.zfill(n).encode("ascii")
+        try:
+            raw = self.value.encode("gbk")
+        except UnicodeEncodeError:
+            raise EncodeError(f"parameter {self.tag} must be text GBK can write", field=62) from None
+        while len(raw) > n:  # cut on a character boundary, never inside a GBK pair
+            raw = raw[:-1]
+            try:
+                raw.decode("gbk")
+            except UnicodeDecodeError:
+                continue
+        return tag + raw.ljust(n, b" ")
 
 
 def encode_params(records: tuple[ParamRecord, ...]) -> bytes:
-    return b"".join(r.encode() for r in records)
+    """Field 62 of a 0810 parameter answer: standard records first, then [ext] ones."""
+    ordered = sorted(records, key=lambda r: r.ext)
+    return b"".join(r.encode() for r in ordered)
 
 
 def decode_params(raw: bytes) -> tuple[ParamRecord, ...]:
+    """The records of a parameter answer, standard and [ext] alike.
+
+    >>> decode_params(b"1260" + b"133" + b"95004host")
+    (ParamRecord(tag='12', value='60'), ParamRecord(tag='13', value='3'), ParamRecord(tag='95', value='host'))
+    """
     out = []
     pos = 0
     while pos < len(raw):
-        head = raw[pos : pos + 5]
-        if len(head) < 5 or not head.isdigit():
+        tag = raw[pos : pos + 2].decode("ascii", "replace")
+        std = STANDARD_PARAMS.get(tag)
+        if std is not None:
+            fmt, n = std
+            value = raw[pos + 2 : pos + 2 + n]
+            if len(value) != n:
+                raise DecodeError(
+                    f"parameter {tag} needs {n} bytes, {len(value)} left", field=62, offset=pos
+                )
+            try:
+                text = value.decode("gbk").rstrip(" ") if fmt == "g" else value.decode("ascii")
+            except UnicodeDecodeError:
+                raise DecodeError(f"parameter {tag} is not text", field=62, offset=pos) from None
+            if fmt == "n" and not text.isdecimal():
+                raise DecodeError(f"parameter {tag} must be digits", field=62, offset=pos + 2)
+            out.append(ParamRecord(tag, text))
+            pos += 2 + n
+            continue
+        head = raw[pos + 2 : pos + 5]
+        if tag not in EXT_PARAMS or len(head) < 3 or not head.isdigit():
             raise DecodeError(
-                "parameter record must start with tag N2 + length N3", field=62, offset=pos
+                f"unknown parameter tag {tag!r}: neither a standard tag (11-22) nor [ext] 91-95",
+                field=62,
+                offset=pos,
             )
-        n = int(head[2:5])
+        n = int(head)
         value = raw[pos + 5 : pos + 5 + n]
         if len(value) != n:
             raise DecodeError("parameter record shorter than its length", field=62, offset=pos)
@@ -379,19 +542,9 @@ def decode_params(raw: bytes) -> tuple[ParamRecord, ...]:
             text = value.decode("utf-8")
         except UnicodeDecodeError:
             raise DecodeError("parameter value is not UTF-8", field=62, offset=pos + 5) from None
-        out.append(ParamRecord(head[:2].decode(), text))
+        out.append(ParamRecord(tag, text))
         pos += 5 + n
     return tuple(out)
-
-
-class Param:
-    """Parameter tags ([ext] where clearpos-specific)."""
-
-    HOST_NAME = "01"
-    NOTICE_ZH = "10"
-    NOTICE_EN = "11"
-    NOTICE_START = "12"
-    NOTICE_END = "13"
 
 
 # --------------------------------------------------------------------------- messages
@@ -402,6 +555,12 @@ class _Base:
     tid: str
     mid: str
     stan: str
+    #: field 59, terminal information (ASCII TLV, :class:`~clearpos.wire.terminfo.TerminalInfo`)
+    info: str | None = None
+
+    @property
+    def terminal_info(self) -> TerminalInfo | None:
+        return TerminalInfo.decode(self.info) if self.info else None
 
     def __post_init__(self) -> None:
         if len(self.tid) != 8:
@@ -440,6 +599,8 @@ class FinancialRequest(_Base):
     operator: str | None = None
     currency: str = "156"
     netcode: str = NetCode.NONE
+    #: 60.4-60.7 as the terminal sent them (kept for the journal)
+    extra60: str = ""
 
     def __post_init__(self) -> None:
         _Base.__post_init__(self)
@@ -502,9 +663,13 @@ class ReversalResponse(_Response):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignOn(_Base):
+    """0800 sign-on; 60.3 names the key layout asked for (001, 003 or 004)."""
+
     batch: str
     operator: str = "01 "
     netcode: str = NetCode.SIGN_ON
+    #: field 62 of the request: the terminal's serial number, as some terminals send it
+    serial: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -521,6 +686,8 @@ class NetworkRequest(_Base):
     batch: str
     netcode: str
     operator: str | None = None
+    #: field 62: status upload (362) records, CA-key / AID status queries (372/382)
+    data: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -608,6 +775,51 @@ class BatchUploadEnd(_Base):
     count: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScriptResult(_Base):
+    """0620 (60.3 951): the card's issuer-script results after a chip transaction,
+    naming the original by 37 and 61; MAC'd like a financial request (spec §4)."""
+
+    batch: str
+    original: OriginalRef | None = None
+    rrn: str | None = None
+    amount_fen: int | None = None
+    card: Card | None = None
+    chip: bytes | None = None
+    processing_code: str = "000000"
+    condition: str = "00"
+    type_code: str = "00"
+    netcode: str = NetCode.SCRIPT_RESULT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChipDetailUpload(_Base):
+    """0320 (60.3 203, or 205 for an offline chip sale's TC): the final cryptogram
+    (TC) of a chip transaction in 55, for the host to journal against its original."""
+
+    batch: str
+    original: OriginalRef | None = None
+    rrn: str | None = None
+    amount_fen: int | None = None
+    card: Card | None = None
+    chip: bytes | None = None
+    processing_code: str = "000000"
+    condition: str = "00"
+    type_code: str = "00"
+    netcode: str = NetCode.CHIP_DETAIL
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdviceResponse(_Response):
+    """0630 / 0330 answering a script result or a chip detail upload."""
+
+    batch: str
+    netcode: str
+    mti: str
+    processing_code: str | None = None
+    amount_fen: int | None = None
+
+
 Message: TypeAlias = (
     FinancialRequest
     | FinancialResponse
@@ -624,6 +836,9 @@ Message: TypeAlias = (
     | BatchUpload
     | BatchUploadItem
     | BatchUploadEnd
+    | ScriptResult
+    | ChipDetailUpload
+    | AdviceResponse
 )
 
 Request: TypeAlias = (
@@ -636,12 +851,14 @@ Request: TypeAlias = (
     | BatchUpload
     | BatchUploadItem
     | BatchUploadEnd
+    | ScriptResult
+    | ChipDetailUpload
 )
 
 
 def needs_mac(msg: Message) -> bool:
     """Spec §5: financial requests and reversals; responses only when approved."""
-    if isinstance(msg, FinancialRequest | Reversal):
+    if isinstance(msg, FinancialRequest | Reversal | ScriptResult):
         return True
     if isinstance(msg, FinancialResponse | ReversalResponse):
         return msg.code == "00"
@@ -674,7 +891,10 @@ def _card_fields(f: Fields, card: Card | None, *, with_pin: bool) -> None:
     if with_pin and card.pin_block is not None:
         f[26] = "06"
         f[52] = card.pin_block
-        f[53] = "2600000000000000"
+    security = card.security if with_pin else None
+    if not with_pin and card.tracks_encrypted:
+        security = f"0{card.pin_algorithm}1" + "0" * 13
+    _put(f, 53, security)
 
 
 def _request_fields(r: FinancialRequest, *, mti_kind: Kind, with_pin: bool, netcode: str) -> Fields:
@@ -689,9 +909,25 @@ def _request_fields(r: FinancialRequest, *, mti_kind: Kind, with_pin: bool, netc
         f[4] = f"{r.amount_fen:012d}"
     _card_fields(f, r.card, with_pin=with_pin)
     f[49] = r.currency
-    f[60] = F60(mti_kind.type_code, r.batch, netcode).encode()
+    f[60] = F60(mti_kind.type_code, r.batch, netcode, r.extra60).encode()
     if r.original is not None:
         f[61] = r.original.encode()
+    _put(f, 59, r.info)
+    return f
+
+
+def _advice_fields(m: ScriptResult | ChipDetailUpload) -> Fields:
+    f: Fields = {3: m.processing_code, 11: m.stan, 25: m.condition, 41: m.tid, 42: m.mid}
+    if m.amount_fen is not None:
+        f[4] = f"{m.amount_fen:012d}"
+    _card_fields(f, m.card, with_pin=False)
+    _put(f, 37, m.rrn)
+    _put(f, 55, m.chip)
+    f[49] = "156"
+    _put(f, 59, m.info)
+    f[60] = F60(m.type_code, m.batch, m.netcode).encode()
+    if m.original is not None:
+        f[61] = m.original.encode()
     return f
 
 
@@ -744,13 +980,16 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
         f[60] = F60(msg.kind.type_code, msg.batch, msg.netcode).encode()
         return "0410", f
     if isinstance(msg, SignOn):
-        return "0800", {
+        f = {
             11: msg.stan,
             41: msg.tid,
             42: msg.mid,
             60: F60("00", msg.batch, msg.netcode).encode(),
             63: msg.operator,
         }
+        _put(f, 59, msg.info)
+        _put(f, 62, msg.serial)
+        return "0800", f
     if isinstance(msg, SignOnResponse):
         f = {}
         _response_common(f, msg)
@@ -760,6 +999,8 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
     if isinstance(msg, NetworkRequest):
         f = {11: msg.stan, 41: msg.tid, 42: msg.mid, 60: F60("00", msg.batch, msg.netcode).encode()}
         _put(f, 63, msg.operator)
+        _put(f, 59, msg.info)
+        _put(f, 62, msg.data)
         return "0820", f
     if isinstance(msg, NetworkResponse):
         f = {}
@@ -767,12 +1008,14 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
         f[60] = F60("00", msg.batch, msg.netcode).encode()
         return msg.mti, f
     if isinstance(msg, ParameterDownload):
-        return "0800", {
+        f = {
             11: msg.stan,
             41: msg.tid,
             42: msg.mid,
             60: F60("00", msg.batch, msg.netcode).encode(),
         }
+        _put(f, 59, msg.info)
+        return "0800", f
     if isinstance(msg, ParameterDownloadResponse):
         f = {}
         _response_common(f, msg)
@@ -812,6 +1055,18 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
         _put(f, 37, r.rrn)
         _put(f, 38, r.auth_code)
         return "0320", f
+    if isinstance(msg, ScriptResult):
+        return "0620", _advice_fields(msg)
+    if isinstance(msg, ChipDetailUpload):
+        return "0320", _advice_fields(msg)
+    if isinstance(msg, AdviceResponse):
+        f = {}
+        _response_common(f, msg)
+        _put(f, 3, msg.processing_code)
+        if msg.amount_fen is not None:
+            f[4] = f"{msg.amount_fen:012d}"
+        f[60] = F60("00", msg.batch, msg.netcode).encode()
+        return msg.mti, f
     if isinstance(msg, BatchUploadEnd):
         return "0320", {
             11: msg.stan,
@@ -851,6 +1106,12 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
     expiry = _opt(f, 14)
     if pan is None and track2 is None:
         return None
+    for n in (35, 36):
+        if isinstance(f.get(n), bytes):
+            raise DecodeError(
+                "track is not in clear: encrypted with the TDK (53.3 = 1) and not decrypted",
+                field=n,
+            )
     if track2 is not None:
         sep = track2.find("=")
         if sep < 13:
@@ -864,6 +1125,13 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
     assert pan is not None
     pin = f.get(52)
     chip = f.get(55)
+    sec = _opt(f, 53) or ""
+    if sec and not (len(sec) == 16 and sec[0] in "012" and sec[1] in "06" and sec[2] in "01"):
+        raise DecodeError(
+            "security control must be 53.1 PIN format 0/1/2, 53.2 algorithm 0/6, "
+            "53.3 track encryption 0/1, then 13 digits",
+            field=53,
+        )
     try:
         return Card(
             pan=pan,
@@ -875,6 +1143,9 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
             sequence=_opt(f, 23),
             chip=chip if isinstance(chip, bytes) else None,
             send_pan=2 in f,
+            pin_format=sec[0] if sec[:1] in ("1", "2") else "2",
+            pin_algorithm=sec[1] if sec else "6",
+            tracks_encrypted=sec[2:3] == "1",
         )
     except EncodeError as exc:
         raise DecodeError(exc.expected, field=exc.field) from None
@@ -934,7 +1205,33 @@ def _financial_request(kind: Kind, f: Mapping[int, Value], f60: F60) -> Financia
         operator=_opt(f, 63),
         currency=_opt(f, 49) or "156",
         netcode=f60.netcode,
+        extra60=f60.extra,
+        info=_opt(f, 59),
     )
+
+
+def _advice(cls: type[_A], f: Mapping[int, Value], f60: F60) -> _A:
+    o61 = _opt(f, 61)
+    chip = f.get(55)
+    return cls(
+        tid=_req(f, 41),
+        mid=_req(f, 42),
+        stan=_req(f, 11),
+        batch=f60.batch,
+        original=OriginalRef.decode(o61) if o61 is not None else None,
+        rrn=_opt(f, 37),
+        amount_fen=_amount(f),
+        card=_card_from(f),
+        chip=chip if isinstance(chip, bytes) else None,
+        processing_code=_opt(f, 3) or "000000",
+        condition=_opt(f, 25) or "00",
+        type_code=f60.type_code,
+        netcode=f60.netcode,
+        info=_opt(f, 59),
+    )
+
+
+_A = TypeVar("_A", "ScriptResult", "ChipDetailUpload")
 
 
 def from_fields(mti: str, f: Mapping[int, Value]) -> Message:
@@ -984,11 +1281,18 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
             netcode=f60.netcode,
             **_resp_kw(f),  # type: ignore[arg-type]
         )
-    common = {"tid": _req(f, 41), "mid": _req(f, 42), "stan": _req(f, 11)}
+    common = {"tid": _req(f, 41), "mid": _req(f, 42), "stan": _req(f, 11), "info": _opt(f, 59)}
     if mti == "0800":
         if f60.netcode in (NetCode.PARAMETERS, NetCode.PARAMETERS_MORE):
             return ParameterDownload(batch=f60.batch, netcode=f60.netcode, **common)
-        return SignOn(batch=f60.batch, operator=_opt(f, 63) or "", netcode=f60.netcode, **common)
+        raw62 = f.get(62)
+        return SignOn(
+            batch=f60.batch,
+            operator=_opt(f, 63) or "",
+            netcode=f60.netcode,
+            serial=raw62 if isinstance(raw62, bytes) else None,
+            **common,
+        )
     if mti == "0810":
         keys = f.get(62)
         raw62 = keys if isinstance(keys, bytes) else None
@@ -1001,7 +1305,27 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
             )
         return SignOnResponse(batch=f60.batch, keys=raw62, netcode=f60.netcode, **_resp_kw(f))  # type: ignore[arg-type]
     if mti == "0820":
-        return NetworkRequest(batch=f60.batch, netcode=f60.netcode, operator=_opt(f, 63), **common)
+        raw62 = f.get(62)
+        return NetworkRequest(
+            batch=f60.batch,
+            netcode=f60.netcode,
+            operator=_opt(f, 63),
+            data=raw62 if isinstance(raw62, bytes) else None,
+            **common,
+        )
+    if mti == "0620":
+        return _advice(ScriptResult, f, f60)
+    if mti == "0630" or (
+        mti == "0330" and f60.netcode in (NetCode.CHIP_DETAIL, NetCode.CHIP_OFFLINE_TC)
+    ):
+        return AdviceResponse(
+            batch=f60.batch,
+            netcode=f60.netcode,
+            mti=mti,
+            processing_code=_opt(f, 3),
+            amount_fen=_amount(f),
+            **_resp_kw(f),  # type: ignore[arg-type]
+        )
     if mti in ("0830", "0330"):
         return NetworkResponse(batch=f60.batch, netcode=f60.netcode, mti=mti, **_resp_kw(f))  # type: ignore[arg-type]
     if mti == "0500":
@@ -1022,6 +1346,8 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
             **kw,  # type: ignore[arg-type]
         )
     if mti == "0320":
+        if f60.netcode in (NetCode.CHIP_DETAIL, NetCode.CHIP_OFFLINE_TC):
+            return _advice(ChipDetailUpload, f, f60)
         if f60.netcode == NetCode.BATCH_UPLOAD_END:
             v = _req(f, 48)
             if len(v) != 4:
@@ -1051,15 +1377,54 @@ def kind_mti_for_type(type_code: str) -> str:
 # --------------------------------------------------------------------------- bytes
 
 
-def parse(body: bytes, *, base: int = 0) -> tuple[Message, bytes | None, bytes | None]:
-    """Decode a body into (typed message, MAC block, MAC) — MAC parts None when absent."""
+TdkLookup = Callable[[str], "Callable[[bytes], bytes] | None"]
+
+
+def parse(
+    body: bytes, *, base: int = 0, tdk: TdkLookup | None = None
+) -> tuple[Message, bytes | None, bytes | None]:
+    """Decode a body into (typed message, MAC block, MAC) — MAC parts None when absent.
+
+    When field 53 says the tracks are TDK-encrypted (53.3 = 1), ``tdk(tid)`` gives
+    the 8-byte decryption of that terminal's track key (None: it holds none), and
+    tracks 2 and 3 are decrypted before anything reads them. A track that does not
+    decrypt to a well-formed track is a :class:`DecodeError` naming its field.
+    """
     d = decode(body, base=base)
-    msg = from_fields(d.mti, d.fields)
+    fields = d.fields
+    if tracks_encrypted(fields) and (35 in fields or 36 in fields):
+        tid = fields.get(41)
+        decrypt8 = tdk(tid) if tdk is not None and isinstance(tid, str) else None
+        first = 35 if 35 in fields else 36
+        if decrypt8 is None:
+            raise DecodeError(
+                "tracks are TDK-encrypted (53.3 = 1) but this terminal holds no track key: "
+                "sign on with 60.3 = 004",
+                field=first,
+            )
+        fields = dict(fields)
+        for n in (35, 36):
+            if n in fields:
+                fields[n] = decrypt_track(fields[n], decrypt8, field=n)
+    msg = from_fields(d.mti, fields)
     mac = d.fields.get(64)
     return msg, d.mac_block, mac if isinstance(mac, bytes) else None
 
 
-def build(msg: Message, mac: Callable[[bytes], bytes] | None = None) -> bytes:
-    """Encode a typed message; ``mac`` computes field 64 when given."""
+def build(
+    msg: Message,
+    mac: Callable[[bytes], bytes] | None = None,
+    *,
+    tdk: Callable[[bytes], bytes] | None = None,
+) -> bytes:
+    """Encode a typed message; ``mac`` computes field 64 when given. With ``tdk``
+    (the TDK's 8-byte encryption) and card data marked ``tracks_encrypted``,
+    tracks 2 and 3 are encrypted before packing (spec §5), so the MAC covers
+    what is sent."""
     mti, fields = to_fields(msg)
+    if tdk is not None and tracks_encrypted(fields):
+        for n in (35, 36):
+            v = fields.get(n)
+            if isinstance(v, str):
+                fields[n] = encrypt_track(v, tdk)
     return encode(mti, fields, mac=mac)
