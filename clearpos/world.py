@@ -103,6 +103,8 @@ class Acquirer:
 
     institution: str = DEFAULT_INSTITUTION
     name: str = DEFAULT_ACQUIRER_NAME
+    #: allow sign-ons asking for single-length DES keys (60.3 = 001, spec §4)
+    single_des: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,9 @@ class Operator:
 @dataclass(frozen=True, slots=True)
 class Terminal:
     """A terminal. ``tmk`` is the 16-byte (double-length) terminal master key;
-    ``min_software`` is the lowest acceptable ``MMmmpp`` header version."""
+    ``min_software`` the lowest acceptable application version (field 59 A2/05,
+    compared part by part); ``dialect`` ``cup`` for a stock terminal, ``clearpos``
+    for the project's own (which also get the [ext] parameter records)."""
 
     tid: str
     mid: str
@@ -156,6 +160,7 @@ class Terminal:
     status: TerminalStatus
     min_software: str
     operators: tuple[Operator, ...]
+    dialect: str = "cup"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -381,7 +386,7 @@ def parse_world(text: str, source: str) -> World:
 _SINGLE_TABLES: Final = ("acquirer", "risk")
 _ARRAY_TABLES: Final = ("merchants", "terminals", "cards", "maintenance")
 
-_ACQUIRER_KEYS: Final = ("institution", "name")
+_ACQUIRER_KEYS: Final = ("institution", "name", "single_des")
 _RISK_KEYS: Final = ("card_velocity",)
 _VELOCITY_KEYS: Final = ("count", "window_s", "lock_s")
 _MERCHANT_KEYS: Final = (
@@ -393,7 +398,9 @@ _MERCHANT_KEYS: Final = (
     "single_limit",
     "restricted_types",
 )
-_TERMINAL_KEYS: Final = ("tid", "mid", "tmk", "status", "min_software", "operators")
+_TERMINAL_KEYS: Final = ("tid", "mid", "tmk", "status", "min_software", "operators", "dialect")
+DIALECTS: Final = ("cup", "clearpos")
+_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.-]{0,7}")
 _OPERATOR_KEYS: Final = ("no", "password", "supervisor")
 _CARD_KEYS: Final = ("pan", "expiry", "pin", "balance", "status", "daily_limit", "organisation")
 _MAINTENANCE_KEYS: Final = ("who", "start", "end", "notice_zh", "notice_en")
@@ -722,9 +729,10 @@ class _Parser:
         name = entry.label("name", DEFAULT_ACQUIRER_NAME)
         if name is not None and not name.strip():
             entry.problem("name", "must not be empty")
-        if entry.bad or institution is None or name is None:
+        single_des = entry.flag("single_des", False)
+        if entry.bad or institution is None or name is None or single_des is None:
             return None
-        return Acquirer(institution=institution, name=name)
+        return Acquirer(institution=institution, name=name, single_des=single_des)
 
     def risk(self, value: object) -> RiskRules | None:
         entry = self.table(value, "risk")
@@ -838,15 +846,18 @@ class _Parser:
             entry.problem("mid", f"no [[merchants]] entry has mid {_show(mid)}")
         tmk = self._tmk(entry)
         status = entry.choice("status", TERMINAL_STATUSES, "active")
-        min_software = entry.text("min_software", "000000")
-        if min_software is not None and not (
-            len(min_software) == 6 and _DIGITS.fullmatch(min_software)
-        ):
+        min_software = entry.text("min_software", "0")
+        if min_software is not None and len(min_software) == 6 and _DIGITS.fullmatch(min_software):
+            # the earlier MMmmpp form ("000100"), read as the version it names (0.1.0)
+            min_software = ".".join(str(int(min_software[i : i + 2])) for i in (0, 2, 4))
+        elif min_software is not None and not _VERSION.fullmatch(min_software):
             entry.problem(
                 "min_software",
-                f'must be 6 digits MMmmpp such as "000100" (0.1.0), got {_show(min_software)}',
+                "must be an application version of up to 8 characters such as "
+                f'"0.1.0" (compared with field 59 A2/05), got {_show(min_software)}',
             )
             min_software = None
+        dialect = entry.choice("dialect", DIALECTS, "cup")
         operators = self._operators(entry)
         if (
             entry.bad
@@ -856,9 +867,10 @@ class _Parser:
             or status is None
             or min_software is None
             or operators is None
+            or dialect is None
         ):
             return None
-        return Terminal(tid, mid, tmk, status, min_software, operators)
+        return Terminal(tid, mid, tmk, status, min_software, operators, dialect)
 
     def _tmk(self, entry: _Entry) -> bytes | None:
         value = entry.text("tmk")

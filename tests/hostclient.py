@@ -6,6 +6,7 @@ anything, including what a well-behaved terminal never would.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import socket
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from clearpos.wire import (
     parse,
 )
 from clearpos.wire.framing import Frame
+from clearpos.wire.terminfo import TerminalInfo
 
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TID = "10000001"
@@ -63,7 +65,8 @@ class Client:
     tid: str = TID
     mid: str = MID
     tmk: bytes = TMK
-    software: str = "000100"
+    #: the application version reported in field 59 A2/05 (every request carries it)
+    software: str = "0.1.0"
     timeout: float = 5.0
     stan: int = 0
     batch: str = "000001"
@@ -120,8 +123,12 @@ class Client:
                 fn = lambda _b: b"00000000"  # noqa: E731
             else:
                 fn = self.keys.mac if self.keys.signed_on else (lambda _b: b"00000000")
+        if self.software and getattr(msg, "info", "") is None:
+            info = TerminalInfo.build(app_version=self.software).encode()
+            msg = dataclasses.replace(msg, info=info)  # type: ignore[type-var]
         body = build(msg, mac=fn)
-        return encode_frame(TPDU(0x0003, 0x0000), Header(reserved=self.software), body)
+        # the header's reserved digits carry nothing (spec §1): a stock terminal's 000000
+        return encode_frame(TPDU(0x0003, 0x0000), Header(), body)
 
     def send(self, msg: Message, **kw: bool) -> Reply:
         self.send_raw(self.frame(msg, **kw))

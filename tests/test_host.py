@@ -410,7 +410,7 @@ def test_d4_update_required(host: HostProc) -> None:
     old = client(host, "10000006")
     r = old.sign_on()
     assert (r.code, r.reason, r.processing) == ("58", "terminal.update_required", 6)
-    new = client(host, "10000006", software="000200")
+    new = client(host, "10000006", software="0.2.0")
     assert new.sign_on().code == "00"
 
 

@@ -183,9 +183,9 @@ def _flip(data: bytes, index: int) -> bytes:
         (_flip(FIELD62, 39), "MAC key check value"),  # MAC key KCV
         (_flip(FIELD62, 0), "PIN key check value"),  # PIN key ciphertext
         (_flip(FIELD62, 20), "MAC key check value"),  # MAC key ciphertext
-        (FIELD62[:-1], "60, 84\] bytes, got 39"),
-        (FIELD62 + b"\x00", "60, 84\] bytes, got 41"),
-        (b"", "60, 84\] bytes, got 0"),
+        (FIELD62[:-1], r"60, 84\] bytes, got 39"),
+        (FIELD62 + b"\x00", r"60, 84\] bytes, got 41"),
+        (b"", r"60, 84\] bytes, got 0"),
     ],
     ids=["pik-kcv", "mak-kcv", "pik-cipher", "mak-cipher", "short", "long", "empty"],
 )
@@ -210,10 +210,12 @@ def test_generated_working_keys() -> None:
     assert unpack_field62(TMK, pack_field62(TMK, first)) == first
 
 
-@pytest.mark.parametrize(("pik", "mak"), [(PIK[:8], MAK), (PIK, PIK)])
-def test_working_keys_validate_lengths(pik: bytes, mak: bytes) -> None:
+@pytest.mark.parametrize(
+    ("pik", "mak", "tdk"), [(PIK[:7], MAK, None), (PIK, MAK[:5], None), (PIK, MAK, MAK)]
+)
+def test_working_keys_validate_lengths(pik: bytes, mak: bytes, tdk: bytes | None) -> None:
     with pytest.raises(ValueError, match="bytes"):
-        WorkingKeys(pik, mak)
+        WorkingKeys(pik, mak, tdk)
 
 
 # -- PIN block -------------------------------------------------------------------
@@ -305,9 +307,16 @@ def test_mac_engine_is_reusable() -> None:
         assert engine.mac(mac_block(APPROVED)) == b"6DD74E40"
 
 
-def test_mac_engine_refuses_double_length_key() -> None:
-    with pytest.raises(ValueError, match="8 bytes"):
-        MacEngine(PIK)
+def test_mac_engine_refuses_a_key_of_another_length() -> None:
+    with pytest.raises(ValueError, match="8 or 16 bytes"):
+        MacEngine(PIK[:12])
+
+
+def test_mac_engine_double_length_key_is_the_same_mac_with_3des() -> None:
+    # A double-length MAC key of equal halves is single DES: the same MAC as the 8-byte key.
+    block = bytes(range(37))
+    assert MacEngine(MAK + MAK).mac(block) == MacEngine(MAK).mac(block)
+    assert MacEngine(PIK).mac(block) != MacEngine(PIK[:8]).mac(block)
 
 
 # -- keys at rest ------------------------------------------------------------------

@@ -299,7 +299,7 @@ def test_errors_never_contain_card_data() -> None:
         ("0200", {52: b"\x00" * 7}, 52, "exactly 8 bytes"),
         ("0200", {41: "123456789"}, 41, "at most 8"),
         ("0200", {42: "中文商户"}, 42, "printable ASCII"),
-            ("0200", {63: "\x01"}, 63, "printable ASCII"),
+        ("0200", {63: "\x01"}, 63, "printable ASCII"),
         ("0200", {51: "1"}, 51, "not part"),
         ("02X0", {}, 0, "MTI"),
     ],

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..store import CardRec, MaintenanceRec, MerchantRec, TerminalRec, Tx
 from ..wire import Frame, Message
+from ..wire.terminfo import TerminalInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class HostConfig:
     name: str
     velocity: dict[str, int] | None
     windows: tuple[MaintenanceRec, ...]
+    #: sign-ons with single-length DES keys (60.3 = 001) allowed ([acquirer] single_des)
+    single_des: bool = False
 
     @classmethod
     def load(cls, tx: Tx) -> HostConfig:
@@ -32,6 +35,7 @@ class HostConfig:
             tx.meta("acquirer.name", "clearpos"),
             json.loads(raw) if raw else None,
             tuple(tx.maintenance_all()),
+            tx.meta("acquirer.single_des", "0") == "1",
         )
 
     def active(self, now_iso: str) -> list[MaintenanceRec]:
@@ -81,6 +85,8 @@ class Ctx:
     amount_fen: int | None = None
     #: the MAK that authenticated the request (responses are MACed with it)
     mak_sealed: str | None = None
+    #: the PIN key of the same key set (the newest, or the last proven ones)
+    pik_sealed: str | None = None
     keys_field62: bytes | None = None
     response: Message | None = None
     _config: HostConfig | None = None
@@ -92,6 +98,17 @@ class Ctx:
         if self._config is None:
             self._config = self.load_config(self.tx)
         return self._config
+
+    @property
+    def software(self) -> str:
+        """The application version the terminal reported in field 59 (A2/05), or ''."""
+        info = getattr(self.msg, "info", None)
+        if not info:
+            return ""
+        try:
+            return TerminalInfo.decode(info).app_version or ""
+        except ValueError:
+            return ""
 
     @property
     def business_date(self) -> str:

@@ -11,25 +11,29 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from ..clock import Clock, local, utc_iso
 from ..issuer import Issuer
 from ..keys import SecurityModule
 from ..reasons import Catalog
-from ..store import Tx, rrn_of
+from ..store import JournalRec, TerminalRec, Tx, rrn_of
 from ..wire import (
+    AdviceResponse,
     Balance,
     BatchUpload,
     BatchUploadEnd,
     BatchUploadItem,
+    ChipDetailUpload,
     EncodeError,
     FinancialRequest,
     FinancialResponse,
     Frame,
     Header,
+    Kind,
     Message,
     NetCode,
     NetworkRequest,
@@ -41,6 +45,7 @@ from ..wire import (
     ProcessingRequirement,
     Reversal,
     ReversalResponse,
+    ScriptResult,
     Settlement,
     Settlement48,
     SettlementResponse,
@@ -54,6 +59,8 @@ from ..wire import (
     mask_pan,
     needs_mac,
     parse,
+    request_mti,
+    response_mti,
     salvage,
 )
 from .context import Ctx, HostConfig
@@ -61,10 +68,12 @@ from .participants import (
     AcceptBatchUpload,
     AssessRisk,
     Authorize,
+    CheckAmount,
     CheckBatch,
     CheckDuplicate,
     CheckMaintenance,
     CheckMerchant,
+    CheckMid,
     CheckSignedOn,
     CheckTerminal,
     LoadCard,
@@ -78,8 +87,6 @@ from .tokens import PanTokenizer
 log = logging.getLogger("clearpos.host")
 txlog = logging.getLogger("clearpos.host.txn")
 
-RE_SIGN_ON_REASONS = frozenset({"mac.invalid", "terminal.not_signed_on"})
-
 
 @dataclass(slots=True)
 class Outcome:
@@ -90,8 +97,23 @@ class Outcome:
     close: bool = False
 
 
+#: sign-ons in a row, each within SIGNON_WINDOW of the last, whose keys were never used,
+#: after which the host stops issuing keys
+SIGNON_LIMIT = 6
+SIGNON_WINDOW = timedelta(minutes=10)
+#: how long the last proven keys stay valid beside newer, unproven ones
+PROVEN_KEYS_GRACE = timedelta(hours=24)
+
+
 class IssueKeys:
-    """Sign-on: fresh PIN and MAC keys under the terminal's TMK (field 62)."""
+    """Sign-on: fresh working keys under the terminal's TMK (field 62), in the
+    layout 60.3 asks for (001, 003, 004), at most SIGNON_LIMIT per SIGNON_WINDOW.
+
+    A sign-on needs no secret (spec §4), so anyone who knows a TID can ask for one.
+    The keys the terminal last *proved* it holds (a request MAC'd under them) stay
+    valid beside the new ones until the terminal proves the new ones, or for
+    PROVEN_KEYS_GRACE: a stranger's sign-on cannot take the real terminal off the
+    host (docs/security.md, "Sign-on abuse")."""
 
     name = "IssueKeys"
 
@@ -103,23 +125,61 @@ class IssueKeys:
         assert t is not None
         m = ctx.msg
         assert isinstance(m, SignOn)
-        if m.netcode != NetCode.SIGN_ON:
+        if m.netcode not in NetCode.SIGN_ON_SCHEMES:
             return ctx.decline(
-                "transaction.not_supported", netcode=m.netcode, note="60.3 must be 003"
+                "transaction.not_supported",
+                netcode=m.netcode,
+                note="60.3 of a sign-on must be 001, 003 or 004",
             )
-        keys = self.hsm.issue_working_keys(t.tid, t.tmk_sealed)
-        ctx.tx.update_terminal(
-            t.tid,
+        if m.netcode == NetCode.SIGN_ON_SINGLE and not ctx.config.single_des:
+            return ctx.decline("terminal.single_des_refused", netcode=m.netcode)
+        # A terminal that trades proves its keys after each sign-on; only sign-on after
+        # sign-on with none of the keys ever used (a loop, or a stranger) is stopped.
+        since = utc_iso(ctx.now - SIGNON_WINDOW)
+        recent = t.keys_issued_at is not None and t.keys_issued_at >= since
+        count = t.unproven_signons + 1 if t.signed_on and not t.keys_proven and recent else 1
+        if count > SIGNON_LIMIT:
+            return ctx.decline(
+                "terminal.signon_rate_limited",
+                count=count - 1,
+                window_min=int(SIGNON_WINDOW.total_seconds() // 60),
+            )
+        keys = self.hsm.issue_working_keys(t.tid, t.tmk_sealed, m.netcode)
+        cols: dict[str, Any] = dict(
             pik_sealed=keys.sealed_pik,
             mak_sealed=keys.sealed_mak,
+            tdk_sealed=keys.sealed_tdk,
+            key_scheme=m.netcode,
             keys_issued_at=ctx.now_iso,
-            last_software=ctx.frame.header.reserved,
+            keys_proven=0,
+            unproven_signons=count,
+            last_software=ctx.software or None,
         )
+        if t.signed_on and t.keys_proven:
+            # the proven keys step aside, valid until the new ones are proven (or grace ends)
+            cols.update(
+                prev_pik_sealed=t.pik_sealed,
+                prev_mak_sealed=t.mak_sealed,
+                prev_tdk_sealed=t.tdk_sealed,
+                prev_until=utc_iso(ctx.now + PROVEN_KEYS_GRACE),
+            )
+        ctx.tx.update_terminal(t.tid, **cols)
         ctx.keys_field62 = keys.field62
         ctx.mak_sealed = keys.sealed_mak
         ctx.facts.update(
-            pik_kcv=keys.pik_kcv, mak_kcv=keys.mak_kcv, batch=t.batch, operator=m.operator.strip()
+            pik_kcv=keys.pik_kcv,
+            mak_kcv=keys.mak_kcv,
+            batch=t.batch,
+            operator=m.operator.strip(),
+            scheme=m.netcode,
+            unproven_signons=count,
         )
+        if keys.tdk_kcv:
+            ctx.facts["tdk_kcv"] = keys.tdk_kcv
+        if m.serial:
+            ctx.facts["serial"] = m.serial.decode("gbk", "replace").strip("\x00 ")
+        if t.signed_on and not t.keys_proven and t.prev_mak_sealed is not None:
+            ctx.facts["unproven_keys_replaced"] = True
         return True
 
 
@@ -132,31 +192,113 @@ class SignOff:
     def __call__(self, ctx: Ctx) -> bool:
         t = ctx.terminal
         assert t is not None
-        ctx.tx.update_terminal(t.tid, pik_sealed=None, mak_sealed=None, keys_issued_at=None)
+        ctx.tx.update_terminal(
+            t.tid,
+            pik_sealed=None,
+            mak_sealed=None,
+            tdk_sealed=None,
+            keys_issued_at=None,
+            prev_pik_sealed=None,
+            prev_mak_sealed=None,
+            prev_tdk_sealed=None,
+            prev_until=None,
+        )
         self.hsm.forget(t.tid)
         return True
 
 
+#: standard parameter values this host sends to every terminal (spec §4, 360)
+STANDARD_PARAMETERS = ((Param.TIMEOUT, "60"), (Param.REDIAL, "3"), (Param.MANUAL_ENTRY, "1"))
+
+
 class Params:
-    """Parameter download: host name and every maintenance notice not yet over."""
+    """Parameter download: the standard records every terminal reads; for terminals
+    of ``dialect = "clearpos"`` also the [ext] host name and every maintenance
+    notice not yet over (a stock terminal never receives those)."""
 
     name = "Params"
 
     def __call__(self, ctx: Ctx) -> bool:
         t = ctx.terminal
         assert t is not None
-        records = [ParamRecord(Param.HOST_NAME, ctx.config.name)]
-        for w in ctx.config.upcoming(ctx.now_iso):
-            records += [
-                ParamRecord(Param.NOTICE_ZH, w.notice_zh),
-                ParamRecord(Param.NOTICE_EN, w.notice_en),
-                ParamRecord(Param.NOTICE_START, local_stamp(w.start_at)),
-                ParamRecord(Param.NOTICE_END, local_stamp(w.end_at)),
-            ]
+        records = [ParamRecord(tag, value) for tag, value in STANDARD_PARAMETERS]
+        merchant = ctx.tx.merchant(t.mid, lock=False)
+        if merchant is not None:
+            records.append(ParamRecord(Param.MERCHANT_NAME, merchant.name))
+        notices = 0
+        if t.dialect == "clearpos":
+            records.append(ParamRecord(Param.HOST_NAME, ctx.config.name))
+            for w in ctx.config.upcoming(ctx.now_iso):
+                records += [
+                    ParamRecord(Param.NOTICE_ZH, w.notice_zh),
+                    ParamRecord(Param.NOTICE_EN, w.notice_en),
+                    ParamRecord(Param.NOTICE_START, local_stamp(w.start_at)),
+                    ParamRecord(Param.NOTICE_END, local_stamp(w.end_at)),
+                ]
+                notices += 1
         ctx.facts["records"] = records
-        ctx.facts["notices"] = (len(records) - 1) // 4
+        ctx.facts["notices"] = notices
+        ctx.facts["dialect"] = t.dialect
         ctx.tx.update_terminal(t.tid, notice_seen=ctx.config.latest_notice_id(ctx.now_iso))
         return True
+
+
+class StoreStatus:
+    """0820 362: keep the terminal's status records with it (help desk, doctor)."""
+
+    name = "StoreStatus"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        t, m = ctx.terminal, ctx.msg
+        assert t is not None and isinstance(m, NetworkRequest)
+        raw = m.data or b""
+        ctx.tx.update_terminal(
+            t.tid, status_records=raw.hex().upper(), status_uploaded_at=ctx.now_iso
+        )
+        ctx.facts["status_records"] = raw.decode("gbk", "replace")
+        return True
+
+
+class JournalAdvice:
+    """0620 951 script results and 0320 203/205 chip detail (TC) uploads: journaled
+    against their original, found by 61 (batch + STAN), else by RRN (37)."""
+
+    name = "JournalAdvice"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        t = ctx.terminal
+        assert isinstance(m, ScriptResult | ChipDetailUpload) and t is not None
+        orig: JournalRec | None = None
+        kinds = tuple(k.label for k in Kind)
+        if m.original is not None:
+            orig = ctx.tx.journal_original(t.tid, m.original.batch, m.original.stan, kinds)
+        if orig is None and m.rrn:
+            cand = ctx.tx.journal_by_rrn(m.rrn)
+            if cand is not None and cand.tid == t.tid:
+                orig = cand
+        if orig is None and isinstance(m, ChipDetailUpload):
+            orig = ctx.tx.journal_original(t.tid, m.batch, m.stan, kinds)
+        if m.chip:
+            ctx.facts["chip"] = m.chip.hex().upper()
+        if orig is None:
+            return ctx.decline(
+                "transaction.original_not_found",
+                rrn=m.rrn,
+                original=m.original.stan if m.original else None,
+            )
+        ctx.original_id = orig.id
+        ctx.facts["original_rrn"] = orig.rrn
+        return True
+
+
+class Unsupported:
+    """A message of the dialect this host does not serve: 40, never silence."""
+
+    name = "Unsupported"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        return ctx.decline("transaction.not_supported", netcode=getattr(ctx.msg, "netcode", None))
 
 
 def local_stamp(iso: str) -> str:
@@ -165,7 +307,7 @@ def local_stamp(iso: str) -> str:
     return local(parse_iso(iso)).strftime("%Y%m%d%H%M%S")
 
 
-KIND_OF = {
+KIND_OF: dict[type, str] = {
     SignOn: "signon",
     ParameterDownload: "params",
     Settlement: "settlement",
@@ -173,6 +315,40 @@ KIND_OF = {
     BatchUploadItem: "batch_upload",
     BatchUploadEnd: "batch_upload_end",
     Reversal: "reversal",
+    ScriptResult: "script_result",
+    ChipDetailUpload: "chip_detail",
+}
+
+#: message class -> flow (the participants are in ``Engine.flows``)
+FLOW_OF: dict[type, str] = {
+    FinancialRequest: "financial",
+    Reversal: "reversal",
+    SignOn: "signon",
+    ParameterDownload: "params",
+    Settlement: "settlement",
+    BatchUpload: "batch_upload",
+    BatchUploadItem: "batch_upload",
+    BatchUploadEnd: "batch_upload",
+    ScriptResult: "script_result",
+    ChipDetailUpload: "chip_detail",
+}
+
+#: 0820 by 60.3: flow and journal kind; any other 60.3 is answered 40 (never silence)
+NETWORK_FLOWS = {
+    NetCode.SIGN_OFF: "signoff",
+    NetCode.ECHO: "echo",
+    NetCode.STATUS_UPLOAD: "status",
+}
+NETWORK_KINDS = {
+    NetCode.SIGN_OFF: "signoff",
+    NetCode.ECHO: "echo",
+    NetCode.STATUS_UPLOAD: "status",
+}
+
+#: a reason's terminal action (catalog) -> the header processing requirement it sets
+PROCESSING_OF_ACTION = {
+    "re_sign_on": ProcessingRequirement.SIGN_ON_AGAIN,
+    "update_software": ProcessingRequirement.DOWNLOAD_SOFTWARE,
 }
 
 
@@ -194,6 +370,8 @@ class Engine:
         issuer = Issuer(hsm)
         mac = VerifyMac(hsm)
         lenient = CheckTerminal(allow_suspended=True, check_software=False)
+        # The participants of each flow, in order (jPOS keeps this in configuration).
+        # Journal and respond (``_finish``) run after every flow, approved or not.
         self.flows: dict[str, Sequence[Participant]] = {
             "financial": (
                 CheckTerminal(),
@@ -203,25 +381,61 @@ class Engine:
                 mac,
                 CheckBatch(),
                 CheckDuplicate(),
+                CheckAmount(),
                 LoadCard(tokens),
                 AssessRisk(),
                 Authorize(issuer),
             ),
             "reversal": (lenient, CheckSignedOn(), mac, Reverse(issuer)),
-            "signon": (CheckTerminal(), CheckMaintenance(issuer_too=False), IssueKeys(hsm)),
+            "signon": (
+                CheckTerminal(),
+                CheckMid(),
+                CheckMaintenance(issuer_too=False),
+                IssueKeys(hsm),
+            ),
             "signoff": (lenient, SignOff(hsm)),
             "echo": (lenient,),
+            "status": (lenient, StoreStatus()),
             "params": (lenient, Params()),
             "settlement": (lenient, SettleBatch()),
             "batch_upload": (lenient, AcceptBatchUpload(tokens)),
+            "script_result": (lenient, CheckSignedOn(), mac, JournalAdvice()),
+            "chip_detail": (lenient, JournalAdvice()),
+            "unsupported": (lenient, Unsupported()),
         }
 
     # ------------------------------------------------------------------ entry points
 
+    def _parse(self, tx: Tx, frame: Frame) -> tuple[Message, bytes | None, bytes | None]:
+        """Parse a body; TDK-encrypted tracks (53.3 = 1) are decrypted with the
+        terminal's track key (the last proven one when the newest does not fit)."""
+        now_iso = utc_iso(self.clock.now())
+        seen: dict[str, TerminalRec | None] = {}
+
+        def tdk(tid: str, *, previous: bool = False) -> Callable[[bytes], bytes] | None:
+            t = seen[tid] if tid in seen else tx.terminal(tid)
+            seen[tid] = t
+            if t is None:
+                return None
+            if previous and not t.previous_keys_valid(now_iso):
+                return None
+            sealed = t.prev_tdk_sealed if previous else t.tdk_sealed
+            return self.hsm.track_decryptor(tid, sealed) if sealed else None
+
+        try:
+            return parse(frame.body, base=13, tdk=tdk)
+        except WireError as exc:
+            if exc.field not in (35, 36) or not seen:
+                raise
+            try:
+                return parse(frame.body, base=13, tdk=lambda tid: tdk(tid, previous=True))
+            except WireError:
+                raise exc from None
+
     def handle(self, tx: Tx, frame: Frame, received: float) -> Outcome:
         """Process one frame inside the caller's transaction."""
         try:
-            msg, block, mac = parse(frame.body, base=13)
+            msg, block, mac = self._parse(tx, frame)
         except WireError as exc:
             return self.format_error(tx, frame, exc, received)
         ctx = self._ctx(tx, frame, msg, block, mac)
@@ -236,7 +450,7 @@ class Engine:
     def host_error(self, tx: Tx, frame: Frame, exc: BaseException, received: float) -> Outcome:
         """A participant failed: nothing of it was committed; journal and answer 96."""
         try:
-            msg, block, mac = parse(frame.body, base=13)
+            msg, block, mac = self._parse(tx, frame)
         except WireError as werr:
             return self.format_error(tx, frame, werr, received)
         ctx = self._ctx(tx, frame, msg, block, mac)
@@ -270,7 +484,7 @@ class Engine:
             code="30",
             facts=facts,
             status="declined",
-            software=frame.header.reserved,
+            software="",
             latency_us=int((time.perf_counter() - received) * 1e6),
             trail=f"Decode:{exc.describe()}",
         )
@@ -284,7 +498,7 @@ class Engine:
         }
         if not (mti and mti[2] in "02468" and mti[3] == "0" and tid_s):
             return Outcome(None, record, close=True)
-        reply_mti = mti[:2] + str(int(mti[2]) + 1) + mti[3]
+        reply_mti = response_mti(mti)
         out: dict[int, str | bytes] = {39: "30", 41: tid_s, 63: "   message.format_error", 37: rrn}
         for n in (3, 4, 11, 25, 60):
             v = fields.get(n)
@@ -326,27 +540,16 @@ class Engine:
 
     @staticmethod
     def _flow(msg: Message) -> str:
-        if isinstance(msg, FinancialRequest):
-            return "financial"
-        if isinstance(msg, Reversal):
-            return "reversal"
-        if isinstance(msg, SignOn):
-            return "signon"
         if isinstance(msg, NetworkRequest):
-            return "signoff" if msg.netcode == NetCode.SIGN_OFF else "echo"
-        if isinstance(msg, ParameterDownload):
-            return "params"
-        if isinstance(msg, Settlement):
-            return "settlement"
-        if isinstance(msg, BatchUpload | BatchUploadItem | BatchUploadEnd):
-            return "batch_upload"
-        return "echo"  # responses sent to the host: answered by the terminal check only
+            return NETWORK_FLOWS.get(msg.netcode, "unsupported")
+        return FLOW_OF.get(type(msg), "unsupported")  # e.g. a response sent to the host
 
     def _kind(self, msg: Message) -> str:
         if isinstance(msg, FinancialRequest):
-            return msg.kind.label
+            # an advice completion is a completion in the books (journal and settlement)
+            return "completion" if msg.kind is Kind.COMPLETION_ADVICE else msg.kind.label
         if isinstance(msg, NetworkRequest):
-            return {NetCode.SIGN_OFF: "signoff", NetCode.ECHO: "echo"}.get(msg.netcode, "status")
+            return NETWORK_KINDS.get(msg.netcode, "network")
         return KIND_OF.get(type(msg), type(msg).__name__.lower())
 
     def _finish(self, ctx: Ctx, received: float) -> Outcome:
@@ -358,10 +561,9 @@ class Engine:
         if ctx.reason in ("settlement.balanced", "settlement.unbalanced"):
             code = ""
         t = ctx.terminal
-        if ctx.reason in RE_SIGN_ON_REASONS:
-            ctx.processing = ProcessingRequirement.SIGN_ON_AGAIN
-        elif ctx.reason == "terminal.update_required":
-            ctx.processing = ProcessingRequirement.DOWNLOAD_SOFTWARE
+        action = PROCESSING_OF_ACTION.get(reason.terminal_action or "")
+        if action is not None:
+            ctx.processing = action
         elif (
             t is not None
             and not isinstance(msg, ParameterDownload)
@@ -372,8 +574,10 @@ class Engine:
         req = msg.request if isinstance(msg, Reversal) else msg
         card = req.card if isinstance(req, FinancialRequest) else None
         amount = req.amount_fen if isinstance(req, FinancialRequest) else None
-        if approved and isinstance(msg, FinancialRequest) and msg.kind.label != "balance":
+        if approved and isinstance(msg, FinancialRequest) and msg.kind is not Kind.BALANCE:
             ctx.auth_code = f"{secrets.randbelow(16**6):06X}"
+        if isinstance(msg, FinancialRequest) and (msg.extra60 or msg.info):
+            ctx.facts.update(_kept_optional(msg))
         org = ctx.card.organisation if ctx.card is not None else "   "
         facts = {k: v for k, v in ctx.facts.items() if k not in _NOT_JOURNALED}
         mti, kind = _request_mti(msg), self._kind(msg)
@@ -401,7 +605,7 @@ class Engine:
             original_id=ctx.original_id,
             req_key=ctx.req_key,
             entry_mode=card.entry_mode if card is not None else "",
-            software=ctx.frame.header.reserved,
+            software=ctx.software,
             processing=ctx.processing,
             latency_us=int((time.perf_counter() - received) * 1e6),
             trail=" ".join(ctx.trail),
@@ -409,7 +613,7 @@ class Engine:
         ctx.rrn = rrn_of(jid)
         if t is not None and (t.last_seen is None or t.last_seen < ctx.now_iso[:17]):
             tx.update_terminal(
-                t.tid, last_seen=ctx.now_iso, last_software=ctx.frame.header.reserved
+                t.tid, last_seen=ctx.now_iso, last_software=ctx.software or t.last_software
             )
         response = self._response(ctx, code, org)
         mac_fn = None
@@ -506,6 +710,15 @@ class Engine:
             )
         if isinstance(msg, NetworkRequest):
             return NetworkResponse(batch=msg.batch, netcode=msg.netcode, mti="0830", **common)
+        if isinstance(msg, ScriptResult | ChipDetailUpload):
+            return AdviceResponse(
+                batch=msg.batch,
+                netcode=msg.netcode,
+                mti=response_mti(_request_mti(msg)),
+                processing_code=msg.processing_code,
+                amount_fen=msg.amount_fen,
+                **common,
+            )
         # a response message sent to the host: answer as an echo would
         return NetworkResponse(
             batch=batch,
@@ -520,19 +733,17 @@ _NOT_JOURNALED = frozenset(("records", "totals", "checks"))
 
 
 def _request_mti(msg: Message) -> str:
-    if isinstance(msg, FinancialRequest):
-        return msg.kind.mti
-    if isinstance(msg, Reversal):
-        return "0400"
-    if isinstance(msg, SignOn | ParameterDownload):
-        return "0800"
-    if isinstance(msg, NetworkRequest):
-        return "0820"
-    if isinstance(msg, Settlement):
-        return "0500"
-    if isinstance(msg, BatchUpload | BatchUploadItem | BatchUploadEnd):
-        return "0320"
-    return ""
+    return request_mti(msg) or ""
+
+
+def _kept_optional(msg: FinancialRequest) -> dict[str, Any]:
+    """Optional data a stock terminal sends (60.4-60.7, field 59), kept for the help desk."""
+    kept: dict[str, Any] = {}
+    if msg.extra60:
+        kept["f60_extra"] = msg.extra60
+    if msg.info:
+        kept["terminal_info"] = msg.info
+    return kept
 
 
 def log_record(record: dict[str, Any], latency_ms: float) -> None:

@@ -7,6 +7,7 @@ journal and respond on every path, approved or not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from ..wire import (
     Settlement48,
     Totals,
 )
+from ..wire.terminfo import version_at_least
 from .context import Ctx
 from .tokens import PanTokenizer
 
@@ -37,6 +39,7 @@ RESTRICTION_OF = {
     Kind.PREAUTH: "preauth",
     Kind.PREAUTH_VOID: "preauth",
     Kind.COMPLETION: "completion",
+    Kind.COMPLETION_ADVICE: "completion",
     Kind.COMPLETION_VOID: "completion",
     Kind.BALANCE: "balance",
     Kind.OFFLINE: "offline",
@@ -54,12 +57,12 @@ class Participant(Protocol):
     def __call__(self, ctx: Ctx) -> bool: ...
 
 
-def version_ok(reported: str, minimum: str) -> bool:
-    return reported >= minimum
-
-
 class CheckTerminal:
-    """The terminal is registered, active, and runs at least the required software."""
+    """The terminal is registered, active, and runs at least the required software.
+
+    The application version is the one the terminal reports in field 59 (A2/05),
+    compared part by part; a terminal that reports none is not refused (spec §3:
+    the header's reserved digits carry nothing the host may rely on)."""
 
     name = "CheckTerminal"
 
@@ -76,11 +79,40 @@ class CheckTerminal:
             return ctx.decline(
                 "terminal.suspended", since=show(t.status_since), by=t.status_by, why=t.status_why
             )
-        software = ctx.frame.header.reserved
-        if self.check_software and not version_ok(software, t.min_software):
+        software = ctx.software
+        if self.check_software and software and not version_at_least(software, t.min_software):
             return ctx.decline(
                 "terminal.update_required", software=software, minimum=t.min_software
             )
+        return True
+
+
+class CheckMid:
+    """The request's MID (42) is the terminal's merchant (a sign-on for another
+    merchant's terminal is refused)."""
+
+    name = "CheckMid"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        t = ctx.terminal
+        assert t is not None
+        if ctx.msg.mid != t.mid:
+            return ctx.decline(
+                "terminal.unknown", tid=ctx.msg.tid, mid=ctx.msg.mid, note="MID does not match"
+            )
+        return True
+
+
+class CheckAmount:
+    """A transaction that moves money names a positive amount (0 is 13)."""
+
+    name = "CheckAmount"
+
+    def __call__(self, ctx: Ctx) -> bool:
+        m = ctx.msg
+        assert isinstance(m, FinancialRequest)
+        if m.kind.has_amount and not m.amount_fen:
+            return ctx.decline("transaction.invalid_amount", amount=fen_yuan(m.amount_fen or 0))
         return True
 
 
@@ -154,6 +186,7 @@ class CheckSignedOn:
         if not t.signed_on:
             return ctx.decline("terminal.not_signed_on")
         ctx.mak_sealed = t.mak_sealed
+        ctx.pik_sealed = t.pik_sealed
         return True
 
 
@@ -170,9 +203,32 @@ class VerifyMac:
         assert t is not None and t.mak_sealed is not None
         if ctx.mac is None or ctx.mac_block is None:
             return ctx.decline("mac.invalid", detail="field 64 missing")
-        if not self.hsm.verify_mac(t.tid, t.mak_sealed, ctx.mac_block, ctx.mac):
-            return ctx.decline("mac.invalid")
-        return True
+        if self.hsm.verify_mac(t.tid, t.mak_sealed, ctx.mac_block, ctx.mac):
+            if not t.keys_proven:
+                # the terminal holds the newest keys: the previous ones retire
+                ctx.tx.update_terminal(
+                    t.tid,
+                    keys_proven=1,
+                    unproven_signons=0,
+                    prev_pik_sealed=None,
+                    prev_mak_sealed=None,
+                    prev_tdk_sealed=None,
+                    prev_until=None,
+                )
+            return True
+        if (
+            not t.keys_proven
+            and t.previous_keys_valid(ctx.now_iso)
+            and t.prev_mak_sealed is not None
+            and self.hsm.verify_mac(t.tid, t.prev_mak_sealed, ctx.mac_block, ctx.mac)
+        ):
+            # Signed on again since, but this terminal still holds the keys it last
+            # proved: someone else's sign-on (or a lost 0810) must not take it down.
+            ctx.mak_sealed = t.prev_mak_sealed
+            ctx.pik_sealed = t.prev_pik_sealed
+            ctx.facts["keys"] = "previous"
+            return True
+        return ctx.decline("mac.invalid")
 
 
 def req_key(m: FinancialRequest) -> str:
@@ -292,9 +348,23 @@ class Authorize:
     def __call__(self, ctx: Ctx) -> bool:
         m = ctx.msg
         assert isinstance(m, FinancialRequest)
-        handler = getattr(self, "_" + m.kind.label)
-        ok: bool = handler(ctx, m)
-        return ok
+        return self._handlers[m.kind](ctx, m)
+
+    @property
+    def _handlers(self) -> dict[Kind, Callable[[Ctx, FinancialRequest], bool]]:
+        return {
+            Kind.BALANCE: self._balance,
+            Kind.PURCHASE: self._purchase,
+            Kind.OFFLINE: self._offline,
+            Kind.PREAUTH: self._preauth,
+            Kind.PREAUTH_VOID: self._preauth_void,
+            Kind.COMPLETION: self._completion,
+            # the advice form (0220, 60.1 = 24) is handled like completion (spec §4)
+            Kind.COMPLETION_ADVICE: self._completion,
+            Kind.COMPLETION_VOID: self._completion_void,
+            Kind.VOID: self._void,
+            Kind.REFUND: self._refund,
+        }
 
     # -- common card checks --------------------------------------------------------
 
@@ -306,14 +376,17 @@ class Authorize:
         if bad:
             return ctx.decline(bad.reason, **bad.facts)
         if pin and m.card.pin_block is not None:
-            assert ctx.terminal.pik_sealed is not None
+            pik = ctx.pik_sealed or ctx.terminal.pik_sealed
+            assert pik is not None
             bad = self.issuer.verify_pin(
                 ctx.tx,
                 card,
                 ctx.terminal.tid,
-                ctx.terminal.pik_sealed,
+                pik,
                 m.card.pin_block,
                 m.card.pan,
+                pin_format=m.card.pin_format,
+                algorithm=m.card.pin_algorithm,
             )
             if bad:
                 return ctx.decline(bad.reason, **bad.facts)
@@ -421,21 +494,19 @@ class Authorize:
             return False
         return True
 
-    def _void(self, ctx: Ctx, m: FinancialRequest) -> bool:
-        orig = self._void_of(ctx, m, ("purchase",))
+    def _void_same_batch(self, ctx: Ctx, m: FinancialRequest, kinds: tuple[str, ...]) -> bool:
+        orig = self._void_of(ctx, m, kinds)
         if orig is None or not self._same_batch(ctx, orig):
             return False
         self._undo_credit(ctx, orig, m.amount_fen or 0)
         ctx.tx.update_journal(orig.id, status="voided")
         return True
 
+    def _void(self, ctx: Ctx, m: FinancialRequest) -> bool:
+        return self._void_same_batch(ctx, m, ("purchase",))
+
     def _completion_void(self, ctx: Ctx, m: FinancialRequest) -> bool:
-        orig = self._void_of(ctx, m, ("completion",))
-        if orig is None or not self._same_batch(ctx, orig):
-            return False
-        self._undo_credit(ctx, orig, m.amount_fen or 0)
-        ctx.tx.update_journal(orig.id, status="voided")
-        return True
+        return self._void_same_batch(ctx, m, ("completion",))
 
     def _preauth_void(self, ctx: Ctx, m: FinancialRequest) -> bool:
         orig = self._void_of(ctx, m, ("preauth",))

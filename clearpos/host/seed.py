@@ -60,6 +60,7 @@ def seed(
             wipe(tx)
         tx.set_meta("acquirer.institution", world.acquirer.institution)
         tx.set_meta("acquirer.name", world.acquirer.name)
+        tx.set_meta("acquirer.single_des", "1" if world.acquirer.single_des else "0")
         tx.set_meta("world.source", world.source)
         tx.set_meta("world.loaded_at", now)
         v = world.risk.card_velocity
@@ -89,6 +90,7 @@ def seed(
                 tmk_kcv=hsm.tmk_check_value(t.tid, sealed),
                 status=t.status,
                 min_software=t.min_software,
+                dialect=t.dialect,
                 operators=json.dumps(
                     [{"no": o.no, "supervisor": o.supervisor} for o in t.operators]
                 ),

@@ -50,11 +50,30 @@ class Issuer:
         return None
 
     def verify_pin(
-        self, tx: Tx, card: CardRec, tid: str, sealed_pik: str, pin_block: bytes, pan: str
+        self,
+        tx: Tx,
+        card: CardRec,
+        tid: str,
+        sealed_pik: str,
+        pin_block: bytes,
+        pan: str,
+        *,
+        pin_format: str = "2",
+        algorithm: str = "6",
     ) -> CardCheck | None:
-        """None when the PIN is right; the wrong-PIN counter is kept on the card."""
+        """None when the PIN is right; the wrong-PIN counter is kept on the card.
+
+        ``pin_format`` / ``algorithm`` are 53.1 / 53.2 as the terminal sent them."""
         try:
-            ok = self.hsm.verify_pin(tid, sealed_pik, pin_block, pan, card.pvv)
+            ok = self.hsm.verify_pin(
+                tid,
+                sealed_pik,
+                pin_block,
+                pan,
+                card.pvv,
+                pin_format=pin_format,
+                algorithm=algorithm,
+            )
         except PinBlockError:
             return CardCheck("pin.format_error", {})
         if ok:

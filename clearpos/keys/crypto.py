@@ -305,7 +305,9 @@ class PinEngine:
         clear = pin_block(pin, pan) if pin_format == "2" else pin_block_without_pan(pin)
         return (self._encrypt if algorithm == "6" else self._encrypt1)(clear)
 
-    def decrypt(self, block: bytes, pan: str, *, pin_format: str = "2", algorithm: str = "6") -> str:
+    def decrypt(
+        self, block: bytes, pan: str, *, pin_format: str = "2", algorithm: str = "6"
+    ) -> str:
         """The PIN inside field 52; :class:`PinBlockError` when it does not decode."""
         if len(block) != _BLOCK:
             raise PinBlockError(f"PIN block must be 8 bytes, got {len(block)}")
@@ -350,7 +352,6 @@ class KeyScheme:
     WITH_TDK = "004"  # as 003 plus a track data key (TDK): 62 = 60 bytes
 
     ALL = (SINGLE, DOUBLE, WITH_TDK)
-    LENGTH = {SINGLE: 24, DOUBLE: 40, WITH_TDK: 60}
 
 
 @dataclass(frozen=True, slots=True)

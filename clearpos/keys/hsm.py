@@ -98,7 +98,7 @@ class IssuedKeys:
     pik_kcv: str
     mak_kcv: str
     sealed_tdk: str | None = field(default=None, repr=False)
-    tdk_kcv: str | None = None
+    tdk_kcv: str | None = field(default=None, repr=False)
 
 
 def _check_tid(tid: str) -> None:

@@ -67,10 +67,30 @@ class TerminalRec:
     status_since: str
     status_by: str
     status_why: str
+    key_scheme: str = "003"
+    tdk_sealed: str | None = None
+    keys_proven: bool = False
+    unproven_signons: int = 0
+    prev_pik_sealed: str | None = None
+    prev_mak_sealed: str | None = None
+    prev_tdk_sealed: str | None = None
+    prev_until: str | None = None
+    dialect: str = "cup"
+    status_records: str = ""
+    status_uploaded_at: str | None = None
 
     @property
     def signed_on(self) -> bool:
         return self.mak_sealed is not None and self.pik_sealed is not None
+
+    def previous_keys_valid(self, now_iso: str) -> bool:
+        """The last proven keys still count beside newer, unproven ones."""
+        return (
+            self.prev_mak_sealed is not None
+            and self.prev_pik_sealed is not None
+            and self.prev_until is not None
+            and now_iso < self.prev_until
+        )
 
     def __repr__(self) -> str:
         return f"TerminalRec(tid={self.tid!r}, mid={self.mid!r}, status={self.status!r}, batch={self.batch!r})"
@@ -95,6 +115,17 @@ class TerminalRec:
             r["status_since"],
             r["status_by"],
             r["status_why"],
+            r["key_scheme"],
+            r["tdk_sealed"],
+            bool(r["keys_proven"]),
+            int(r["unproven_signons"]),
+            r["prev_pik_sealed"],
+            r["prev_mak_sealed"],
+            r["prev_tdk_sealed"],
+            r["prev_until"],
+            r["dialect"],
+            r["status_records"],
+            r["status_uploaded_at"],
         )
 
 

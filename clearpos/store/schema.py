@@ -232,6 +232,30 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX journal_ts ON journal(ts)",
         ],
     ),
+    (
+        6,
+        "stock terminals: key schemes and TDK, previous keys until proven, dialect, status upload",
+        [
+            # 60.3 of the last sign-on (001 / 003 / 004) and the track data key of 004
+            "ALTER TABLE terminals ADD COLUMN key_scheme TEXT NOT NULL DEFAULT '003'",
+            "ALTER TABLE terminals ADD COLUMN tdk_sealed TEXT",
+            # The last keys the terminal proved it holds (a MAC under them), kept valid
+            # beside newer unproven ones until prev_until: a sign-on by someone who knows
+            # only the TID cannot take the real terminal off the host (docs/security.md).
+            "ALTER TABLE terminals ADD COLUMN keys_proven INTEGER NOT NULL DEFAULT 0",
+            # sign-ons in a row whose keys were never used (the rate limit counts these)
+            "ALTER TABLE terminals ADD COLUMN unproven_signons INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE terminals ADD COLUMN prev_pik_sealed TEXT",
+            "ALTER TABLE terminals ADD COLUMN prev_mak_sealed TEXT",
+            "ALTER TABLE terminals ADD COLUMN prev_tdk_sealed TEXT",
+            "ALTER TABLE terminals ADD COLUMN prev_until TEXT",
+            # "cup": a stock Q/CUP terminal; "clearpos": also the [ext] parameter records
+            "ALTER TABLE terminals ADD COLUMN dialect TEXT NOT NULL DEFAULT 'cup'",
+            # the last 0820 362 status upload, as the terminal sent it (hex of field 62)
+            "ALTER TABLE terminals ADD COLUMN status_records TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE terminals ADD COLUMN status_uploaded_at TEXT",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

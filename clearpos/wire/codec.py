@@ -186,7 +186,6 @@ def _make_reader(spec: FieldSpec) -> Reader:
 
     prefix = 1 if spec.len_type is Len.LLVAR else 2
     if spec.fmt in (Fmt.N, Fmt.Z):
-
         track = spec.fmt is Fmt.Z
 
         def read_var_bcd(data: bytes, pos: int, base: int) -> tuple[Value, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from .codec import Fields, Value, decode, encode, tracks_encrypted
 from .errors import DecodeError, EncodeError, WireError
@@ -253,9 +253,7 @@ class Card:
         if self.pin_block is not None and len(self.pin_block) != 8:
             raise EncodeError("PIN block must be 8 bytes", field=52)
         if self.pin_format not in ("1", "2") or self.pin_algorithm not in ("0", "6"):
-            raise EncodeError(
-                "53.1 PIN format must be 1 or 2 and 53.2 algorithm 0 or 6", field=53
-            )
+            raise EncodeError("53.1 PIN format must be 1 or 2 and 53.2 algorithm 0 or 6", field=53)
 
     @property
     def security(self) -> str | None:
@@ -484,7 +482,9 @@ class ParamRecord:
         try:
             raw = self.value.encode("gbk")
         except UnicodeEncodeError:
-            raise EncodeError(f"parameter {self.tag} must be text GBK can write", field=62) from None
+            raise EncodeError(
+                f"parameter {self.tag} must be text GBK can write", field=62
+            ) from None
         while len(raw) > n:  # cut on a character boundary, never inside a GBK pair
             raw = raw[:-1]
             try:
@@ -854,6 +854,27 @@ Request: TypeAlias = (
     | ScriptResult
     | ChipDetailUpload
 )
+
+
+def request_mti(msg: Message) -> str | None:
+    """The MTI a request message goes out with (None for a response)."""
+    if isinstance(msg, FinancialRequest):
+        return msg.kind.mti
+    return _REQUEST_MTI.get(type(msg))
+
+
+_REQUEST_MTI: dict[type, str] = {
+    Reversal: "0400",
+    SignOn: "0800",
+    ParameterDownload: "0800",
+    NetworkRequest: "0820",
+    Settlement: "0500",
+    BatchUpload: "0320",
+    BatchUploadItem: "0320",
+    BatchUploadEnd: "0320",
+    ScriptResult: "0620",
+    ChipDetailUpload: "0320",
+}
 
 
 def needs_mac(msg: Message) -> bool:
@@ -1281,7 +1302,12 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
             netcode=f60.netcode,
             **_resp_kw(f),  # type: ignore[arg-type]
         )
-    common = {"tid": _req(f, 41), "mid": _req(f, 42), "stan": _req(f, 11), "info": _opt(f, 59)}
+    common: dict[str, Any] = {
+        "tid": _req(f, 41),
+        "mid": _req(f, 42),
+        "stan": _req(f, 11),
+        "info": _opt(f, 59),
+    }
     if mti == "0800":
         if f60.netcode in (NetCode.PARAMETERS, NetCode.PARAMETERS_MORE):
             return ParameterDownload(batch=f60.batch, netcode=f60.netcode, **common)

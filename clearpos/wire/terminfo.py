@@ -76,9 +76,7 @@ class TerminalInfo:
         return cls(tags, device)
 
     @classmethod
-    def build(
-        cls, *, app_version: str, serial: str = "", device_type: str = "01"
-    ) -> TerminalInfo:
+    def build(cls, *, app_version: str, serial: str = "", device_type: str = "01") -> TerminalInfo:
         device = {DEVICE_TYPE: device_type}
         if serial:
             device[SERIAL] = serial
