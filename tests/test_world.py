@@ -90,7 +90,7 @@ def test_example_terminals(world: World) -> None:
     assert main is not None
     assert main.mid == "898310048161234"
     assert main.tmk == bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
-    assert (main.status, main.min_software) == ("active", "000100")
+    assert (main.status, main.min_software, main.dialect) == ("active", "0.1.0", "clearpos")
     assert main.operators == (
         Operator("01", "0000", supervisor=False),
         Operator("99", "123456", supervisor=True),
@@ -98,7 +98,8 @@ def test_example_terminals(world: World) -> None:
     mids = {m.mid for m in world.merchants}
     assert {t.mid for t in world.terminals} == mids  # one terminal per merchant at least
     assert any(t.status == "suspended" for t in world.terminals)  # D3
-    assert any(t.min_software > "000100" for t in world.terminals)  # D4
+    assert any(t.min_software == "0.2.0" for t in world.terminals)  # D4
+    assert any(t.dialect == "cup" for t in world.terminals)  # a stock terminal
     assert len({t.tmk for t in world.terminals}) == len(world.terminals)
 
 
@@ -171,7 +172,8 @@ def test_minimal_world_defaults() -> None:
         0,
         (),
     )
-    assert (terminal.status, terminal.min_software, terminal.operators) == ("active", "000000", ())
+    assert (terminal.status, terminal.min_software, terminal.operators) == ("active", "0", ())
+    assert terminal.dialect == "cup" and world.acquirer.single_des is False
     assert (card.status, card.daily_limit_fen, card.organisation) == ("normal", 0, "CUP")
     assert world.maintenance == ()
 
@@ -537,11 +539,20 @@ BAD_WORLDS: list[tuple[str, str, str, str, str, str]] = [
     ),
     (
         "min software",
-        MERCHANT + TERMINAL + 'min_software = "0.1.0"\n',
+        MERCHANT + TERMINAL + 'min_software = "0.1 beta"\n',
         "[[terminals]]",
         T_ENTRY,
         "min_software",
-        'must be 6 digits MMmmpp such as "000100" (0.1.0), got "0.1.0"',
+        "must be an application version of up to 8 characters such as "
+        '"0.1.0" (compared with field 59 A2/05), got "0.1 beta"',
+    ),
+    (
+        "dialect",
+        MERCHANT + TERMINAL + 'dialect = "pax"\n',
+        "[[terminals]]",
+        T_ENTRY,
+        "dialect",
+        '"pax" is not allowed; use one of cup | clearpos',
     ),
     (
         "duplicate tid",

@@ -63,6 +63,7 @@ from ..wire import (
     response_mti,
     salvage,
 )
+from ..wire.terminfo import TerminalInfo
 from .context import Ctx, HostConfig
 from .participants import (
     AcceptBatchUpload,
@@ -741,9 +742,19 @@ def _kept_optional(msg: FinancialRequest) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     if msg.extra60:
         kept["f60_extra"] = msg.extra60
-    if msg.info:
+    if msg.info and _more_than_version(msg.info):
         kept["terminal_info"] = msg.info
     return kept
+
+
+def _more_than_version(info: str) -> bool:
+    """Field 59 says more than the device type and application version (which the
+    journal keeps in its ``software`` column): serials, model, SIM, location."""
+    try:
+        parsed = TerminalInfo.decode(info)
+    except WireError:
+        return True
+    return bool(set(parsed.tags) - {"A2"} or set(parsed.device) - {"01", "05"})
 
 
 def log_record(record: dict[str, Any], latency_ms: float) -> None:
