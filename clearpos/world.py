@@ -33,6 +33,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, get_args
 
+from .wire.terminfo import normalise_version
+
 __all__ = [
     "CARD_STATUSES",
     "MAINTENANCE_WHO",
@@ -400,7 +402,6 @@ _MERCHANT_KEYS: Final = (
 )
 _TERMINAL_KEYS: Final = ("tid", "mid", "tmk", "status", "min_software", "operators", "dialect")
 DIALECTS: Final = ("cup", "clearpos")
-_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.-]{0,7}")
 _OPERATOR_KEYS: Final = ("no", "password", "supervisor")
 _CARD_KEYS: Final = ("pan", "expiry", "pin", "balance", "status", "daily_limit", "organisation")
 _MAINTENANCE_KEYS: Final = ("who", "start", "end", "notice_zh", "notice_en")
@@ -847,10 +848,9 @@ class _Parser:
         tmk = self._tmk(entry)
         status = entry.choice("status", TERMINAL_STATUSES, "active")
         min_software = entry.text("min_software", "0")
-        if min_software is not None and len(min_software) == 6 and _DIGITS.fullmatch(min_software):
-            # the earlier MMmmpp form ("000100"), read as the version it names (0.1.0)
-            min_software = ".".join(str(int(min_software[i : i + 2])) for i in (0, 2, 4))
-        elif min_software is not None and not _VERSION.fullmatch(min_software):
+        try:  # the earlier MMmmpp form ("000100") is read as the version it names (0.1.0)
+            min_software = normalise_version(min_software) if min_software is not None else None
+        except ValueError:
             entry.problem(
                 "min_software",
                 "must be an application version of up to 8 characters such as "

@@ -128,7 +128,7 @@ EXPECT: dict[str, list[str]] = {
     "terminal.unknown": ["no terminal 99999999 was registered"],
     "terminal.suspended": ["terminal 10000005 suspended since", "the world file"],
     "terminal.update_required": [
-        "terminal 10000006 reports software 000100; the provider requires 000200"
+        "terminal 10000006 reports software 0.1.0; the provider requires 0.2.0"
     ],
     "terminal.not_signed_on": ["terminal 10000007 signed off at", "had not signed on again"],
     "terminal.batch_mismatch": [
@@ -143,7 +143,8 @@ EXPECT: dict[str, list[str]] = {
         "the original amount is ¥15.00; this request asked for ¥1.00"
     ],
     "transaction.already_voided": ["is already voided"],
-    "transaction.not_supported": ["60.3 = 001"],
+    "transaction.not_supported": ["60.3 = 009"],
+    "terminal.single_des_refused": ["60.3 = 001"],
     "host.error": ["internal host fault SealedKeyError", "nothing was committed"],
     "network.timeout": ["automatic reversal (reason 98", "the host undid the original"],
     "settlement.balanced": ["batch 000001: host debit total ¥1.00, credit total ¥0.00"],
@@ -247,8 +248,12 @@ def provoke(h: HostProc) -> dict[str, str]:
     got["network.timeout.original"] = rrn(c.send(timed_out))
     want("network.timeout", c.send(Reversal.of(timed_out, "98")))
     want(
-        "transaction.not_supported",
+        "terminal.single_des_refused",
         c.send(SignOn(tid=c.tid, mid=c.mid, stan=c.next_stan(), batch=c.batch, netcode="001")),
+    )
+    want(
+        "transaction.not_supported",
+        c.send(SignOn(tid=c.tid, mid=c.mid, stan=c.next_stan(), batch=c.batch, netcode="009")),
     )
     # A10: a 0200 whose field 4 holds a non-digit
     bad = client(h)
@@ -490,7 +495,7 @@ def test_terminal_blocked_by_its_merchant(world: tuple[HostProc, dict[str, str]]
         (
             "10000006",
             "terminal.update_required",
-            "reports software 000100, below the required 000200",
+            "reports software 0.1.0, below the required 0.2.0",
         ),
         ("10000007", "terminal.not_signed_on", "holds no working keys"),
         ("10000004", "merchant.closed", "closed since"),

@@ -370,8 +370,8 @@ def test_add_terminal_checks(db: Database) -> None:
         terminals.add_terminal(tx, HSM, "10000098", "898310048164003", NEW_TMK, by="li")
     with pytest.raises(Refused, match="8 letters"), db.transaction() as tx:
         terminals.add_terminal(tx, HSM, "123", MAIN_MID, NEW_TMK, by="li")
-    with pytest.raises(Refused, match="6 digits"), db.transaction() as tx:
-        terminals.add_terminal(tx, HSM, "10000098", MAIN_MID, NEW_TMK, by="li", min_software="1.0")
+    with pytest.raises(Refused, match="application version"), db.transaction() as tx:
+        terminals.add_terminal(tx, HSM, "10000098", MAIN_MID, NEW_TMK, by="li", min_software="1 0")
 
 
 # --------------------------------------------------------------------------- cards

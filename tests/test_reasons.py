@@ -65,6 +65,7 @@ SPEC: list[tuple[str, str, str, str]] = [
     ("transaction.original_amount_mismatch", "64", "C", ""),
     ("transaction.already_voided", "12", "C", ""),
     ("transaction.not_supported", "40", "C", ""),
+    ("terminal.single_des_refused", "40", "D", ""),
     ("host.maintenance", "96", "C", ""),
     ("host.cutover", "90", "C", ""),
     ("host.error", "96", "E", ""),
@@ -85,6 +86,8 @@ EXTRAS: list[tuple[str, str, str, str, int | None]] = [
     ("reversal.pending", "", "B", "reverse", None),
     ("terminal.key_check_failed", "", "D", "", None),
     ("settlement.error", "", "E", "", 3),
+    ("transaction.invalid_amount", "13", "C", "", None),
+    ("terminal.signon_rate_limited", "65", "B", "", None),
 ]
 
 # Every field 39 code in spec/reasons.md and spec/pos8583.md (06: reversal reason "other").
@@ -138,7 +141,7 @@ def test_extra_key(key: str, code: str, category: str, action: str, check_code: 
 
 def test_catalog_has_exactly_the_spec_keys_and_the_extras() -> None:
     assert set(ALL_KEYS) == REQUIRED_KEYS | {key for key, *_ in EXTRAS}
-    assert len(CATALOG) == len(ALL_KEYS) == 45
+    assert len(CATALOG) == len(ALL_KEYS) == len(REQUIRED_KEYS) + len(EXTRAS)
 
 
 @pytest.mark.parametrize("key", ALL_KEYS)

@@ -471,7 +471,6 @@ def test_mask_pan() -> None:
 def test_header_fields() -> None:
     f = decode_frame(bytes.fromhex(ALL["mac_failed"]))
     assert f.header == Header("60", "31", 0, 3, "000100")
-    assert f.header.software_version == "0.1.0"
     assert f.tpdu == TPDU(0x0003, 0x0000)
     assert f.tpdu.swapped() == TPDU(0x0000, 0x0003)
 
@@ -621,7 +620,7 @@ def test_cli_decode_frame_masks_card_data() -> None:
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["mti"] == "0200" and doc["message"] == "FinancialRequest"
-    assert doc["header"]["software"] == "000100"
+    assert doc["header"]["reserved"] == "000100"  # echoed, never interpreted (spec §1)
     assert PAN not in r.stdout and "3D8CF07ABF66B432" not in r.stdout.upper()
     assert doc["52"] == "[PIN block hidden]"
 

@@ -398,6 +398,25 @@ def _rotation_after(tx: Tx, tid: str, after: str | None) -> AuditRec | None:
 
 
 def _terminal(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> list[str]:
+    if key == "terminal.single_des_refused":
+        return [
+            t(
+                lang,
+                f"终端签到申请单倍长密钥（60.3 = {f.get('netcode', '001')}），收单配置不允许",
+                f"the terminal asked for single-length DES keys (60.3 = "
+                f"{f.get('netcode', '001')}); the acquirer does not allow them",
+            )
+        ]
+    if key == "terminal.signon_rate_limited":
+        return [
+            t(
+                lang,
+                f"该终端号在 {f.get('window_min', '-')} 分钟内连续签到 {f.get('count', '-')} 次，"
+                "新发的密钥一次都没有用过",
+                f"this terminal id signed on {f.get('count', '-')} times in a row within "
+                f"{f.get('window_min', '-')} minutes without ever using the keys it got",
+            )
+        ]
     term = tx.terminal(row.tid)
     if key == "terminal.unknown":
         if f.get("note") and term is not None:

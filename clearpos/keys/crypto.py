@@ -179,8 +179,8 @@ class MacEngine:
     __slots__ = ("_encrypt", "_kcv")
 
     def __init__(self, mac_key: bytes) -> None:
-        if len(mac_key) not in (_BLOCK, 16):
-            raise ValueError(f"MAC key must be 8 or 16 bytes, got {len(mac_key)}")
+        if len(mac_key) not in (_BLOCK, 16, 24):
+            raise ValueError(f"MAC key must be 8, 16 or 24 bytes, got {len(mac_key)}")
         encryptor: CipherContext = _cipher(mac_key).encryptor()
         self._encrypt = encryptor.update
         self._kcv = self._encrypt(_ZERO_BLOCK)[:_KCV_LENGTH].hex().upper()
@@ -372,12 +372,12 @@ class WorkingKeys:
     tdk: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if len(self.pik) not in (_BLOCK, 16):
-            raise ValueError(f"PIN key must be 8 or 16 bytes, got {len(self.pik)}")
-        if len(self.mak) not in (_BLOCK, 16):
-            raise ValueError(f"MAC key must be 8 or 16 bytes, got {len(self.mak)}")
-        if self.tdk is not None and len(self.tdk) != 16:
-            raise ValueError(f"track data key must be 16 bytes, got {len(self.tdk)}")
+        if len(self.pik) not in (_BLOCK, 16, 24):
+            raise ValueError(f"PIN key must be 8, 16 or 24 bytes, got {len(self.pik)}")
+        if len(self.mak) not in (_BLOCK, 16, 24):
+            raise ValueError(f"MAC key must be 8, 16 or 24 bytes, got {len(self.mak)}")
+        if self.tdk is not None and len(self.tdk) not in (16, 24):
+            raise ValueError(f"track data key must be 16 or 24 bytes, got {len(self.tdk)}")
 
     @classmethod
     def generate(cls, scheme: str = KeyScheme.DOUBLE) -> WorkingKeys:
@@ -455,26 +455,38 @@ def pack_field62(tmk: bytes, keys: WorkingKeys, scheme: str | None = None) -> by
 
 
 #: field 62 lengths a terminal accepts, and where each key sits: (name, offset,
-#: key length, check-value offset). 24/40/60 are what this host sends (spec §5);
-#: 56 and 84 are layouts of other acquirers named in public terminal code
-#: (double-length MAK, TDK without / with check value), see docs/protocol.md.
+#: key slot, check-value offset). 24/40/60 are what this host sends (spec §5) and
+#: what the public terminal code parses; 56 and 84 are named by the CUP field text
+#: and the PAX template but parsed by no public code: read here as triple-length
+#: keys (24 + 4 per key), the only arithmetic that fits (docs/protocol.md).
 FIELD62_LAYOUTS: dict[int, tuple[tuple[str, int, int, int], ...]] = {
     24: (("PIN", 0, 8, 8), ("MAC", 12, 8, 20)),
     40: (("PIN", 0, 16, 16), ("MAC", 20, 16, 36)),
-    56: (("PIN", 0, 16, 16), ("MAC", 20, 16, 36), ("TDK", 40, 16, -1)),
+    56: (("PIN", 0, 24, 24), ("MAC", 28, 24, 52)),
     60: (("PIN", 0, 16, 16), ("MAC", 20, 16, 36), ("TDK", 40, 16, 56)),
-    84: (("PIN", 0, 16, 16), ("MAC", 20, 16, 36), ("TDK", 40, 16, 56)),
+    84: (("PIN", 0, 24, 24), ("MAC", 28, 24, 52), ("TDK", 56, 24, 80)),
 }
+
+
+def _mac_key(decrypt: Callable[[bytes], bytes], slot: bytes, sent: bytes) -> bytes:
+    """The MAC key of a 16/24-byte MAC key slot, as the public terminal code uses it.
+
+    Second half zero (this host, spec §5): a single-length key. Otherwise every
+    public *terminal* (PAX, Newland, Easy8583) MACs with the left half only and
+    checks it with single DES; some SDKs run 3DES with the whole key. The check
+    value tells which one the sending host meant: left half first, then the whole.
+    """
+    if slot[8:] == bytes(len(slot) - 8):
+        return decrypt(slot[:8])
+    clear = decrypt(slot)
+    if hmac.compare_digest(check_value(clear[:8]), sent):
+        return clear[:8]
+    return clear
 
 
 def unpack_field62(tmk: bytes, data: bytes) -> WorkingKeys:
     """Working keys from field 62, refused (:class:`KeyCheckError`) unless every
-    check value sent matches.
-
-    The MAC key slot is 16 bytes (20-35): a second half of zeros means a
-    single-length MAC key (this host, spec §5), anything else a double-length
-    one (other acquirers). Its check value is computed on the key as used.
-    """
+    check value matches (the MAC key slot: see :func:`_mac_key`)."""
     _check_tmk(tmk)
     layout = FIELD62_LAYOUTS.get(len(data))
     if layout is None:
@@ -485,17 +497,14 @@ def unpack_field62(tmk: bytes, data: bytes) -> WorkingKeys:
     decrypt = _cipher(tmk).decryptor().update
     keys: dict[str, bytes] = {}
     for name, at, size, kcv_at in layout:
-        cipher_text = data[at : at + size]
-        if name == "MAC" and size == 16 and cipher_text[8:] == _ZERO_BLOCK:
-            cipher_text = cipher_text[:8]
-        key = decrypt(cipher_text)
-        if kcv_at >= 0:
-            sent = data[kcv_at : kcv_at + _KCV_LENGTH]
-            got = check_value(key)
-            if not hmac.compare_digest(got, sent):
-                raise KeyCheckError(
-                    f"{name} key check value mismatch: field 62 says {sent.hex().upper()}, "
-                    f"key decrypts to {got.hex().upper()} (wrong TMK?)"
-                )
+        slot = data[at : at + size]
+        sent = data[kcv_at : kcv_at + _KCV_LENGTH]
+        key = _mac_key(decrypt, slot, sent) if name == "MAC" and size > 8 else decrypt(slot)
+        got = check_value(key)
+        if not hmac.compare_digest(got, sent):
+            raise KeyCheckError(
+                f"{name} key check value mismatch: field 62 says {sent.hex().upper()}, "
+                f"key decrypts to {got.hex().upper()} (wrong TMK?)"
+            )
         keys[name] = key
     return WorkingKeys(pik=keys["PIN"], mak=keys["MAC"], tdk=keys.get("TDK"))

@@ -7,11 +7,14 @@ are persisted sealed under a :class:`~clearpos.keys.kek.KeyEncryptionKey`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from clearpos.keys.crypto import (
     MacEngine,
     PinEngine,
     WorkingKeys,
     check_value,
+    tdes_cipher,
     unpack_field62,
 )
 from clearpos.keys.kek import KeyEncryptionKey
@@ -35,7 +38,7 @@ class TerminalKeys:
     TerminalKeys(tmk_kcv=08D7B4FB, signed_on=False)
     """
 
-    __slots__ = ("_mac", "_pin", "_tmk", "_working")
+    __slots__ = ("_mac", "_pin", "_tdk", "_tmk", "_working")
 
     def __init__(self, tmk: bytes, working: WorkingKeys | None = None) -> None:
         if len(tmk) != 16:
@@ -44,12 +47,14 @@ class TerminalKeys:
         self._working: WorkingKeys | None = None
         self._pin: PinEngine | None = None
         self._mac: MacEngine | None = None
+        self._tdk: Callable[[bytes], bytes] | None = None
         if working is not None:
             self._install(working)
 
     def _install(self, working: WorkingKeys) -> None:
         self._pin = PinEngine(working.pik)
         self._mac = MacEngine(working.mak)
+        self._tdk = tdes_cipher(working.tdk).encryptor().update if working.tdk else None
         self._working = working
 
     def accept_field62(self, data: bytes) -> WorkingKeys:
@@ -63,7 +68,7 @@ class TerminalKeys:
 
     def sign_off(self) -> None:
         """Forget the working keys (sign-off, or the host asked to sign on again)."""
-        self._working = self._pin = self._mac = None
+        self._working = self._pin = self._mac = self._tdk = None
 
     @property
     def signed_on(self) -> bool:
@@ -79,6 +84,17 @@ class TerminalKeys:
         """Field 52: the format 0 PIN block encrypted under the PIN key."""
         return self._engines()[0].encrypt(pin, pan)
 
+    @property
+    def has_tdk(self) -> bool:
+        """True when the last sign-on (60.3 = 004) brought a track data key."""
+        return self._tdk is not None
+
+    def track_encryptor(self) -> Callable[[bytes], bytes]:
+        """The 8-byte 3DES encryption under the TDK, for tracks (53.3 = 1)."""
+        if self._tdk is None:
+            raise NotSignedOnError("no track data key: sign on with 60.3 = 004 first")
+        return self._tdk
+
     def mac(self, block: bytes) -> bytes:
         """Field 64 for a MAC block (MTI up to, not including, field 64)."""
         return self._engines()[1].mac(block)
@@ -93,6 +109,8 @@ class TerminalKeys:
         if self._pin is not None and self._mac is not None:
             values["pik"] = self._pin.kcv
             values["mak"] = self._mac.kcv
+        if self._working is not None and self._working.tdk_kcv:
+            values["tdk"] = self._working.tdk_kcv
         return values
 
     def to_sealed(self, kek: KeyEncryptionKey, tid: str = "") -> dict[str, str]:
@@ -101,6 +119,8 @@ class TerminalKeys:
         if self._working is not None:
             sealed["pik"] = kek.seal(self._working.pik, _context("pik", tid))
             sealed["mak"] = kek.seal(self._working.mak, _context("mak", tid))
+            if self._working.tdk is not None:
+                sealed["tdk"] = kek.seal(self._working.tdk, _context("tdk", tid))
         return sealed
 
     @classmethod
@@ -114,6 +134,7 @@ class TerminalKeys:
             working = WorkingKeys(
                 pik=kek.open(sealed["pik"], _context("pik", tid)),
                 mak=kek.open(sealed["mak"], _context("mak", tid)),
+                tdk=kek.open(sealed["tdk"], _context("tdk", tid)) if "tdk" in sealed else None,
             )
         return cls(tmk, working)
 

@@ -440,7 +440,11 @@ def _terminals(sub: Any) -> None:
         type=_tmk,
         help="32 hex digits, loaded into the terminal out of band",
     )
-    p.add_argument("--min-software", default="000100", help="MMmmpp (default 000100)")
+    p.add_argument(
+        "--min-software",
+        default="0.1.0",
+        help="lowest application version (field 59 A2/05), e.g. 0.1.0 (default 0.1.0)",
+    )
 
     def show_(a: argparse.Namespace) -> int:
         return _run(a, lambda tx: _terminal_doc(tx, a.tid), write=False)

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from ..keys import SealedKeyError, SecurityModule
 from ..store import TerminalRec, Tx
+from ..wire.terminfo import normalise_version
 from .common import Change, Refused, check_actor, mask_text, now_iso, record
 from .lifecycle import Lifecycle, Rule
 
@@ -85,9 +86,12 @@ def _check_tid(tid: str) -> None:
         raise Refused(f"TID must be 8 letters or digits, got {tid!r}")
 
 
-def _check_software(version: str) -> None:
-    if not (len(version) == 6 and version.isdecimal()):
-        raise Refused(f"software version must be 6 digits MMmmpp (e.g. 000200), got {version!r}")
+def _check_software(version: str) -> str:
+    """The minimum as an application version (field 59 A2/05); MMmmpp is still read."""
+    try:
+        return normalise_version(version)
+    except ValueError as exc:
+        raise Refused(f"software version: {exc}") from None
 
 
 def _why(why: str, action: str) -> str:
@@ -125,7 +129,7 @@ def add_terminal(
     *,
     by: str,
     why: str = "",
-    min_software: str = "000100",
+    min_software: str = "0.1.0",
     operators: list[dict[str, object]] | None = None,
     now: datetime | None = None,
     _replaces: str | None = None,
@@ -133,7 +137,7 @@ def add_terminal(
     """Register a terminal for an existing merchant, with its TMK sealed under the KEK."""
     by = check_actor(by)
     _check_tid(tid)
-    _check_software(min_software)
+    min_software = _check_software(min_software)
     if tx.terminal(tid) is not None:
         raise Refused(f"terminal {tid} already exists", entity="terminal", entity_id=tid)
     m = tx.merchant(mid)
@@ -287,9 +291,10 @@ def rotate_tmk(
 def set_min_software(
     tx: Tx, tid: str, version: str, *, by: str, why: str, now: datetime | None = None
 ) -> Change:
-    """Require at least ``version`` (MMmmpp); older terminals get ``terminal.update_required``."""
+    """Require at least ``version`` (field 59 A2/05, e.g. 0.2.0; MMmmpp is read too);
+    older terminals get ``terminal.update_required``."""
     by = check_actor(by)
-    _check_software(version)
+    version = _check_software(version)
     t = get_terminal(tx, tid)
     TERMINAL.target("set_software", t.status, tid)
     at = now_iso(now)

@@ -126,6 +126,7 @@ _SPEC: Mapping[str, _Spec] = MappingProxyType(
         "transaction.original_amount_mismatch": _Spec("64", "C"),
         "transaction.already_voided": _Spec("12", "C"),
         "transaction.not_supported": _Spec("40", "C"),
+        "terminal.single_des_refused": _Spec("40", "D"),
         "host.maintenance": _Spec("96", "C"),
         "host.cutover": _Spec("90", "C"),
         "host.error": _Spec("96", "E"),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clearpos.wire.framing import version_digits
+from clearpos.wire.terminfo import normalise_version
 
 from .client import HostLink, parse_address
 from .doctor import DoctorReport
@@ -113,14 +113,10 @@ def _tmk(text: str) -> bytes:
 
 
 def _software(text: str) -> str:
-    if len(text) == 6 and text.isdecimal():
-        return text
     try:
-        return version_digits(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"software version must be MMmmpp digits (000100) or 1.2.3, got {text!r}"
-        ) from None
+        return normalise_version(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--software: {exc}") from None
 
 
 def _address(text: str) -> str:
@@ -178,7 +174,15 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--software",
         type=_software,
-        help="software version in the header, MMmmpp or 1.2.3 (default 000100)",
+        help="application version reported in field 59 A2/05, e.g. 0.1.0 (default 0.1.0; "
+        "MMmmpp is read too)",
+    )
+    p.add_argument(
+        "--dialect",
+        choices=("clearpos", "cup"),
+        help="clearpos (the default at first use): this project's terminal; cup: behave as a "
+        "stock UnionPay countertop terminal (sign-on 004, TDK-encrypted tracks, 12-digit 61 "
+        "on voids) — remembered",
     )
     p.add_argument(
         "--timeout",
@@ -388,6 +392,7 @@ def _runner(
                 floor_limit_fen=args.floor_limit,
                 lang=args.lang,
                 tz=args.tz,
+                dialect=args.dialect,
             )
         except TerminalError as exc:
             _usage(str(exc))

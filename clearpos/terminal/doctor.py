@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clearpos.reasons import Lang
-from clearpos.wire import Header, NetCode, NetworkRequest, NetworkResponse
+from clearpos.wire import NetCode, NetworkRequest, NetworkResponse
 
 from . import store as st
 from .client import LinkError, Unreachable
@@ -300,7 +300,7 @@ def run_doctor(term: Terminal) -> DoctorReport:
             ),
         )
     )
-    version = Header(reserved=term.software).software_version
+    version = term.software
     refused = last.get("reason") == "terminal.update_required"
     add(
         Check(

@@ -69,9 +69,11 @@ from clearpos.wire import (
     encode_frame,
     needs_mac,
     parse,
-    to_fields,
+    request_mti,
+    response_mti,
 )
 from clearpos.wire.mask import mask_pan
+from clearpos.wire.terminfo import TerminalInfo, normalise_version
 
 from . import store as st
 from .client import Link, LinkError, NoAnswer, Unreachable
@@ -91,7 +93,11 @@ __all__ = [
 ]
 
 DEFAULT_OPERATORS = "01:0000,99:123456:supervisor"
-DEFAULT_SOFTWARE = "000100"
+DEFAULT_SOFTWARE = "0.1.0"
+#: "clearpos": the project's own terminal (also reads the [ext] notice records);
+#: "cup": behaves as a stock Q/CUP countertop terminal does (spec §9): sign-on 004,
+#: TDK-encrypted tracks, voids naming the original by batch + STAN (12-digit 61)
+DIALECTS = ("clearpos", "cup")
 REVERSAL_DONE = frozenset({"00", "12", "25"})
 RESIGN_CODES = frozenset({"99", "A0", "77"})
 REVERSAL_TRIES = 3
@@ -192,10 +198,6 @@ class _Abort(Exception):
         self.outcome = outcome
 
 
-def _response_mti(mti: str) -> str:
-    return mti[:2] + str(int(mti[2]) + 1) + mti[3]
-
-
 def _batch_of(msg: Request) -> str | None:
     """The 60.2 an answer to ``msg`` must echo (None: not checked)."""
     if isinstance(msg, SignOn):
@@ -231,6 +233,7 @@ class Terminal:
         lang: Lang = "zh",
         tz: str = "Asia/Shanghai",
         kek: KeyEncryptionKey | None = None,
+        dialect: str | None = None,
     ) -> None:
         self.lang: Lang = lang
         self.link = link
@@ -238,6 +241,10 @@ class Terminal:
         self.store = Store(state_dir)
         try:
             self._configure(state_dir, tid, mid, tmk, software, operators, floor_limit_fen, kek)
+            if dialect is not None:
+                if dialect not in DIALECTS:
+                    raise TerminalError(f"dialect must be one of {' | '.join(DIALECTS)}")
+                self.store.put(dialect=dialect)
         except BaseException:
             self.store.close()
             raise
@@ -339,7 +346,12 @@ class Terminal:
 
     @property
     def software(self) -> str:
-        return str(self.store.get("software", DEFAULT_SOFTWARE))
+        """The application version this terminal reports in field 59 (A2/05)."""
+        return normalise_version(str(self.store.get("software", DEFAULT_SOFTWARE)))
+
+    @property
+    def dialect(self) -> str:
+        return str(self.store.get("dialect", "clearpos"))
 
     @property
     def floor_limit_fen(self) -> int:
@@ -584,13 +596,29 @@ class Terminal:
 
     # ------------------------------------------------------------------ the wire
 
+    def _on_the_wire(self, msg: Request) -> Request:
+        """The request as this terminal's dialect sends it: field 59 with the
+        application version in every request; a stock (cup) terminal holding a TDK
+        also encrypts the tracks (53.3 = 1)."""
+        if getattr(msg, "info", "") is None:
+            msg = replace(msg, info=TerminalInfo.build(app_version=self.software).encode())
+        if self.dialect == "cup" and self.keys.has_tdk:
+            if isinstance(msg, FinancialRequest) and msg.card is not None:
+                msg = replace(msg, card=replace(msg.card, tracks_encrypted=True))
+            elif isinstance(msg, Reversal | BatchUploadItem) and msg.request.card is not None:
+                card = replace(msg.request.card, tracks_encrypted=True)
+                msg = replace(msg, request=replace(msg.request, card=card))
+        return msg
+
     def _exchange(self, msg: Request) -> _Reply:
         """Send one request and wait for its answer (raises LinkError)."""
+        msg = self._on_the_wire(msg)
         mac = self.keys.mac if needs_mac(msg) else None
-        body = build(msg, mac=mac)
-        mti = to_fields(msg)[0]
-        want = _response_mti(mti)
-        frame = encode_frame(TPDU(), Header(reserved=self.software), body)
+        tdk = self.keys.track_encryptor() if self.keys.has_tdk else None
+        body = build(msg, mac=mac, tdk=tdk)
+        want = response_mti(request_mti(msg) or "")
+        # the header's reserved digits carry nothing (spec §1): 000000, as stock terminals
+        frame = encode_frame(TPDU(), Header(), body)
         got: list[tuple[Message, bytes | None, bytes | None]] = []
         batch = _batch_of(msg)
 
@@ -828,7 +856,13 @@ class Terminal:
         """0800 sign-on; returns (ok, reason key, field 39)."""
         stan = self.store.next_stan()
         msg = SignOn(
-            tid=self.tid, mid=self.mid, stan=stan, batch=self.batch, operator=operator.ljust(3)[:3]
+            tid=self.tid,
+            mid=self.mid,
+            stan=stan,
+            batch=self.batch,
+            operator=operator.ljust(3)[:3],
+            # a stock terminal asks for keys with a track data key (004)
+            netcode=NetCode.SIGN_ON_TDK if self.dialect == "cup" else NetCode.SIGN_ON,
         )
         try:
             reply = self._exchange(msg)
@@ -1275,9 +1309,17 @@ class Terminal:
             card=card_in.card(self.keys) if card_in else original.card,
             rrn=orig.rrn or None,
             auth_code=orig.auth_code or None,
-            original=OriginalRef(orig.batch, orig.stan, orig.host_date or self._mmdd()),
+            original=self._original_ref(kind, orig),
         )
         return self._transact(command, req, original=orig)
+
+    def _original_ref(self, kind: Kind, orig: JournalRow) -> OriginalRef:
+        """Field 61 of a void or completion: a stock terminal names a same-batch original
+        by batch + STAN (12 digits); this terminal adds the original's date."""
+        same_batch = kind in (Kind.VOID, Kind.COMPLETION_VOID, Kind.PREAUTH_VOID)
+        if self.dialect == "cup" and same_batch:
+            return OriginalRef(orig.batch, orig.stan)
+        return OriginalRef(orig.batch, orig.stan, orig.host_date or self._mmdd())
 
     def _refund(
         self,

@@ -83,7 +83,7 @@ def _decode(args: argparse.Namespace) -> int:
                 "version": h.version,
                 "terminal_status": h.terminal_status,
                 "processing": h.processing,
-                "software": h.reserved,
+                "reserved": h.reserved,
             }
         print(json.dumps(out, ensure_ascii=False))
     else:
@@ -92,7 +92,7 @@ def _decode(args: argparse.Namespace) -> int:
             print(
                 f"frame {len(data)} bytes  TPDU {frame.tpdu.encode().hex().upper()}  header "
                 f"app {h.app_type} ver {h.version} status {h.terminal_status} "
-                f"processing {h.processing} software {h.reserved}"
+                f"processing {h.processing} reserved {h.reserved}"
             )
         print(f"{typed}")
         print(render(d.mti, d.fields))

@@ -61,7 +61,9 @@ class Header:
     """The 6-byte message header: 12 BCD digits.
 
     application type N2, version N2, terminal status N1, processing
-    requirement N1, reserved N6 (clearpos terminals: software version MMmmpp).
+    requirement N1, reserved N6. The reserved digits carry nothing the host may
+    rely on (spec §1): they are echoed, never interpreted. The application
+    version comes from field 59 (:mod:`clearpos.wire.terminfo`).
     """
 
     app_type: str = "60"
@@ -80,12 +82,6 @@ class Header:
         if not (len(self.reserved) == 6 and self.reserved.isdecimal()):
             raise FramingError("header reserved digits must be 6 digits")
 
-    @property
-    def software_version(self) -> str:
-        """The terminal's software version (``000100`` -> ``0.1.0``)."""
-        r = self.reserved
-        return f"{int(r[0:2])}.{int(r[2:4])}.{int(r[4:6])}"
-
     def encode(self) -> bytes:
         return bytes.fromhex(
             f"{self.app_type}{self.version}{self.terminal_status}{self.processing}{self.reserved}"
@@ -100,14 +96,6 @@ class Header:
         if len(raw) != HEADER_LEN or not h.isdecimal():
             raise FramingError("header must be 12 BCD digits", offset=offset)
         return cls(h[0:2], h[2:4], int(h[4]), int(h[5]), h[6:12])
-
-
-def version_digits(version: str) -> str:
-    """``"0.1.0"`` -> ``"000100"`` (the header's reserved digits)."""
-    parts = version.split(".")
-    if len(parts) != 3 or not all(p.isdecimal() and int(p) < 100 for p in parts):
-        raise ValueError(f"software version must look like 1.2.3, got {version!r}")
-    return "".join(f"{int(p):02d}" for p in parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,8 @@ class NetCode:
     SETTLEMENT = "201"
     BATCH_UPLOAD = "201"
     BATCH_UPLOAD_END = "202"
+    #: batch upload end after a balanced settlement's TC upload (PAX template)
+    BATCH_UPLOAD_END_BALANCED = "207"
     ECHO = "301"
     PARAMETERS = "360"
     PARAMETERS_MORE = "361"
@@ -430,16 +432,17 @@ class Param:
     HOST_NAME = "95"
 
 
-#: standard tag -> (format, fixed length in bytes): ``n`` digits, ``g`` GBK text
-#: space-padded (the merchant name, as public terminal code reads it)
+#: standard tag -> (format, fixed length in bytes): ``n`` digits, ``s`` digits
+#: right-padded with spaces (phone numbers), ``g`` GBK text space-padded (the
+#: merchant name, 40 bytes as the Landi and KoolPos terminals read it)
 STANDARD_PARAMS: dict[str, tuple[str, int]] = {
     Param.APP_TYPE: ("n", 2),
     Param.TIMEOUT: ("n", 2),
     Param.REDIAL: ("n", 1),
-    Param.PHONE_1: ("n", 14),
-    Param.PHONE_2: ("n", 14),
-    Param.PHONE_3: ("n", 14),
-    Param.MANAGEMENT_PHONE: ("n", 14),
+    Param.PHONE_1: ("s", 14),
+    Param.PHONE_2: ("s", 14),
+    Param.PHONE_3: ("s", 14),
+    Param.MANAGEMENT_PHONE: ("s", 14),
     Param.TIPS: ("n", 1),
     Param.TIP_PERCENT: ("n", 2),
     Param.MANUAL_ENTRY: ("n", 1),
@@ -475,10 +478,11 @@ class ParamRecord:
                 raise EncodeError("parameter value longer than 999 bytes", field=62)
             return tag + f"{len(raw):03d}".encode("ascii") + raw
         fmt, n = STANDARD_PARAMS[self.tag]
-        if fmt == "n":
+        if fmt in ("n", "s"):
             if not (self.value.isdecimal() and self.value.isascii()) or len(self.value) > n:
                 raise EncodeError(f"parameter {self.tag} must be at most {n} digits", field=62)
-            return tag + self.value.zfill(n).encode("ascii")
+            value = self.value.zfill(n) if fmt == "n" else self.value.ljust(n)
+            return tag + value.encode("ascii")
         try:
             raw = self.value.encode("gbk")
         except UnicodeEncodeError:
@@ -519,10 +523,12 @@ def decode_params(raw: bytes) -> tuple[ParamRecord, ...]:
                     f"parameter {tag} needs {n} bytes, {len(value)} left", field=62, offset=pos
                 )
             try:
-                text = value.decode("gbk").rstrip(" ") if fmt == "g" else value.decode("ascii")
+                text = value.decode("gbk" if fmt == "g" else "ascii")
             except UnicodeDecodeError:
                 raise DecodeError(f"parameter {tag} is not text", field=62, offset=pos) from None
-            if fmt == "n" and not text.isdecimal():
+            if fmt != "n":
+                text = text.rstrip(" \x00")
+            if fmt != "g" and not text.isdecimal():
                 raise DecodeError(f"parameter {tag} must be digits", field=62, offset=pos + 2)
             out.append(ParamRecord(tag, text))
             pos += 2 + n
@@ -1305,7 +1311,8 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
     common: dict[str, Any] = {
         "tid": _req(f, 41),
         "mid": _req(f, 42),
-        "stan": _req(f, 11),
+        # management downloads of some stock terminals (KoolPos, Newland) carry no 11
+        "stan": _opt(f, 11) or "000000",
         "info": _opt(f, 59),
     }
     if mti == "0800":
@@ -1374,7 +1381,7 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
     if mti == "0320":
         if f60.netcode in (NetCode.CHIP_DETAIL, NetCode.CHIP_OFFLINE_TC):
             return _advice(ChipDetailUpload, f, f60)
-        if f60.netcode == NetCode.BATCH_UPLOAD_END:
+        if f60.netcode in (NetCode.BATCH_UPLOAD_END, NetCode.BATCH_UPLOAD_END_BALANCED):
             v = _req(f, 48)
             if len(v) != 4:
                 raise DecodeError("batch upload end carries a 4-digit count in 48", field=48)

@@ -1,4 +1,9 @@
-"""Field 59, terminal information: ASCII TLV of tag an2 + length n2 + value (spec §3).
+"""Field 59, terminal information: ASCII TLV of tag an2 + length + value (spec §3).
+
+The spec writes the length as n2, and so does the real frame F3 of
+``shared/vectors/real-frames.md``; the public PAX template and Easy8583Ans
+write 3 digits (``"A2" + "%03d"``). A host reads both: the whole field is read
+with 2-digit lengths, and if that does not fit, with 3 (docs/protocol.md).
 
 Tag ``A2`` holds sub-TLVs of the same form: 01 device type, 02 hardware serial
 number, 03 encryption random factor, 04 serial-number ciphertext, 05
@@ -14,6 +19,7 @@ model, 14 time stamp, 15, 17 latitude,longitude …) are kept as they came.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from .errors import DecodeError
@@ -24,24 +30,42 @@ SERIAL = "02"
 DEVICE_TYPE = "01"
 
 
-def _tlv(text: str, *, where: str, base: int = 0) -> dict[str, str]:
+def _tlv(text: str, *, where: str, width: int = 2) -> dict[str, str]:
     out: dict[str, str] = {}
     pos = 0
+    head_len = 2 + width
     while pos < len(text):
-        head = text[pos : pos + 4]
-        if len(head) < 4 or not head[2:].isdecimal():
+        head = text[pos : pos + head_len]
+        if len(head) < head_len or not head[2:].isdecimal():
             raise DecodeError(
-                f"{where}: expected tag an2 + length n2 at character {base + pos}", field=59
+                f"{where}: expected tag an2 + length n{width} at character {pos}", field=59
             )
         n = int(head[2:])
-        value = text[pos + 4 : pos + 4 + n]
+        value = text[pos + head_len : pos + head_len + n]
         if len(value) != n:
             raise DecodeError(
                 f"{where}: tag {head[:2]} says {n} characters, {len(value)} follow", field=59
             )
         out[head[:2]] = value
-        pos += 4 + n
+        pos += head_len + n
     return out
+
+
+def _read(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    last: DecodeError | None = None
+    for width in (2, 3):
+        try:
+            tags = _tlv(text, where="terminal information", width=width)
+            device = (
+                _tlv(tags[DEVICE], where="terminal information A2", width=width)
+                if DEVICE in tags
+                else {}
+            )
+            return tags, device
+        except DecodeError as exc:
+            last = last or exc
+    assert last is not None
+    raise last
 
 
 def _put(tags: dict[str, str]) -> str:
@@ -62,8 +86,9 @@ class TerminalInfo:
 
     @property
     def app_version(self) -> str | None:
-        """The terminal application version (A2/05), if the terminal reported one."""
-        return self.device.get(APP_VERSION) or None
+        """The terminal application version (A2/05), if the terminal reported one
+        (PAX pads it with spaces to 8 characters: the padding is not part of it)."""
+        return self.device.get(APP_VERSION, "").rstrip() or None
 
     @property
     def serial(self) -> str | None:
@@ -71,8 +96,12 @@ class TerminalInfo:
 
     @classmethod
     def decode(cls, text: str) -> TerminalInfo:
-        tags = _tlv(text, where="terminal information")
-        device = _tlv(tags[DEVICE], where="terminal information A2") if DEVICE in tags else {}
+        """Field 59 read with 2-digit lengths (spec), else 3-digit ones (PAX).
+
+        >>> TerminalInfo.decode("A201305008320001  ").app_version
+        '320001'
+        """
+        tags, device = _read(text)
         return cls(tags, device)
 
     @classmethod
@@ -90,6 +119,27 @@ class TerminalInfo:
         return _put(tags)
 
 
+_VERSION_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
+
+
+def normalise_version(text: str) -> str:
+    """An application version as field 59 A2/05 carries it (an..8).
+
+    The earlier MMmmpp form of the header's reserved digits is read as the
+    version it names:
+
+    >>> normalise_version("000200"), normalise_version("0.2.0"), normalise_version("H7062801")
+    ('0.2.0', '0.2.0', 'H7062801')
+    """
+    if len(text) == 6 and text.isdecimal() and text.isascii():
+        return ".".join(str(int(text[i : i + 2])) for i in (0, 2, 4))
+    if not (1 <= len(text) <= 8 and set(text) <= _VERSION_CHARS and text[0].isalnum()):
+        raise ValueError(
+            f"an application version is 1-8 letters, digits, '.' or '-' such as 0.1.0, got {text!r}"
+        )
+    return text
+
+
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """A version compared part by part, numbers as numbers (``0.10.0`` > ``0.9.1``).
 
@@ -105,8 +155,11 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 
 
 def version_at_least(reported: str, minimum: str) -> bool:
-    """True when ``reported`` is ``minimum`` or later (see :func:`version_key`)."""
+    """True when ``reported`` is ``minimum`` or later (see :func:`version_key`); a
+    minimum still in the MMmmpp form is read as the version it names."""
+    with contextlib.suppress(ValueError):
+        minimum = normalise_version(minimum)
     return version_key(reported) >= version_key(minimum)
 
 
-__all__ = ["TerminalInfo", "version_at_least", "version_key"]
+__all__ = ["TerminalInfo", "normalise_version", "version_at_least", "version_key"]
