@@ -126,7 +126,8 @@ class Client:
         if self.software and getattr(msg, "info", "") is None:
             info = TerminalInfo.build(app_version=self.software).encode()
             msg = dataclasses.replace(msg, info=info)  # type: ignore[type-var]
-        body = build(msg, mac=fn)
+        tdk = self.keys.track_encryptor() if self.keys.has_tdk else None
+        body = build(msg, mac=fn, tdk=tdk)
         # the header's reserved digits carry nothing (spec §1): a stock terminal's 000000
         return encode_frame(TPDU(0x0003, 0x0000), Header(), body)
 
@@ -134,7 +135,7 @@ class Client:
         self.send_raw(self.frame(msg, **kw))
         return self.recv()
 
-    def sign_on(self, operator: str = "01 ") -> Reply:
+    def sign_on(self, operator: str = "01 ", scheme: str = "003") -> Reply:
         r = self.send(
             SignOn(
                 tid=self.tid,
@@ -142,6 +143,7 @@ class Client:
                 stan=self.next_stan(),
                 batch=self.batch,
                 operator=operator,
+                netcode=scheme,
             )
         )
         if r.code == "00":

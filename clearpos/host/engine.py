@@ -462,7 +462,8 @@ class Engine:
         return self._finish(ctx, received)
 
     def format_error(self, tx: Tx, frame: Frame, exc: WireError, received: float) -> Outcome:
-        """Answer 30 when the MTI and TID can be read; otherwise close the connection."""
+        """Answer 30 whenever the MTI and TID can be read (any MTI: a response or an
+        odd message class gets the answer of its class); otherwise close the connection."""
         mti, fields = salvage(frame.body)
         tid = fields.get(41)
         tid_s = tid if isinstance(tid, str) and len(tid) == 8 else ""
@@ -497,9 +498,11 @@ class Engine:
             "reason": "message.format_error",
             "error": str(exc),
         }
-        if not (mti and mti[2] in "02468" and mti[3] == "0" and tid_s):
+        if not (mti and tid_s):
+            # nothing says who sent it: only then may the host close (spec §9)
             return Outcome(None, record, close=True)
-        reply_mti = response_mti(mti)
+        # the answer of the message's class (0200 -> 0210; a stray 0211 or 0210 -> 0210)
+        reply_mti = mti[:2] + str(int(mti[2]) | 1) + "0"
         out: dict[int, str | bytes] = {39: "30", 41: tid_s, 63: "   message.format_error", 37: rrn}
         for n in (3, 4, 11, 25, 60):
             v = fields.get(n)

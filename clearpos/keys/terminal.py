@@ -80,9 +80,12 @@ class TerminalKeys:
             raise NotSignedOnError("no working keys: the terminal must sign on first")
         return self._pin, self._mac
 
-    def pin_block(self, pin: str, pan: str) -> bytes:
-        """Field 52: the format 0 PIN block encrypted under the PIN key."""
-        return self._engines()[0].encrypt(pin, pan)
+    def pin_block(
+        self, pin: str, pan: str, *, pin_format: str = "2", algorithm: str = "6"
+    ) -> bytes:
+        """Field 52: the PIN block (53.1 ``pin_format``: 2 with PAN, 1 without)
+        encrypted under the PIN key (53.2 ``algorithm``: 6 3DES, 0 single DES)."""
+        return self._engines()[0].encrypt(pin, pan, pin_format=pin_format, algorithm=algorithm)
 
     @property
     def has_tdk(self) -> bool:

@@ -231,6 +231,17 @@ def register(p: argparse.ArgumentParser) -> None:
         "echo test (0820 301); sends a pending reversal and offline sales first",
         lambda t, a: t.echo(),
     )
+    action(
+        "parameters",
+        "parameter download (0800 360): timeout, redial, merchant name and, for the clearpos "
+        "dialect, maintenance notices",
+        lambda t, a: t.parameters(),
+    )
+    action(
+        "status",
+        "status upload (0820 362): hardware states and the parameters this terminal holds",
+        lambda t, a: t.status_upload(),
+    )
     a = action("purchase", "purchase (消费)", _purchase)
     a.add_argument("amount", type=parse_amount, help="amount in yuan, e.g. 12.34")
     _card_args(a, required=True)

@@ -55,6 +55,7 @@ from clearpos.wire import (
     Param,
     ParameterDownload,
     ParameterDownloadResponse,
+    ParamRecord,
     Request,
     Reversal,
     ReversalResponse,
@@ -67,6 +68,7 @@ from clearpos.wire import (
     WireError,
     build,
     encode_frame,
+    encode_params,
     needs_mac,
     parse,
     request_mti,
@@ -435,6 +437,16 @@ class Terminal:
     def signoff(self) -> Outcome:
         """POS sign-off (0820, 60.3 002): the working keys are forgotten."""
         return self._run("signoff", self._signoff)
+
+    def parameters(self) -> Outcome:
+        """Parameter download (0800, 60.3 360): the standard records (timeout, redial,
+        merchant name …) and, for the clearpos dialect, the [ext] notices."""
+        return self._run("parameters", self._parameters_command)
+
+    def status_upload(self) -> Outcome:
+        """Status upload (0820, 60.3 362): hardware states 01-05 and the parameters this
+        terminal holds, as the public terminal code sends them."""
+        return self._run("status", self._status_command)
 
     def echo(self) -> Outcome:
         """Echo test (0820, 60.3 301), after any pending reversal and offline upload."""
@@ -994,6 +1006,10 @@ class Terminal:
                 code=getattr(m, "code", "") or "",
             )
             return None
+        self.store.put(
+            parameters={r.tag: r.value for r in m.records if not r.ext},
+            parameters_at=now_text(),
+        )
         notice = {
             "text_zh": m.param(Param.NOTICE_ZH) or "",
             "text_en": m.param(Param.NOTICE_EN) or "",
@@ -1158,6 +1174,74 @@ class Terminal:
                 "clock_skew_s": (self.store.get("clock_skew") or {}).get("seconds"),
             },
         )
+
+    def _management(self, command: str, msg: Request, detail: str) -> Outcome:
+        """One management exchange (no card, no money): journaled, 00 or the host's reason."""
+        try:
+            self._prelude(command, need_keys=False)
+            reply = self._exchange(msg)
+        except LinkError as exc:
+            return self._unreachable(command, exc, financial=False)
+        m = reply.msg
+        code = getattr(m, "code", None)
+        key = reason_of(code, getattr(m, "reason", ""))
+        ok = code == "00"
+        self.store.journal_add(
+            kind=command,
+            stan=msg.stan,
+            batch=self.batch,
+            status=st.APPROVED if ok else st.DECLINED,
+            code=code or "",
+            reason=key,
+            detail=detail,
+        )
+        return Outcome(
+            command=command,
+            reason=key,
+            code=code,
+            approved=ok,
+            screen=note(f"{command}_ok", self.lang) if ok else screen_of(key, code, self.lang),
+            remedy=[] if ok else remedy_of(key, self.lang),
+            stan=msg.stan,
+        )
+
+    def _parameters_command(self) -> Outcome:
+        try:
+            self._prelude("parameters", need_keys=False)
+        except LinkError as exc:
+            return self._unreachable("parameters", exc, financial=False)
+        before = self.store.get("parameters_at")
+        notice = self._download_parameters()
+        got = self.store.get("parameters_at") != before
+        params = self.store.get("parameters") or {}
+        key = "approved" if got else "network.timeout"
+        lines = [note("parameters_ok", self.lang)] if got else []
+        if notice:
+            lines.append(note("notice", self.lang, text=notice["text"]))
+        return Outcome(
+            command="parameters",
+            reason=key,
+            code="00" if got else None,
+            approved=got,
+            screen=lines[0] if lines else screen_of(key, None, self.lang),
+            lines=lines,
+            extra={"parameters": params},
+        )
+
+    def _status_command(self) -> Outcome:
+        params = self.store.get("parameters") or {}
+        records = b"011021031041051" + encode_params(
+            tuple(ParamRecord(tag, str(v)) for tag, v in sorted(params.items()))
+        )
+        msg = NetworkRequest(
+            tid=self.tid,
+            mid=self.mid,
+            stan=self.store.next_stan(),
+            batch=self.batch,
+            netcode=NetCode.STATUS_UPLOAD,
+            data=records,
+        )
+        return self._management("status", msg, f"{len(records)} bytes of status records")
 
     # ------------------------------------------------------------------ financial
 

@@ -73,6 +73,8 @@ NOTES: dict[str, tuple[str, str]] = {
     "signed_on": ("签到成功，批次{batch}", "Signed on, batch {batch}"),
     "signed_off": ("签退成功", "Signed off"),
     "echo_ok": ("主机连接正常，往返{ms}毫秒", "Host answers, round trip {ms} ms"),
+    "parameters_ok": ("参数下载成功", "Parameters downloaded"),
+    "status_ok": ("终端状态已上送", "Terminal status uploaded"),
     "notice": ("维护公告：{text}", "Notice: {text}"),
     "balance": ("可用余额：{amount}", "Available balance: {amount}"),
 }
