@@ -570,6 +570,7 @@ class Engine:
             ctx.processing = action
         elif (
             t is not None
+            and t.dialect == "clearpos"  # a stock terminal never receives the [ext] notices
             and not isinstance(msg, ParameterDownload)
             and ctx.config.latest_notice_id(ctx.now_iso) > t.notice_seen
         ):
