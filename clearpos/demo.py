@@ -29,6 +29,7 @@ from .keys import KeyEncryptionKey
 from .lab.faultproxy import Action, Fault, FaultProxy
 from .reasons import Lang, catalog
 from .store import SqliteDatabase, Tx
+from .store.queries import audit as summary_q
 from .terminal.client import HostLink
 from .terminal.machine import CardInput, Terminal
 from .terminal.screens import Outcome
@@ -381,24 +382,18 @@ class Demo:
     def summary(self) -> int:
         found = run_audit(self.db.url)
         with self.db.reader() as tx:
-            rows = tx.conn.execute(
-                "SELECT reason, COUNT(*) AS n FROM journal GROUP BY reason ORDER BY n DESC, reason"
-            ).fetchall()
-            money = tx.conn.execute(
-                "SELECT COALESCE(SUM(CASE WHEN delta_fen < 0 THEN -delta_fen ELSE 0 END), 0) AS debits, "
-                "COALESCE(SUM(CASE WHEN delta_fen > 0 THEN delta_fen ELSE 0 END), 0) AS credits FROM journal"
-            ).fetchone()
+            rows = summary_q.reason_counts(tx)
+            debits, credits = summary_q.money_moved(tx)
         print("\n" + "━" * 64)
         print(self.zh_en("当日小结", "day summary"))
         cat = catalog()
-        for r in rows:
-            key = r["reason"]
+        for key, n in rows:
             text = cat[key].screen_text(self.lang) if key in cat else key
-            print(f"  {r['n']:>4}  {key:<34} {text}")
+            print(f"  {n:>4}  {key:<34} {text}")
         print(
             self.zh_en(
-                f"  持卡人借记 ¥{money['debits'] / 100:.2f}，贷记 ¥{money['credits'] / 100:.2f}",
-                f"  cardholders debited ¥{money['debits'] / 100:.2f}, credited ¥{money['credits'] / 100:.2f}",
+                f"  持卡人借记 ¥{debits / 100:.2f}，贷记 ¥{credits / 100:.2f}",
+                f"  cardholders debited ¥{debits / 100:.2f}, credited ¥{credits / 100:.2f}",
             )
         )
         print(

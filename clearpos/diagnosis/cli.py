@@ -23,9 +23,9 @@ import json
 import sys
 from typing import Any, cast
 
-from ..ops.queries import read
 from ..reasons import Lang, catalog
 from ..store import DEFAULT_URL, StoreError, open_database
+from ..store.queries import read
 from .explain import explain_reason, explain_rrn
 from .render import render_explanation, render_merchant, render_terminal
 from .subjects import NotFound, diagnose_code, diagnose_merchant, diagnose_terminal, parse_since

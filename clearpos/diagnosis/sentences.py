@@ -12,8 +12,8 @@ from typing import Any
 
 from ..clock import show
 from ..ops.common import fen_yuan
-from ..ops.queries import AuditRec, role_of
-from ..store import CardRec, MerchantRec, TerminalRec, Tx
+from ..store import AuditRec, CardRec, MerchantRec, TerminalRec, Tx
+from ..store.queries.ops import role_of
 
 CAUSE = {
     "arrears": ("欠费", "arrears"),

@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from ..clock import CST, Clock, show, utc_iso
 from ..ops.arrears import ledger, pending_request, requests
 from ..ops.common import fen_yuan
-from ..ops.queries import audit_rows, journal_rows
 from ..reasons import Lang, catalog
 from ..store import JournalRec, MerchantRec, TerminalRec, Tx
+from ..store.queries.diagnosis import replaced_terminal
+from ..store.queries.ops import audit_rows, journal_rows
 from .explain import TIMEOUT, explain_row, fill_ids, is_fixable
 from .model import (
     Explanation,
@@ -146,9 +147,7 @@ def _history(tx: Tx, entity: str, ids: Sequence[str], limit: int = 50) -> list[H
 
 def terminal_snapshot(tx: Tx, term: TerminalRec) -> TerminalState:
     """The terminal's state for display, with the terminal it replaced (if any)."""
-    prev = tx.conn.execute(
-        "SELECT tid FROM terminals WHERE replaced_by = ?", (term.tid,)
-    ).fetchone()
+    prev = replaced_terminal(tx, term.tid)
     return TerminalState(
         tid=term.tid,
         mid=term.mid,
@@ -164,7 +163,7 @@ def terminal_snapshot(tx: Tx, term: TerminalRec) -> TerminalState:
         last_seen=show(term.last_seen) if term.last_seen else None,
         tmk_kcv=term.tmk_kcv,
         replaced_by=term.replaced_by,
-        replaces=str(prev["tid"]) if prev else None,
+        replaces=prev,
     )
 
 

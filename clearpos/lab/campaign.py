@@ -80,6 +80,7 @@ from clearpos.audit import FINANCIAL, run_audit
 from clearpos.keys import KeyEncryptionKey
 from clearpos.store import CREDIT_KINDS, DEBIT_KINDS, open_database
 from clearpos.store.pg import redact
+from clearpos.store.queries import lab as lab_q
 from clearpos.terminal import CardInput, HostLink, Terminal
 from clearpos.terminal.machine import TerminalError
 from clearpos.terminal.screens import Outcome
@@ -566,10 +567,15 @@ def _void_in_batch(
     method: Callable[[Terminal], Callable[[str, str], Outcome]],
 ) -> _Op | None:
     """Void (supervisor) one of the latest 20 approved ``kind`` rows of the open batch."""
-    rows = t.store.journal(
-        f"kind = '{kind}' AND status = 'approved' AND voided = 0 AND settled = 0 AND batch = ?",
-        (t.batch,),
-    )
+    rows = [
+        r
+        for r in t.store.journal()
+        if r.kind == kind
+        and r.status == "approved"
+        and not r.voided
+        and not r.settled
+        and r.batch == t.batch
+    ]
     if not rows:
         return None
     row = rnd.choice(rows[-20:])
@@ -579,6 +585,29 @@ def _void_in_batch(
         ["--supervisor-password", SUPERVISOR, verb, row.stan],
         True,
     )
+
+
+def _open_preauths(rows: list[JournalRow]) -> list[JournalRow]:
+    """Approved pre-authorisations not voided, not settled and not yet completed."""
+    completed = {
+        (r.original_stan, r.original_batch)
+        for r in rows
+        if r.kind == "completion" and r.status == "approved"
+    }
+    return [
+        r
+        for r in rows
+        if r.kind == "preauth"
+        and r.status == "approved"
+        and not r.voided
+        and not r.settled
+        and (r.stan, r.batch) not in completed
+    ]
+
+
+def _offline_stored(t: Terminal) -> list[JournalRow]:
+    """Offline purchases the terminal still has to upload."""
+    return [r for r in t.store.journal() if r.status == "offline_stored"]
 
 
 class Campaign:
@@ -726,11 +755,14 @@ class Campaign:
             if op is not None:
                 return op
         if 0.53 <= r < 0.60:
-            rows = t.store.journal(
-                "id IN (SELECT id FROM journal WHERE kind IN ('purchase', 'completion', "
-                "'offline') AND status IN ('approved', 'offline_uploaded') AND voided = 0 "
-                "AND rrn <> '' ORDER BY id DESC LIMIT 40)"
-            )
+            rows = [
+                r
+                for r in t.store.journal()
+                if r.kind in ("purchase", "completion", "offline")
+                and r.status in ("approved", "offline_uploaded")
+                and not r.voided
+                and r.rrn != ""
+            ][-40:]
             if rows:
                 row = rnd.choice(rows)
                 known = self.by_masked.get(row.pan)
@@ -759,12 +791,7 @@ class Campaign:
                 True,
             )
         if 0.70 <= r < 0.82:
-            rows = t.store.journal(
-                "kind = 'preauth' AND status = 'approved' AND voided = 0 AND settled = 0 "
-                "AND NOT EXISTS (SELECT 1 FROM journal c WHERE c.kind = 'completion' "
-                "AND c.status = 'approved' AND c.original_stan = journal.stan "
-                "AND c.original_batch = journal.batch)"
-            )
+            rows = _open_preauths(t.store.journal())
             if rows:
                 row = rnd.choice(rows[-20:])
                 if r < 0.78:
@@ -1025,7 +1052,7 @@ class Campaign:
                 self._ready(tid)
                 t = self.terminal(tid)
                 self._run(tid, _Op("echo", lambda term: term.echo(), [], False))
-                if t.store.reversal() is not None or t.store.journal("status = 'offline_stored'"):
+                if t.store.reversal() is not None or _offline_stored(t):
                     continue
                 out = self._run(tid, _Op("settle", lambda term: term.settle(), [], False))
                 if out is not None and out.approved:
@@ -1040,7 +1067,7 @@ class Campaign:
                 self.report.discrepancies.append(
                     Discrepancy("final", f"terminal {tid} still owes a reversal at the end")
                 )
-            stuck = t.store.journal("status = 'offline_stored'")
+            stuck = _offline_stored(t)
             if stuck:
                 self.report.discrepancies.append(
                     Discrepancy(
@@ -1075,9 +1102,7 @@ class Campaign:
                     fh.write(json.dumps(row.public(), ensure_ascii=False) + "\n")
         db = open_database(self.host.url)
         with db.reader() as tx:
-            rows = [
-                dict(r) for r in tx.conn.execute("SELECT * FROM journal ORDER BY id").fetchall()
-            ]
+            rows = lab_q.journal_dicts(tx)
             cards = [(c.pan_masked, c.opening_fen, c.balance_fen, c.holds_fen) for c in tx.cards()]
         with open(exports / "host-journal.jsonl", "w", encoding="utf-8") as fh:
             for r in rows:

@@ -25,6 +25,7 @@ from typing import Any
 from ..clock import show, utc_iso
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
 from ..store import DEFAULT_URL, Database, StoreError, Tx, open_database
+from ..store.queries import read
 from . import arrears, cards, maintenance, merchants, reports, terminals, tickets, users
 from .backup import (
     PG_GUIDANCE,
@@ -35,7 +36,6 @@ from .backup import (
     restore_sqlite,
 )
 from .common import Change, Refused, fen_yuan, parse_yuan
-from .queries import read
 
 __all__ = ["register"]
 
