@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from . import diagnosis
+from .app import console_sidecar
 from .audit import run_audit
 from .clock import show
 from .host.embedded import EmbeddedHost
 from .keys import KeyEncryptionKey
 from .lab.faultproxy import Action, Fault, FaultProxy
+from .money import fen_yuan
 from .reasons import Lang, catalog
 from .store import SqliteDatabase, Tx
 from .store.queries import audit as summary_q
@@ -66,8 +68,13 @@ class Demo:
         world = resources.files("clearpos.data").joinpath("world.toml")
         with resources.as_file(world) as path:
             self.host = EmbeddedHost(
-                self.db, self.kek, world=path, reset=True, console=console
+                self.db,
+                self.kek,
+                world=path,
+                reset=True,
+                sidecars=[console_sidecar(*console)] if console else [],
             ).start()
+        self.console_url = self.host.service_urls[0] if self.host.service_urls else None
         self.proxy = FaultProxy((self.host.host, self.host.port)).start()
         self.terminals: dict[str, Terminal] = {}
         self.outcomes: list[tuple[str, Outcome]] = []
@@ -151,11 +158,11 @@ class Demo:
                 f"host {self.host.host}:{self.host.port}, store {self.db.url}",
             )
         )
-        if self.host.console_url:
+        if self.console_url:
             print(
                 self.zh_en(
-                    f"管理台 {self.host.console_url}（用户 admin / demo-admin-pw；演示结束后用 --stay 保持运行）",
-                    f"console {self.host.console_url} (user admin / demo-admin-pw; --stay keeps it up after the story)",
+                    f"管理台 {self.console_url}（用户 admin / demo-admin-pw；演示结束后用 --stay 保持运行）",
+                    f"console {self.console_url} (user admin / demo-admin-pw; --stay keeps it up after the story)",
                 )
             )
 
@@ -392,8 +399,8 @@ class Demo:
             print(f"  {n:>4}  {key:<34} {text}")
         print(
             self.zh_en(
-                f"  持卡人借记 ¥{debits / 100:.2f}，贷记 ¥{credits / 100:.2f}",
-                f"  cardholders debited ¥{debits / 100:.2f}, credited ¥{credits / 100:.2f}",
+                f"  持卡人借记 ¥{fen_yuan(debits)}，贷记 ¥{fen_yuan(credits)}",
+                f"  cardholders debited ¥{fen_yuan(debits)}, credited ¥{fen_yuan(credits)}",
             )
         )
         print(
@@ -478,8 +485,8 @@ def run(args: argparse.Namespace) -> int:
         if args.stay:
             print(
                 demo.zh_en(
-                    f"\n主机 {demo.host.host}:{demo.host.port} 和管理台 {demo.host.console_url} 继续运行（管理员 admin / demo-admin-pw），按 Ctrl-C 结束",
-                    f"\nhost {demo.host.host}:{demo.host.port} and console {demo.host.console_url} keep running (admin / demo-admin-pw); Ctrl-C ends",
+                    f"\n主机 {demo.host.host}:{demo.host.port} 和管理台 {demo.console_url} 继续运行（管理员 admin / demo-admin-pw），按 Ctrl-C 结束",
+                    f"\nhost {demo.host.host}:{demo.host.port} and console {demo.console_url} keep running (admin / demo-admin-pw); Ctrl-C ends",
                 )
             )
             with contextlib.suppress(KeyboardInterrupt):

@@ -23,6 +23,7 @@ import json
 import sys
 from typing import Any, cast
 
+from ..errors import UsageError
 from ..reasons import Lang, catalog
 from ..store import DEFAULT_URL, StoreError, open_database
 from ..store.queries import read
@@ -83,8 +84,6 @@ def _fail(args: argparse.Namespace, message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
-
     lang = cast(Lang, args.lang)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..clock import show
-from ..ops.common import fen_yuan
+from ..money import fen_yuan
 from ..reasons import Lang, Reason, catalog
 from ..store import AuditRec, JournalRec, Tx, rrn_of
 from ..store.queries.ops import audit_rows, last_journal, maintenance_window

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..clock import show
-from ..ops.common import fen_yuan
+from ..money import fen_yuan
 from ..store import AuditRec, CardRec, MerchantRec, TerminalRec, Tx
 from ..store.queries.ops import role_of
 

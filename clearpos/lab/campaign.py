@@ -78,6 +78,7 @@ from typing import Any
 
 from clearpos.audit import FINANCIAL, run_audit
 from clearpos.keys import KeyEncryptionKey
+from clearpos.money import fen_yuan
 from clearpos.store import CREDIT_KINDS, DEBIT_KINDS, open_database
 from clearpos.store.pg import redact
 from clearpos.store.queries import lab as lab_q
@@ -194,10 +195,6 @@ def _luhn_complete(body: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
-
-
 def lab_world(seed: int, terminals: int = 4, extra_cards: int = 24) -> LabWorld:
     """The lab world for ``seed``: deterministic, so the leak scan can rebuild it.
 
@@ -270,7 +267,7 @@ def lab_world(seed: int, terminals: int = 4, extra_cards: int = 24) -> LabWorld:
             f'pan = "{c.pan}"',
             f'expiry = "{c.expiry}"',
             f'pin = "{c.pin}"',
-            f'balance = "{_yuan(c.balance_fen)}"',
+            f'balance = "{fen_yuan(c.balance_fen)}"',
             f'status = "{c.status}"',
             f'organisation = "{c.organisation}"',
             "",
@@ -769,7 +766,7 @@ class Campaign:
                 amount = max(1, (row.amount_fen or 1) // rnd.choice((1, 1, 2, 3)))
                 give_card = known is not None and (row.sealed is None or rnd.random() < 0.3)
                 card_in = CardInput(known.pan, known.expiry) if give_card and known else None
-                argv = ["--supervisor-password", SUPERVISOR, "refund", _yuan(amount)]
+                argv = ["--supervisor-password", SUPERVISOR, "refund", fen_yuan(amount)]
                 argv += ["--rrn", row.rrn]
                 if card_in is not None and known is not None:
                     argv += _card_argv(known, pin=False)
@@ -787,7 +784,7 @@ class Campaign:
             return _Op(
                 "preauth",
                 lambda term: term.preauth(amount, CardInput(card.pan, card.expiry, card.pin)),
-                ["preauth", _yuan(amount), *_card_argv(card, pin=True)],
+                ["preauth", fen_yuan(amount), *_card_argv(card, pin=True)],
                 True,
             )
         if 0.70 <= r < 0.82:
@@ -799,7 +796,7 @@ class Campaign:
                     return _Op(
                         "complete",
                         lambda term: term.complete(amount, row.stan),
-                        ["complete", _yuan(amount), "--preauth", row.stan],
+                        ["complete", fen_yuan(amount), "--preauth", row.stan],
                         True,
                     )
                 return _Op(
@@ -833,7 +830,7 @@ class Campaign:
         return _Op(
             "purchase",
             lambda term: term.purchase(amount, card_in),
-            ["purchase", _yuan(amount), *_card_argv(card, pin=pin, keyed=keyed)],
+            ["purchase", fen_yuan(amount), *_card_argv(card, pin=pin, keyed=keyed)],
             True,
         )
 

@@ -20,9 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from ..clock import show
+from ..money import fen_yuan
 from ..store import Tx
 from ..store.queries import ops as q
-from .common import Change, Refused, check_actor, fen_yuan, mask_text, now_iso, record
+from .common import Change, Refused, check_actor, mask_text, now_iso, record
 from .lifecycle import Lifecycle, Rule
 from .merchants import get_merchant, reactivate_after_approval
 from .users import APPROVER_ROLES, require_role

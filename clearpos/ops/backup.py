@@ -24,10 +24,11 @@ from typing import Any
 
 from ..audit import audit_tx
 from ..clock import show
+from ..money import fen_yuan
 from ..store import Tx, files, rrn_of
 from ..store.queries import ops as q
 from ..store.schema import LATEST
-from .common import Refused, fen_yuan
+from .common import Refused
 
 __all__ = [
     "PG_GUIDANCE",

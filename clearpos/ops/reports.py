@@ -24,9 +24,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..clock import CST, show, utc_iso
+from ..money import fen_yuan
 from ..store import CREDIT_KINDS, DEBIT_KINDS, Tx
 from ..store.queries import ops as q
-from .common import fen_yuan
 
 __all__ = ["Count", "MerchantDay", "daily_report", "report_csv", "report_json"]
 

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import Clock, show, utc_iso
+from ..money import fen_yuan
 from ..store import JournalRec, Tx
 from ..store.queries import ops as q
 from ..store.queries.ops import audit_rows, journal_rows
-from .common import Change, Refused, check_actor, fen_yuan, mask_text, now_iso, record
+from .common import Change, Refused, check_actor, mask_text, now_iso, record
 from .lifecycle import Lifecycle, Rule
 
 __all__ = [
