@@ -49,7 +49,7 @@ def test_yuan_refused_precisely(text: str, message: str) -> None:
 
 def test_zero_refused_only_when_positive() -> None:
     assert parse_yuan("0.00") == 0
-    with pytest.raises(ValueError, match="must be more than 0.00"):
+    with pytest.raises(ValueError, match=r"must be more than 0\.00"):
         parse_yuan("0.00", positive=True)
 
 
