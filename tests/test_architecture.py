@@ -205,3 +205,27 @@ def test_the_arrow_reader_sees_every_kind_of_import() -> None:
     assert ("clearpos/ops/tickets.py", "diagnosis") in found  # inside evidence()
     assert ("clearpos/lab/campaign.py", "terminal") in found  # from clearpos.terminal import ...
     assert ("clearpos/app.py", "console") in found  # from .console.app, inside a function
+
+
+def test_importing_every_module_has_no_side_effects(tmp_path: Path) -> None:
+    """--doctest-modules imports every module: none may write a file, print, or start a thread."""
+    import os
+    import subprocess
+    import sys
+
+    names = [module for _, module, _ in _modules()]
+    script = (
+        "import importlib, sys, threading\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("CLEARPOS_KEK", None)
+    env.pop("CLEARPOS_KEK_FILE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
