@@ -15,6 +15,7 @@ from typing import Any
 
 from .reasons import catalog
 from .store import CREDIT_KINDS, DEBIT_KINDS, StoreError, Tx, open_database
+from .store.queries import audit as q
 
 FINANCIAL = (
     "balance",
@@ -39,13 +40,7 @@ class Discrepancy:
 
 def audit_tx(tx: Tx) -> list[Discrepancy]:
     out: list[Discrepancy] = []
-    sums = {
-        int(r["card_id"]): (int(r["d"]), int(r["h"]))
-        for r in tx.conn.execute(
-            "SELECT card_id, COALESCE(SUM(delta_fen), 0) AS d, COALESCE(SUM(hold_fen), 0) AS h "
-            "FROM journal WHERE card_id IS NOT NULL GROUP BY card_id"
-        ).fetchall()
-    }
+    sums = q.card_journal_sums(tx)
     for c in tx.cards():
         d, h = sums.get(c.id, (0, 0))
         if c.balance_fen != c.opening_fen + d:
@@ -68,10 +63,7 @@ def audit_tx(tx: Tx) -> list[Discrepancy]:
             out.append(
                 Discrepancy("holds", f"card {c.pan_masked}: negative holds {c.holds_fen}", (c.id,))
             )
-    for r in tx.conn.execute(
-        "SELECT tid, batch, stan, COUNT(*) AS n, MIN(id) AS a, MAX(id) AS b FROM journal "
-        "WHERE req_key IS NOT NULL GROUP BY tid, batch, stan HAVING COUNT(*) > 1"
-    ).fetchall():
+    for r in q.duplicate_requests(tx):
         out.append(
             Discrepancy(
                 "duplicate",
@@ -79,53 +71,34 @@ def audit_tx(tx: Tx) -> list[Discrepancy]:
                 (r["a"], r["b"]),
             )
         )
-    marks = ", ".join("?" for _ in FINANCIAL)
-    for r in tx.conn.execute(
-        f"SELECT id, kind, status FROM journal WHERE code = '00' AND req_key IS NOT NULL AND kind IN ({marks})",
-        FINANCIAL,
-    ).fetchall():
+    for r in q.approved_states(tx, FINANCIAL):
         if r["status"] not in STATES:
             out.append(
                 Discrepancy("state", f"approved {r['kind']} in state {r['status']!r}", (r["id"],))
             )
-    for r in tx.conn.execute(
-        "SELECT j.id, j.kind FROM journal j WHERE j.status = 'reversed' AND j.settlement_id IS NOT NULL "
-        "AND EXISTS (SELECT 1 FROM journal r WHERE r.original_id = j.id AND r.kind = 'reversal' AND r.code = '00' "
-        "AND r.ts > (SELECT closed_at FROM settlements s WHERE s.id = j.settlement_id))"
-    ).fetchall():
+    for r in q.reversed_after_settlement(tx):
         out.append(
             Discrepancy("state", f"{r['kind']} reversed after its batch was settled", (r["id"],))
         )
-    for s in tx.conn.execute("SELECT * FROM settlements WHERE status = 'closed'").fetchall():
-        rows = tx.conn.execute(
-            "SELECT kind, COUNT(*) AS n, COALESCE(SUM(amount_fen), 0) AS a FROM journal WHERE settlement_id = ? "
-            "AND code = '00' AND status <> 'reversed' GROUP BY kind",
-            (s["id"],),
-        ).fetchall()
-        debit = sum(int(r["a"]) for r in rows if r["kind"] in DEBIT_KINDS)
-        dn = sum(int(r["n"]) for r in rows if r["kind"] in DEBIT_KINDS)
-        credit = sum(int(r["a"]) for r in rows if r["kind"] in CREDIT_KINDS)
-        cn = sum(int(r["n"]) for r in rows if r["kind"] in CREDIT_KINDS)
-        host = (
-            s["host_debit_fen"],
-            s["host_debit_count"],
-            s["host_credit_fen"],
-            s["host_credit_count"],
-        )
+    for s in tx.settlements(status="closed"):
+        by_kind = q.settlement_kind_sums(tx, s.id)
+        debit = sum(a for k, (_, a) in by_kind.items() if k in DEBIT_KINDS)
+        dn = sum(n for k, (n, _) in by_kind.items() if k in DEBIT_KINDS)
+        credit = sum(a for k, (_, a) in by_kind.items() if k in CREDIT_KINDS)
+        cn = sum(n for k, (n, _) in by_kind.items() if k in CREDIT_KINDS)
+        host = s.host_sums
         if host != (debit, dn, credit, cn):
             out.append(
                 Discrepancy(
                     "settlement",
-                    f"{s['tid']} batch {s['batch']}: settled {host} but journal says {(debit, dn, credit, cn)}",
-                    (s["id"],),
+                    f"{s.tid} batch {s.batch}: settled {host} but journal says {(debit, dn, credit, cn)}",
+                    (s.id,),
                 )
             )
     cat = catalog()
-    for r in tx.conn.execute("SELECT id, reason FROM journal WHERE code <> '00'").fetchall():
-        if r["reason"] not in cat:
-            out.append(
-                Discrepancy("reason", f"reason {r['reason']!r} is not in the catalog", (r["id"],))
-            )
+    for jid, reason in q.declines(tx):
+        if reason not in cat:
+            out.append(Discrepancy("reason", f"reason {reason!r} is not in the catalog", (jid,)))
     return out
 
 

@@ -11,12 +11,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from .errors import UsageError
+
 # subcommand -> module with ``register(subparsers)``; imported lazily so that
 # ``clearpos wire`` does not pay for the host's imports.
 COMMANDS: dict[str, tuple[str, str]] = {
     "wire": ("clearpos.wire.cli", "decode and encode POS 8583 messages"),
     "pos": ("clearpos.terminal.cli", "the virtual POS terminal"),
-    "host": ("clearpos.host.cli", "run the acquiring host"),
+    "host": ("clearpos.app", "run the acquiring host"),
     "console": ("clearpos.console.cli", "run the web console"),
     "audit": ("clearpos.audit", "check the money invariants of a store"),
     "diagnose": ("clearpos.diagnosis.cli", "explain a transaction, terminal or merchant"),
@@ -28,10 +30,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("clearpos.demo", "run the whole story on an embedded store"),
     "lab": ("clearpos.lab.cli", "the fault lab: a seeded campaign of faults and crashes"),
 }
-
-
-class UsageError(Exception):
-    """Bad command-line usage detected after parsing (exit status 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,9 +6,13 @@ China has no daylight saving, so a fixed +08:00 offset is exact.
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 CST = timezone(timedelta(hours=8), "CST")
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def utc_iso(dt: datetime) -> str:
@@ -40,3 +44,26 @@ class Clock:
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.skew
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``15m``, ``1h``, ``7d``, ``2w`` ago, or an ISO date / date-time (China time if no offset).
+
+    >>> from datetime import UTC
+    >>> now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    >>> parse_since("90m", now).isoformat()
+    '2026-11-23T10:30:00+00:00'
+    >>> parse_since("2026-11-20", now).isoformat()
+    '2026-11-20T00:00:00+08:00'
+    """
+    now = now or Clock().now()
+    m = _DURATION.match(text.strip().lower())
+    if m:
+        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r}: give a duration like 15m, 1h, 7d, 2w or a date like 2026-11-20"
+        ) from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=CST)

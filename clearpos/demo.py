@@ -22,13 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from . import diagnosis
+from .app import console_sidecar
 from .audit import run_audit
 from .clock import show
 from .host.embedded import EmbeddedHost
 from .keys import KeyEncryptionKey
 from .lab.faultproxy import Action, Fault, FaultProxy
+from .money import fen_yuan
 from .reasons import Lang, catalog
 from .store import SqliteDatabase, Tx
+from .store.queries import audit as summary_q
 from .terminal.client import HostLink
 from .terminal.machine import CardInput, Terminal
 from .terminal.screens import Outcome
@@ -65,8 +68,13 @@ class Demo:
         world = resources.files("clearpos.data").joinpath("world.toml")
         with resources.as_file(world) as path:
             self.host = EmbeddedHost(
-                self.db, self.kek, world=path, reset=True, console=console
+                self.db,
+                self.kek,
+                world=path,
+                reset=True,
+                sidecars=[console_sidecar(*console)] if console else [],
             ).start()
+        self.console_url = self.host.service_urls[0] if self.host.service_urls else None
         self.proxy = FaultProxy((self.host.host, self.host.port)).start()
         self.terminals: dict[str, Terminal] = {}
         self.outcomes: list[tuple[str, Outcome]] = []
@@ -150,11 +158,11 @@ class Demo:
                 f"host {self.host.host}:{self.host.port}, store {self.db.url}",
             )
         )
-        if self.host.console_url:
+        if self.console_url:
             print(
                 self.zh_en(
-                    f"管理台 {self.host.console_url}（用户 admin / demo-admin-pw；演示结束后用 --stay 保持运行）",
-                    f"console {self.host.console_url} (user admin / demo-admin-pw; --stay keeps it up after the story)",
+                    f"管理台 {self.console_url}（用户 admin / demo-admin-pw；演示结束后用 --stay 保持运行）",
+                    f"console {self.console_url} (user admin / demo-admin-pw; --stay keeps it up after the story)",
                 )
             )
 
@@ -381,24 +389,18 @@ class Demo:
     def summary(self) -> int:
         found = run_audit(self.db.url)
         with self.db.reader() as tx:
-            rows = tx.conn.execute(
-                "SELECT reason, COUNT(*) AS n FROM journal GROUP BY reason ORDER BY n DESC, reason"
-            ).fetchall()
-            money = tx.conn.execute(
-                "SELECT COALESCE(SUM(CASE WHEN delta_fen < 0 THEN -delta_fen ELSE 0 END), 0) AS debits, "
-                "COALESCE(SUM(CASE WHEN delta_fen > 0 THEN delta_fen ELSE 0 END), 0) AS credits FROM journal"
-            ).fetchone()
+            rows = summary_q.reason_counts(tx)
+            debits, credits = summary_q.money_moved(tx)
         print("\n" + "━" * 64)
         print(self.zh_en("当日小结", "day summary"))
         cat = catalog()
-        for r in rows:
-            key = r["reason"]
+        for key, n in rows:
             text = cat[key].screen_text(self.lang) if key in cat else key
-            print(f"  {r['n']:>4}  {key:<34} {text}")
+            print(f"  {n:>4}  {key:<34} {text}")
         print(
             self.zh_en(
-                f"  持卡人借记 ¥{money['debits'] / 100:.2f}，贷记 ¥{money['credits'] / 100:.2f}",
-                f"  cardholders debited ¥{money['debits'] / 100:.2f}, credited ¥{money['credits'] / 100:.2f}",
+                f"  持卡人借记 ¥{fen_yuan(debits)}，贷记 ¥{fen_yuan(credits)}",
+                f"  cardholders debited ¥{fen_yuan(debits)}, credited ¥{fen_yuan(credits)}",
             )
         )
         print(
@@ -483,8 +485,8 @@ def run(args: argparse.Namespace) -> int:
         if args.stay:
             print(
                 demo.zh_en(
-                    f"\n主机 {demo.host.host}:{demo.host.port} 和管理台 {demo.host.console_url} 继续运行（管理员 admin / demo-admin-pw），按 Ctrl-C 结束",
-                    f"\nhost {demo.host.host}:{demo.host.port} and console {demo.host.console_url} keep running (admin / demo-admin-pw); Ctrl-C ends",
+                    f"\n主机 {demo.host.host}:{demo.host.port} 和管理台 {demo.console_url} 继续运行（管理员 admin / demo-admin-pw），按 Ctrl-C 结束",
+                    f"\nhost {demo.host.host}:{demo.host.port} and console {demo.console_url} keep running (admin / demo-admin-pw); Ctrl-C ends",
                 )
             )
             with contextlib.suppress(KeyboardInterrupt):

@@ -29,11 +29,12 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, get_args
 
-from .wire.terminfo import normalise_version
+from .money import MAX_FEN, parse_yuan
+from .versions import normalise_version
 
 __all__ = [
     "CARD_STATUSES",
@@ -86,9 +87,6 @@ ORGANISATIONS: Final[tuple[Organisation, ...]] = get_args(Organisation)
 TRANSACTION_TYPES: Final[tuple[TransactionType, ...]] = get_args(TransactionType)
 MAINTENANCE_WHO: Final[tuple[MaintenanceWho, ...]] = get_args(MaintenanceWho)
 
-#: The largest amount field 4 (n12) can carry, in fen: ¥9,999,999,999.99.
-#: Balances and limits are held to it too, so a balance inquiry can always show them.
-MAX_FEN: Final = 999_999_999_999
 
 DEFAULT_INSTITUTION: Final = "48020000"
 DEFAULT_ACQUIRER_NAME: Final = "clearpos acquirer"
@@ -284,9 +282,6 @@ def mask_pan(pan: str) -> str:
     return "…"
 
 
-_MONEY = re.compile(r"([0-9]{1,13})(?:\.([0-9]{1,2}))?")
-
-
 def parse_money(value: object) -> int:
     """Yuan as written in a world file, to integer fen.
 
@@ -311,11 +306,7 @@ def parse_money(value: object) -> int:
     elif isinstance(value, float):
         raise ValueError(_float_money_message(value))
     elif isinstance(value, str):
-        match = _MONEY.fullmatch(value)
-        if match is None:
-            raise ValueError(_text_money_message(value))
-        whole, cents = match.group(1), match.group(2) or ""
-        fen = int(whole) * 100 + int(cents.ljust(2, "0"))
+        fen = parse_yuan(value)  # refuses more than MAX_FEN itself
     else:
         raise ValueError(f'must be an amount in yuan such as "12.34", got {_kind(value)}')
     if fen > MAX_FEN:
@@ -333,27 +324,6 @@ def _float_money_message(value: float) -> str:
     if exact == exact.quantize(Decimal("0.01")):
         return f'{head}; quote it as a string: "{exact:.2f}"'
     return f'{head}; quote it as a string with at most two decimals, such as "12.34"'
-
-
-def _text_money_message(text: str) -> str:
-    shown = _show(text)
-    stripped = text.strip()
-    try:
-        number = Decimal(stripped)
-    except InvalidOperation:
-        return f'{shown} is not an amount; write yuan with at most two decimals, such as "12.34"'
-    if not number.is_finite():
-        return f"{shown} is not a number"
-    if number.is_signed():
-        return f"{shown} is negative; amounts must be 0 or more"
-    if "e" in stripped.lower():
-        return f'{shown} has an exponent; write plain digits such as "1200.00"'
-    exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2:
-        return f"{shown} has more than two decimals; amounts are yuan to the fen (0.01)"
-    if number > Decimal(MAX_FEN) / 100:
-        return f"{shown} is more than 9999999999.99, the largest amount"
-    return f'{shown} is not plain yuan; use digits with at most two decimals, such as "12.34"'
 
 
 # ------------------------------------------------------------------------ loading

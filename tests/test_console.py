@@ -29,9 +29,9 @@ from clearpos.console.i18n import STRINGS, text
 from clearpos.console.queries import parse_pan_query
 from clearpos.console.security import PERMISSIONS, LoginThrottle, Perm, Sessions, allowed
 from clearpos.keys.crypto import check_value
-from clearpos.ops.queries import audit_rows
 from clearpos.ops.users import add_user
 from clearpos.store import Database, open_database
+from clearpos.store.queries.ops import audit_rows
 
 SECRET = b"console-test-secret-32-bytes-ok!"
 MID = "898310048161234"

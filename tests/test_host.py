@@ -101,8 +101,8 @@ def signed_on(h: HostProc, tid: str = "10000001", **kw: object) -> Client:
 
 
 def balance(h: HostProc, pan: str) -> int:
-    from clearpos.host.tokens import PanTokenizer
     from clearpos.keys import KeyEncryptionKey
+    from clearpos.keys.tokens import PanTokenizer
 
     tok = PanTokenizer(KeyEncryptionKey(bytes.fromhex("5e" * 32))).token(pan)
     row = h.one("SELECT balance_fen - holds_fen FROM cards WHERE pan_token = ?", (tok,))

@@ -16,8 +16,8 @@ import pytest
 from test_ops_support import ARREARS_MID, KEK, MAIN_MID, add_user, seeded
 
 from clearpos.keys import SecurityModule
+from clearpos.money import fen_yuan, parse_yuan
 from clearpos.ops import Refused, arrears, cards, maintenance, merchants, terminals, tickets, users
-from clearpos.ops.common import fen_yuan, parse_yuan
 from clearpos.ops.lifecycle import Lifecycle
 from clearpos.store import Database, Tx
 
@@ -420,7 +420,7 @@ def test_unlock_pin_clears_the_lock_and_refuses_an_unlocked_card(db: Database) -
 
 
 def test_find_card_by_pan_token(db: Database) -> None:
-    from clearpos.host.tokens import PanTokenizer
+    from clearpos.keys.tokens import PanTokenizer
 
     with db.reader() as tx:
         c = cards.find_card(tx, token=PanTokenizer(KEK).token("6225880000001025"))
@@ -554,10 +554,10 @@ def test_maintenance_schedule_checks(db: Database) -> None:
     [("58", 5800), ("58.0", 5800), ("58.00", 5800), ("0.01", 1), ("1234567.89", 123456789)],
 )
 def test_money_in_yuan(text: str, fen: int) -> None:
-    assert parse_yuan(text) == fen and parse_yuan(fen_yuan(fen)) == fen
+    assert parse_yuan(text, positive=True) == fen and parse_yuan(fen_yuan(fen)) == fen
 
 
 @pytest.mark.parametrize("text", ["58.001", "-1", "1,000", "abc", "0", ""])
 def test_money_refused(text: str) -> None:
     with pytest.raises(ValueError):
-        parse_yuan(text)
+        parse_yuan(text, positive=True)

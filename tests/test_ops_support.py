@@ -13,8 +13,8 @@ from typing import Any
 from host_fixture import EXAMPLE_WORLD, TEST_KEK
 
 from clearpos.host.seed import seed
-from clearpos.host.tokens import PanTokenizer
 from clearpos.keys import KeyEncryptionKey, SecurityModule
+from clearpos.keys.tokens import PanTokenizer
 from clearpos.store import Database, open_database
 from clearpos.world import load_world
 
@@ -46,7 +46,7 @@ def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
     """Run ``clearpos ARGV`` in-process: (exit status, stdout, stderr)."""
     import sys
 
-    from clearpos.cli import UsageError
+    from clearpos.errors import UsageError
 
     out, err = io.StringIO(), io.StringIO()
     old_stdin = sys.stdin

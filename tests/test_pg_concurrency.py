@@ -37,8 +37,8 @@ from host_fixture import EXAMPLE_WORLD, HostProc, Store, env, start_host
 from hostclient import PAN, Client
 
 from clearpos.audit import run_audit
-from clearpos.host.tokens import PanTokenizer
 from clearpos.keys import KeyEncryptionKey, TerminalKeys
+from clearpos.keys.tokens import PanTokenizer
 from clearpos.wire import FinancialRequest, Kind, OriginalRef, Reversal, decode_frame
 from clearpos.wire.framing import Frame
 

@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..keys import SecurityModule
+from ..money import parse_yuan
 from ..ops import arrears as ops_arrears
 from ..ops import cards as ops_cards
 from ..ops import maintenance as ops_maintenance
@@ -26,7 +27,7 @@ from ..ops import merchants as ops_merchants
 from ..ops import terminals as ops_terminals
 from ..ops import tickets as ops_tickets
 from ..ops import users as ops_users
-from ..ops.common import Change, Refused, parse_yuan
+from ..ops.common import Change, Refused
 from ..store import Tx
 from .gate import visitor
 from .i18n import text
@@ -145,19 +146,22 @@ def _lift(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
 
 def _limit(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
     mid, why = request.path_params["mid"], _field(form, "why")
-    fen = parse_yuan(_field(form, "amount"), allow_zero=True)
+    fen = parse_yuan(_field(form, "amount").strip())
     return lambda tx: ops_merchants.set_single_limit(tx, mid, fen, by=by, why=why)
 
 
 def _charge(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
     mid, kind, why = request.path_params["mid"], _field(form, "kind"), _field(form, "why")
-    fen, voucher = parse_yuan(_field(form, "amount")), _field(form, "voucher")
+    fen, voucher = (
+        parse_yuan(_field(form, "amount").strip(), positive=True),
+        _field(form, "voucher"),
+    )
     return lambda tx: ops_arrears.charge(tx, mid, kind, fen, by=by, why=why, voucher=voucher)
 
 
 def _pay(request: Request, form: FormData, by: str) -> Callable[[Tx], Any]:
     mid, voucher, note = request.path_params["mid"], _field(form, "voucher"), _field(form, "note")
-    fen = parse_yuan(_field(form, "amount"))
+    fen = parse_yuan(_field(form, "amount").strip(), positive=True)
     return lambda tx: ops_arrears.pay(tx, mid, fen, voucher, by=by, note=note)
 
 

@@ -225,7 +225,7 @@ def masked_target(target: str) -> str:
 
 
 def _role_of(tx: Tx, username: str) -> str | None:
-    from ..ops.queries import role_of
+    from ..store.queries.ops import role_of
 
     return role_of(tx, username)
 

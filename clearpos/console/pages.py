@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ..clock import show
+from ..money import fen_label
 from ..ops.tickets import mask_text
 from ..reasons import Lang
 from .gate import masked_target
@@ -34,13 +35,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 __all__ = ["PACKAGE_DIR", "Pages", "help_link", "yuan"]
 
 
-def yuan(fen: int | None) -> str:
-    """Fen as yuan text with a thousands separator: ``123456`` -> ``¥1,234.56``; None -> ``-``."""
-    if fen is None:
-        return "-"
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}¥{fen // 100:,}.{fen % 100:02d}"
+#: fen as yuan on a page (``¥1,234.56``), the name the templates use
+yuan = fen_label
 
 
 def local_time(iso: str | None, seconds: bool = False) -> str:

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_
-from typing import Any
 
 from ..audit import FINANCIAL
 from ..clock import CST, local, parse_iso, utc_iso
 from ..store import CardRec, JournalRec, MaintenanceRec, MerchantRec, TerminalRec, Tx
+from ..store.queries import console as sq
 
 __all__ = [
     "Dashboard",
@@ -35,9 +35,6 @@ SEARCH_LIMIT = 200
 
 OFFLINE_AFTER = timedelta(minutes=30)
 """An active terminal silent for longer than this counts as offline on the dashboard."""
-
-_FINANCIAL_MARKS = ", ".join("?" for _ in FINANCIAL)
-
 
 # --------------------------------------------------------------------------- card number search
 
@@ -150,37 +147,27 @@ def search_journal(
     tx: Tx, q: JournalQuery, limit: int = SEARCH_LIMIT
 ) -> tuple[list[JournalRec], bool]:
     """Journal rows matching ``q``, newest first, and whether more than ``limit`` matched."""
-    where: list[str] = []
-    params: list[Any] = []
+    journal_id: int | None = None
     if q.rrn:
         digits = q.rrn.strip()
         if not digits.isdecimal() or len(digits) > 12:
             return [], False
-        where.append("id = ?")
-        params.append(int(digits))
-    for col, value in (("tid", q.tid), ("mid", q.mid), ("reason", q.reason), ("kind", q.kind)):
-        if value:
-            where.append(f"{col} = ?")
-            params.append(value.strip())
-    like = q.pan.like
-    if like is not None:
-        where.append("pan_masked LIKE ?")
-        params.append(like)
-    if q.outcome == "approved":
-        where.append("code = '00'")
-    elif q.outcome == "declined":
-        where.append("code <> '00'")
-    if q.since:
-        where.append("ts >= ?")
-        params.append(q.since)
-    if q.until:
-        where.append("ts < ?")
-        params.append(q.until)
-    sql = "SELECT * FROM journal"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY ts DESC, id DESC LIMIT {int(limit) + 1}"
-    rows = [JournalRec.of(r) for r in tx.conn.execute(sql, params).fetchall()]
+        journal_id = int(digits)
+    equal = [
+        (col, value.strip())
+        for col, value in (("tid", q.tid), ("mid", q.mid), ("reason", q.reason), ("kind", q.kind))
+        if value
+    ]
+    rows = sq.search(
+        tx,
+        journal_id=journal_id,
+        equal=equal,
+        pan_like=q.pan.like,
+        approved={"approved": True, "declined": False}.get(q.outcome),
+        since=q.since,
+        until=q.until,
+        limit=limit + 1,
+    )
     return rows[:limit], len(rows) > limit
 
 
@@ -201,13 +188,10 @@ def journal_detail(tx: Tx, rrn: str) -> JournalDetail | None:
     if rec is None:
         return None
     original = tx.journal(rec.original_id) if rec.original_id is not None else None
-    rows = tx.conn.execute(
-        "SELECT * FROM journal WHERE original_id = ? ORDER BY id", (rec.id,)
-    ).fetchall()
     return JournalDetail(
         rec,
         original,
-        [JournalRec.of(r) for r in rows],
+        sq.children(tx, rec.id),
         tx.merchant(rec.mid),
         tx.terminal(rec.tid),
     )
@@ -225,10 +209,7 @@ def recent_for(
         col, value = "card_id", str(card_id)
     else:
         raise ValueError("say whose rows: tid, mid or card_id")
-    rows = tx.conn.execute(
-        f"SELECT * FROM journal WHERE {col} = ? ORDER BY ts DESC, id DESC LIMIT 20", (value,)
-    ).fetchall()
-    return [JournalRec.of(r) for r in rows]
+    return sq.recent(tx, col, value)
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -276,27 +257,14 @@ class Dashboard:
 
 
 def _counts(tx: Tx, since: str) -> tuple[int, int]:
-    row = tx.conn.execute(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN code = '00' THEN 1 ELSE 0 END), 0) AS ok "
-        f"FROM journal WHERE ts >= ? AND kind IN ({_FINANCIAL_MARKS})",
-        (since, *FINANCIAL),
-    ).fetchone()
-    return int(row["n"]), int(row["ok"])
+    return sq.counts_since(tx, since, FINANCIAL)
 
 
 def dashboard(tx: Tx, now: datetime, minutes: int = 30) -> Dashboard:
     """Approvals per minute, approval rates, top declines, terminal alerts, maintenance, tickets."""
     now = now.astimezone(UTC)
     start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
-    rows = tx.conn.execute(
-        "SELECT substr(ts, 1, 16) AS m, COUNT(*) AS n, "
-        "COALESCE(SUM(CASE WHEN code = '00' THEN 1 ELSE 0 END), 0) AS ok "
-        f"FROM journal WHERE ts >= ? AND kind IN ({_FINANCIAL_MARKS}) GROUP BY substr(ts, 1, 16)",
-        (utc_iso(start), *FINANCIAL),
-    ).fetchall()
-    by_minute: Mapping[str, tuple[int, int]] = {
-        str(r["m"]): (int(r["ok"]), int(r["n"])) for r in rows
-    }
+    by_minute: Mapping[str, tuple[int, int]] = sq.per_minute(tx, utc_iso(start), FINANCIAL)
     per_minute: list[tuple[str, int, int]] = []
     for i in range(minutes):
         t = start + timedelta(minutes=i)
@@ -305,14 +273,7 @@ def dashboard(tx: Tx, now: datetime, minutes: int = 30) -> Dashboard:
     hour_n, hour_ok = _counts(tx, utc_iso(now - timedelta(hours=1)))
     local_midnight = now.astimezone(CST).replace(hour=0, minute=0, second=0, microsecond=0)
     day_n, day_ok = _counts(tx, utc_iso(local_midnight))
-    # MATERIALIZED: take the day's rows by time first. Left to itself SQLite walks
-    # the whole (reason, ts) index to get GROUP BY order (92 ms at 1M journal rows).
-    top = tx.conn.execute(
-        "WITH recent AS MATERIALIZED (SELECT reason FROM journal WHERE ts >= ? "
-        f"AND code <> '00' AND kind IN ({_FINANCIAL_MARKS})) "
-        "SELECT reason, COUNT(*) AS n FROM recent GROUP BY reason ORDER BY n DESC, reason LIMIT 8",
-        (utc_iso(now - timedelta(hours=24)), *FINANCIAL),
-    ).fetchall()
+    top = sq.top_declines(tx, utc_iso(now - timedelta(hours=24)), FINANCIAL)
     alerts: list[TerminalAlert] = []
     for term in tx.terminals():
         if term.status != "active" or term.replaced_by:
@@ -325,9 +286,6 @@ def dashboard(tx: Tx, now: datetime, minutes: int = 30) -> Dashboard:
             offline = gap > OFFLINE_AFTER
         if offline or not term.signed_on:
             alerts.append(TerminalAlert(term, term.last_seen is None, silent, term.signed_on))
-    row = tx.conn.execute(
-        "SELECT COUNT(*) AS n FROM tickets WHERE status IN ('open', 'in_progress')"
-    ).fetchone()
     return Dashboard(
         now,
         per_minute,
@@ -335,10 +293,10 @@ def dashboard(tx: Tx, now: datetime, minutes: int = 30) -> Dashboard:
         hour_ok,
         day_n,
         day_ok,
-        [(str(r["reason"]), int(r["n"])) for r in top],
+        top,
         alerts,
         tx.maintenance_upcoming(utc_iso(now))[:5],
-        int(row["n"]),
+        sq.open_ticket_count(tx),
     )
 
 
@@ -355,10 +313,7 @@ class MerchantRow:
 
 def merchant_rows(tx: Tx) -> list[MerchantRow]:
     """Every merchant with how many terminals it has."""
-    counts = {
-        str(r["mid"]): int(r["n"])
-        for r in tx.conn.execute("SELECT mid, COUNT(*) AS n FROM terminals GROUP BY mid").fetchall()
-    }
+    counts = sq.terminal_counts(tx)
     return [MerchantRow(m, counts.get(m.mid, 0)) for m in tx.merchants()]
 
 
@@ -371,10 +326,7 @@ def card_list(tx: Tx, pan: PanQuery | None = None) -> list[CardRec]:
     """Every card, or those matching a first 6 / last 4 search."""
     if pan is None or pan.like is None:
         return tx.cards()
-    rows = tx.conn.execute(
-        "SELECT * FROM cards WHERE pan_masked LIKE ? ORDER BY id", (pan.like,)
-    ).fetchall()
-    return [CardRec.of(r) for r in rows]
+    return sq.cards_like(tx, pan.like)
 
 
 def maintenance_windows(

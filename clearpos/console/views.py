@@ -31,9 +31,9 @@ from ..ops import terminals as ops_terminals
 from ..ops import tickets as ops_tickets
 from ..ops import users as ops_users
 from ..ops.common import Refused, now_iso, record
-from ..ops.queries import audit_rows
 from ..ops.tickets import mask_text
 from ..store import Tx
+from ..store.queries.ops import audit_rows
 from ..world import SUSPENSION_CAUSES, TRANSACTION_TYPES
 from . import charts, queries
 from .explain import explain, fact_items

@@ -1,6 +1,6 @@
 """``clearpos.diagnosis`` — explain a transaction, a terminal or a merchant.
 
-Library first: each function takes a store transaction (``clearpos.ops.queries.read(db)``) and
+Library first: each function takes a store transaction (``clearpos.store.queries.read(db)``) and
 returns typed, frozen results (:mod:`.model`) with texts already in Chinese or
 English and card numbers masked. ``clearpos diagnose`` prints them; the web
 console renders the same objects.

@@ -23,9 +23,10 @@ import json
 import sys
 from typing import Any, cast
 
-from ..ops.queries import read
+from ..errors import UsageError
 from ..reasons import Lang, catalog
 from ..store import DEFAULT_URL, StoreError, open_database
+from ..store.queries import read
 from .explain import explain_reason, explain_rrn
 from .render import render_explanation, render_merchant, render_terminal
 from .subjects import NotFound, diagnose_code, diagnose_merchant, diagnose_terminal, parse_since
@@ -83,8 +84,6 @@ def _fail(args: argparse.Namespace, message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
-
     lang = cast(Lang, args.lang)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..clock import show
-from ..ops.common import fen_yuan
-from ..ops.queries import AuditRec, audit_rows, last_journal
+from ..money import fen_yuan
 from ..reasons import Lang, Reason, catalog
-from ..store import JournalRec, Tx, rrn_of
+from ..store import AuditRec, JournalRec, Tx, rrn_of
+from ..store.queries.ops import audit_rows, last_journal, maintenance_window
 from .model import Explanation
 from .sentences import (
     CAUSE,
@@ -667,11 +667,7 @@ def _card(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> li
 
 def _window(tx: Tx, f: dict[str, Any], lang: str) -> list[str]:
     wid = f.get("window")
-    row = (
-        tx.conn.execute("SELECT * FROM maintenance WHERE id = ?", (wid,)).fetchone()
-        if wid
-        else None
-    )
+    row = maintenance_window(tx, wid) if wid else None
     if row is None:
         return (
             [t(lang, f"维护至 {f.get('until', '-')}", f"maintenance until {f.get('until', '-')}")]
@@ -680,16 +676,16 @@ def _window(tx: Tx, f: dict[str, Any], lang: str) -> list[str]:
         )
     whose = t(
         lang,
-        "收单主机" if row["who"] == "host" else "发卡行",
-        "host" if row["who"] == "host" else "issuer",
+        "收单主机" if row.who == "host" else "发卡行",
+        "host" if row.who == "host" else "issuer",
     )
     text = t(
         lang,
-        f"{whose}维护窗口 #{wid}：{when(row['start_at'])} 至 {when(row['end_at'])}，由{who(tx, row['created_by'], lang)}于 {when(row['created_at'])} 公告",
-        f"{whose} maintenance window #{wid} from {when(row['start_at'])} to {when(row['end_at'])}, announced by {who(tx, row['created_by'], lang)} at {when(row['created_at'])}",
+        f"{whose}维护窗口 #{wid}：{when(row.start_at)} 至 {when(row.end_at)}，由{who(tx, row.created_by, lang)}于 {when(row.created_at)} 公告",
+        f"{whose} maintenance window #{wid} from {when(row.start_at)} to {when(row.end_at)}, announced by {who(tx, row.created_by, lang)} at {when(row.created_at)}",
     )
     out = [text]
-    if row["cancelled"]:
+    if row.cancelled:
         out.append(t(lang, "该窗口此后已取消", "the window has since been cancelled"))
     return out
 
@@ -781,15 +777,13 @@ def _approved(tx: Tx, row: JournalRec, lang: str) -> list[str]:
         )
     ]
     if row.settlement_id is not None:
-        s = tx.conn.execute(
-            "SELECT * FROM settlements WHERE id = ?", (row.settlement_id,)
-        ).fetchone()
-        if s is not None and s["closed_at"]:
+        s = tx.settlement(row.settlement_id)
+        if s is not None and s.closed_at:
             out.append(
                 t(
                     lang,
-                    f"已在批次 {s['batch']} 中于 {when(s['closed_at'])} 结算",
-                    f"settled in batch {s['batch']} at {when(s['closed_at'])}",
+                    f"已在批次 {s.batch} 中于 {when(s.closed_at)} 结算",
+                    f"settled in batch {s.batch} at {when(s.closed_at)}",
                 )
             )
     for child in tx.journal_children(

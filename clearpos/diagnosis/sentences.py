@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..clock import show
-from ..ops.common import fen_yuan
-from ..ops.queries import AuditRec, role_of
-from ..store import CardRec, MerchantRec, TerminalRec, Tx
+from ..money import fen_yuan
+from ..store import AuditRec, CardRec, MerchantRec, TerminalRec, Tx
+from ..store.queries.ops import role_of
 
 CAUSE = {
     "arrears": ("欠费", "arrears"),

@@ -10,16 +10,16 @@ merchant, the provider or the terminal.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from ..clock import CST, Clock, show, utc_iso
+from ..clock import parse_since, show, utc_iso
+from ..money import fen_yuan
 from ..ops.arrears import ledger, pending_request, requests
-from ..ops.common import fen_yuan
-from ..ops.queries import audit_rows, journal_rows
 from ..reasons import Lang, catalog
 from ..store import JournalRec, MerchantRec, TerminalRec, Tx
+from ..store.queries.diagnosis import replaced_terminal
+from ..store.queries.ops import audit_rows, journal_rows
 from .explain import TIMEOUT, explain_row, fill_ids, is_fixable
 from .model import (
     Explanation,
@@ -46,35 +46,10 @@ __all__ = [
 
 #: journal kinds whose declines are not failures of the terminal's business
 _NOT_FAILURES = ("settlement.balanced", "settlement.unbalanced")
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class NotFound(LookupError):
     """Nothing to diagnose: no such terminal, merchant or transaction."""
-
-
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``15m``, ``1h``, ``7d``, ``2w`` ago, or an ISO date / date-time (China time if no offset).
-
-    >>> from datetime import UTC
-    >>> now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    >>> parse_since("90m", now).isoformat()
-    '2026-11-23T10:30:00+00:00'
-    >>> parse_since("2026-11-20", now).isoformat()
-    '2026-11-20T00:00:00+08:00'
-    """
-    now = now or Clock().now()
-    m = _DURATION.match(text.strip().lower())
-    if m:
-        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"--since {text!r}: give a duration like 15m, 1h, 7d, 2w or a date like 2026-11-20"
-        ) from None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=CST)
 
 
 def _is_timeout(row: JournalRec) -> bool:
@@ -146,9 +121,7 @@ def _history(tx: Tx, entity: str, ids: Sequence[str], limit: int = 50) -> list[H
 
 def terminal_snapshot(tx: Tx, term: TerminalRec) -> TerminalState:
     """The terminal's state for display, with the terminal it replaced (if any)."""
-    prev = tx.conn.execute(
-        "SELECT tid FROM terminals WHERE replaced_by = ?", (term.tid,)
-    ).fetchone()
+    prev = replaced_terminal(tx, term.tid)
     return TerminalState(
         tid=term.tid,
         mid=term.mid,
@@ -164,7 +137,7 @@ def terminal_snapshot(tx: Tx, term: TerminalRec) -> TerminalState:
         last_seen=show(term.last_seen) if term.last_seen else None,
         tmk_kcv=term.tmk_kcv,
         replaced_by=term.replaced_by,
-        replaces=str(prev["tid"]) if prev else None,
+        replaces=prev,
     )
 
 

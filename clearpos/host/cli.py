@@ -1,4 +1,8 @@
-"""``clearpos host``: run the acquiring host."""
+"""``clearpos host``: run the acquiring host.
+
+The options and the serving loop of the host alone; :mod:`clearpos.app` adds the
+services that run beside it (``--console``) and is what ``clearpos host`` runs.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from ..clock import Clock
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
+from ..keys.tokens import PanTokenizer
 from ..reasons import catalog
 from ..store import DEFAULT_URL, Database, StoreError, open_database
 from ..store.pg import DEFAULT_WRITERS
@@ -20,7 +26,7 @@ from ..world import WorldError, load_world
 from .engine import Engine
 from .seed import SeedRefused, seed
 from .server import HostServer, Limits
-from .tokens import PanTokenizer
+from .services import Sidecar
 
 log = logging.getLogger("clearpos.host")
 
@@ -50,7 +56,6 @@ def register(p: argparse.ArgumentParser) -> None:
         help="HOST:PORT (default 127.0.0.1:5800; port 0 = any)",
     )
     p.add_argument("--reset", action="store_true", help="wipe the store before loading --world")
-    p.add_argument("--console", type=hostport, help="also serve the web console on HOST:PORT")
     p.add_argument(
         "--metrics", type=hostport, help="serve Prometheus counters on HOST:PORT /metrics"
     )
@@ -84,7 +89,8 @@ def build_engine(kek: KeyEncryptionKey) -> tuple[Engine, SecurityModule, PanToke
     return Engine(hsm, tokens, catalog(), Clock()), hsm, tokens
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
+    """Load the store, then serve until SIGTERM/SIGINT, with ``sidecars`` beside the host."""
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -150,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
         uvloop.install()
     try:
-        asyncio.run(_serve(args, db, engine, limits))
+        asyncio.run(_serve(args, db, engine, limits, sidecars))
     except OSError as exc:
         print(
             f"clearpos host: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}",
@@ -164,7 +170,13 @@ class _Closable(Protocol):
     def close(self) -> None: ...
 
 
-async def _serve(args: argparse.Namespace, db: Database, engine: Engine, limits: Limits) -> None:
+async def _serve(
+    args: argparse.Namespace,
+    db: Database,
+    engine: Engine,
+    limits: Limits,
+    sidecars: Sequence[Sidecar],
+) -> None:
     writer = db.writer()
     await writer.start()
     server = HostServer(engine, writer, limits)
@@ -175,13 +187,10 @@ async def _serve(args: argparse.Namespace, db: Database, engine: Engine, limits:
         from .metrics import start_metrics
 
         extra.append(await start_metrics(server, writer, *args.metrics))
-    if args.console:
-        try:
-            from ..console.app import start_console  # type: ignore[import-not-found,unused-ignore]
-
-            extra.append(await start_console(db, *args.console))
-        except ImportError:
-            log.warning("the web console is not part of this build; --console ignored")
+    for start in sidecars:
+        service = await start(db)
+        if service is not None:
+            extra.append(service)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

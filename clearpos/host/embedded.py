@@ -7,8 +7,8 @@ server as ``clearpos host``, on its own event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..keys import KeyEncryptionKey
@@ -18,6 +18,7 @@ from .cli import build_engine
 from .engine import Engine
 from .seed import seed
 from .server import HostServer, Limits
+from .services import Service, Sidecar
 
 
 class EmbeddedHost:
@@ -31,7 +32,7 @@ class EmbeddedHost:
         world: Path | None = None,
         reset: bool = False,
         limits: Limits | None = None,
-        console: tuple[str, int] | None = None,
+        sidecars: Sequence[Sidecar] = (),
     ) -> None:
         self.db = db
         self.engine: Engine
@@ -39,8 +40,9 @@ class EmbeddedHost:
         if world is not None:
             seed(self.db, load_world(world), self.hsm, self.tokens, reset=reset)
         self.limits = limits or Limits()
-        self.console = console
-        self.console_url: str | None = None
+        self.sidecars = tuple(sidecars)
+        #: where each started sidecar answers, in the order given
+        self.service_urls: list[str] = []
         self.host = "127.0.0.1"
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,19 +75,18 @@ class EmbeddedHost:
         await writer.start()
         server = HostServer(self.engine, writer, self.limits)
         self.host, self.port = await server.start("127.0.0.1", 0)
-        console = None
-        if self.console is not None:
-            with contextlib.suppress(ImportError):
-                from ..console.app import start_console
-
-                console = await start_console(self.db, *self.console)
-                self.console_url = str(console.url)
+        services: list[Service] = []
+        for start in self.sidecars:
+            service = await start(self.db)
+            if service is not None:
+                services.append(service)
+                self.service_urls.append(str(service.url))
         self._ready.set()
         serving = asyncio.create_task(server.serve_forever())
         await self._stop.wait()
         serving.cancel()
-        if console is not None:
-            console.close()
+        for service in services:
+            service.close()
         await server.close()
         await writer.close()
 

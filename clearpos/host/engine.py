@@ -19,6 +19,7 @@ from typing import Any
 from ..clock import Clock, local, utc_iso
 from ..issuer import Issuer
 from ..keys import SecurityModule
+from ..keys.tokens import PanTokenizer
 from ..reasons import Catalog
 from ..store import JournalRec, TerminalRec, Tx, rrn_of
 from ..wire import (
@@ -83,7 +84,6 @@ from .participants import (
     SettleBatch,
     VerifyMac,
 )
-from .tokens import PanTokenizer
 
 log = logging.getLogger("clearpos.host")
 txlog = logging.getLogger("clearpos.host.txn")

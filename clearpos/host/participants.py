@@ -14,7 +14,10 @@ from typing import Any, Protocol
 from ..clock import parse_iso, show, utc_iso
 from ..issuer import Issuer
 from ..keys import SecurityModule
+from ..keys.tokens import PanTokenizer
+from ..money import fen_yuan
 from ..store import JournalRec
+from ..versions import version_at_least
 from ..wire import (
     BatchUpload,
     BatchUploadEnd,
@@ -27,9 +30,7 @@ from ..wire import (
     Settlement48,
     Totals,
 )
-from ..wire.terminfo import version_at_least
 from .context import Ctx
-from .tokens import PanTokenizer
 
 # restricted_types of world.md -> kinds they cover
 RESTRICTION_OF = {
@@ -44,10 +45,6 @@ RESTRICTION_OF = {
     Kind.BALANCE: "balance",
     Kind.OFFLINE: "offline",
 }
-
-
-def fen_yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}" if fen >= 0 else "-" + fen_yuan(-fen)
 
 
 class Participant(Protocol):

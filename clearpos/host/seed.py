@@ -6,10 +6,10 @@ import json
 
 from ..clock import Clock, utc_iso
 from ..keys import SecurityModule
+from ..keys.tokens import PanTokenizer
 from ..store import Database, Tx
 from ..wire import mask_pan
 from ..world import World
-from .tokens import PanTokenizer
 
 #: what `--reset` empties, children before parents: the world and everything about
 #: it (transactions, operations, tickets). Console users are the provider's staff,

@@ -3,7 +3,8 @@
 - :mod:`clearpos.keys.crypto` -- pure primitives (3DES, KCV, MAC, PIN block, field 62);
 - :mod:`clearpos.keys.kek` -- the key-encryption key that seals keys at rest;
 - :mod:`clearpos.keys.hsm` -- the host's security module boundary;
-- :mod:`clearpos.keys.terminal` -- the keys a terminal holds.
+- :mod:`clearpos.keys.terminal` -- the keys a terminal holds;
+- :mod:`clearpos.keys.tokens` -- PAN tokens, the keyed hash the store finds cards by.
 """
 
 from clearpos.keys.crypto import (
@@ -25,6 +26,7 @@ from clearpos.keys.crypto import (
 from clearpos.keys.hsm import IssuedKeys, SecurityModule
 from clearpos.keys.kek import KekError, KeyEncryptionKey, SealedKeyError
 from clearpos.keys.terminal import NotSignedOnError, TerminalKeys
+from clearpos.keys.tokens import PanTokenizer
 
 __all__ = [
     "FIELD62_LENGTH",
@@ -34,6 +36,7 @@ __all__ = [
     "KeyEncryptionKey",
     "MacEngine",
     "NotSignedOnError",
+    "PanTokenizer",
     "PinBlockError",
     "PinEngine",
     "SealedKeyError",

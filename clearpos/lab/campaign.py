@@ -78,8 +78,10 @@ from typing import Any
 
 from clearpos.audit import FINANCIAL, run_audit
 from clearpos.keys import KeyEncryptionKey
+from clearpos.money import fen_yuan
 from clearpos.store import CREDIT_KINDS, DEBIT_KINDS, open_database
 from clearpos.store.pg import redact
+from clearpos.store.queries import lab as lab_q
 from clearpos.terminal import CardInput, HostLink, Terminal
 from clearpos.terminal.machine import TerminalError
 from clearpos.terminal.screens import Outcome
@@ -193,10 +195,6 @@ def _luhn_complete(body: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
-
-
 def lab_world(seed: int, terminals: int = 4, extra_cards: int = 24) -> LabWorld:
     """The lab world for ``seed``: deterministic, so the leak scan can rebuild it.
 
@@ -269,7 +267,7 @@ def lab_world(seed: int, terminals: int = 4, extra_cards: int = 24) -> LabWorld:
             f'pan = "{c.pan}"',
             f'expiry = "{c.expiry}"',
             f'pin = "{c.pin}"',
-            f'balance = "{_yuan(c.balance_fen)}"',
+            f'balance = "{fen_yuan(c.balance_fen)}"',
             f'status = "{c.status}"',
             f'organisation = "{c.organisation}"',
             "",
@@ -566,10 +564,15 @@ def _void_in_batch(
     method: Callable[[Terminal], Callable[[str, str], Outcome]],
 ) -> _Op | None:
     """Void (supervisor) one of the latest 20 approved ``kind`` rows of the open batch."""
-    rows = t.store.journal(
-        f"kind = '{kind}' AND status = 'approved' AND voided = 0 AND settled = 0 AND batch = ?",
-        (t.batch,),
-    )
+    rows = [
+        r
+        for r in t.store.journal()
+        if r.kind == kind
+        and r.status == "approved"
+        and not r.voided
+        and not r.settled
+        and r.batch == t.batch
+    ]
     if not rows:
         return None
     row = rnd.choice(rows[-20:])
@@ -579,6 +582,29 @@ def _void_in_batch(
         ["--supervisor-password", SUPERVISOR, verb, row.stan],
         True,
     )
+
+
+def _open_preauths(rows: list[JournalRow]) -> list[JournalRow]:
+    """Approved pre-authorisations not voided, not settled and not yet completed."""
+    completed = {
+        (r.original_stan, r.original_batch)
+        for r in rows
+        if r.kind == "completion" and r.status == "approved"
+    }
+    return [
+        r
+        for r in rows
+        if r.kind == "preauth"
+        and r.status == "approved"
+        and not r.voided
+        and not r.settled
+        and (r.stan, r.batch) not in completed
+    ]
+
+
+def _offline_stored(t: Terminal) -> list[JournalRow]:
+    """Offline purchases the terminal still has to upload."""
+    return [r for r in t.store.journal() if r.status == "offline_stored"]
 
 
 class Campaign:
@@ -726,18 +752,21 @@ class Campaign:
             if op is not None:
                 return op
         if 0.53 <= r < 0.60:
-            rows = t.store.journal(
-                "id IN (SELECT id FROM journal WHERE kind IN ('purchase', 'completion', "
-                "'offline') AND status IN ('approved', 'offline_uploaded') AND voided = 0 "
-                "AND rrn <> '' ORDER BY id DESC LIMIT 40)"
-            )
+            rows = [
+                r
+                for r in t.store.journal()
+                if r.kind in ("purchase", "completion", "offline")
+                and r.status in ("approved", "offline_uploaded")
+                and not r.voided
+                and r.rrn != ""
+            ][-40:]
             if rows:
                 row = rnd.choice(rows)
                 known = self.by_masked.get(row.pan)
                 amount = max(1, (row.amount_fen or 1) // rnd.choice((1, 1, 2, 3)))
                 give_card = known is not None and (row.sealed is None or rnd.random() < 0.3)
                 card_in = CardInput(known.pan, known.expiry) if give_card and known else None
-                argv = ["--supervisor-password", SUPERVISOR, "refund", _yuan(amount)]
+                argv = ["--supervisor-password", SUPERVISOR, "refund", fen_yuan(amount)]
                 argv += ["--rrn", row.rrn]
                 if card_in is not None and known is not None:
                     argv += _card_argv(known, pin=False)
@@ -755,16 +784,11 @@ class Campaign:
             return _Op(
                 "preauth",
                 lambda term: term.preauth(amount, CardInput(card.pan, card.expiry, card.pin)),
-                ["preauth", _yuan(amount), *_card_argv(card, pin=True)],
+                ["preauth", fen_yuan(amount), *_card_argv(card, pin=True)],
                 True,
             )
         if 0.70 <= r < 0.82:
-            rows = t.store.journal(
-                "kind = 'preauth' AND status = 'approved' AND voided = 0 AND settled = 0 "
-                "AND NOT EXISTS (SELECT 1 FROM journal c WHERE c.kind = 'completion' "
-                "AND c.status = 'approved' AND c.original_stan = journal.stan "
-                "AND c.original_batch = journal.batch)"
-            )
+            rows = _open_preauths(t.store.journal())
             if rows:
                 row = rnd.choice(rows[-20:])
                 if r < 0.78:
@@ -772,7 +796,7 @@ class Campaign:
                     return _Op(
                         "complete",
                         lambda term: term.complete(amount, row.stan),
-                        ["complete", _yuan(amount), "--preauth", row.stan],
+                        ["complete", fen_yuan(amount), "--preauth", row.stan],
                         True,
                     )
                 return _Op(
@@ -806,7 +830,7 @@ class Campaign:
         return _Op(
             "purchase",
             lambda term: term.purchase(amount, card_in),
-            ["purchase", _yuan(amount), *_card_argv(card, pin=pin, keyed=keyed)],
+            ["purchase", fen_yuan(amount), *_card_argv(card, pin=pin, keyed=keyed)],
             True,
         )
 
@@ -1025,7 +1049,7 @@ class Campaign:
                 self._ready(tid)
                 t = self.terminal(tid)
                 self._run(tid, _Op("echo", lambda term: term.echo(), [], False))
-                if t.store.reversal() is not None or t.store.journal("status = 'offline_stored'"):
+                if t.store.reversal() is not None or _offline_stored(t):
                     continue
                 out = self._run(tid, _Op("settle", lambda term: term.settle(), [], False))
                 if out is not None and out.approved:
@@ -1040,7 +1064,7 @@ class Campaign:
                 self.report.discrepancies.append(
                     Discrepancy("final", f"terminal {tid} still owes a reversal at the end")
                 )
-            stuck = t.store.journal("status = 'offline_stored'")
+            stuck = _offline_stored(t)
             if stuck:
                 self.report.discrepancies.append(
                     Discrepancy(
@@ -1075,9 +1099,7 @@ class Campaign:
                     fh.write(json.dumps(row.public(), ensure_ascii=False) + "\n")
         db = open_database(self.host.url)
         with db.reader() as tx:
-            rows = [
-                dict(r) for r in tx.conn.execute("SELECT * FROM journal ORDER BY id").fetchall()
-            ]
+            rows = lab_q.journal_dicts(tx)
             cards = [(c.pan_masked, c.opening_fen, c.balance_fen, c.holds_fen) for c in tx.cards()]
         with open(exports / "host-journal.jsonl", "w", encoding="utf-8") as fh:
             for r in rows:

@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import json
 import re
-import sqlite3
 import sys
 import tomllib
 from collections.abc import Iterable, Iterator
@@ -46,6 +45,7 @@ from pathlib import Path
 
 from clearpos.keys import KeyEncryptionKey, SealedKeyError
 from clearpos.keys.crypto import PinEngine
+from clearpos.store import files
 from clearpos.wire.mask import mask_pan
 
 __all__ = ["Hit", "ScanResult", "Secrets", "clear_pin_block", "scan_bytes", "scan_paths"]
@@ -227,7 +227,7 @@ class Secrets:
                         continue
             except OSError:
                 continue
-            for name, context, sealed in _sealed_keys(path):
+            for name, context, sealed in files.sealed_keys(path):
                 for kek in keks:
                     try:
                         key = kek.open(sealed, context)
@@ -314,35 +314,6 @@ def _tables(data: dict[str, object], name: str) -> list[dict[str, object]]:
     if not isinstance(value, list):
         return []
     return [e for e in value if isinstance(e, dict)]
-
-
-def _sealed_keys(path: Path) -> list[tuple[str, str, str]]:
-    """(name, context, sealed text) of every sealed key in one SQLite file."""
-    out: list[tuple[str, str, str]] = []
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error:
-        return out
-    try:
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "config" in tables:
-            cfg = dict(db.execute("SELECT key, value FROM config WHERE key IN ('keys', 'tid')"))
-            if "keys" in cfg and "tid" in cfg:
-                tid = json.loads(cfg["tid"])
-                for name, sealed in json.loads(cfg["keys"]).items():
-                    out.append((name, f"terminal-{name}:{tid}", str(sealed)))
-        if "terminals" in tables:
-            for tid, *sealed in db.execute(
-                "SELECT tid, tmk_sealed, pik_sealed, mak_sealed FROM terminals"
-            ):
-                for name, value in zip(("tmk", "pik", "mak"), sealed, strict=True):
-                    if value:
-                        out.append((name, f"{name}:{tid}", str(value)))
-    except (sqlite3.Error, ValueError, AttributeError):
-        pass
-    finally:
-        db.close()
-    return out
 
 
 def _files(paths: Iterable[Path]) -> Iterator[Path]:

@@ -19,7 +19,7 @@ and write the audit row in the same transaction; a check that fails raises
 
 from __future__ import annotations
 
-from .common import Change, Refused, fen_yuan, parse_yuan
+from .common import Change, Refused
 from .lifecycle import Lifecycle, Rule
 
-__all__ = ["Change", "Lifecycle", "Refused", "Rule", "fen_yuan", "parse_yuan"]
+__all__ = ["Change", "Lifecycle", "Refused", "Rule"]

@@ -20,11 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from ..clock import show
+from ..money import fen_yuan
 from ..store import Tx
-from .common import Change, Refused, check_actor, fen_yuan, mask_text, now_iso, record
+from ..store.queries import ops as q
+from .common import Change, Refused, check_actor, mask_text, now_iso, record
 from .lifecycle import Lifecycle, Rule
 from .merchants import get_merchant, reactivate_after_approval
-from .queries import insert, update
 from .users import APPROVER_ROLES, require_role
 
 __all__ = [
@@ -144,14 +145,12 @@ class ResumptionRequest:
 
 def ledger(tx: Tx, mid: str) -> list[LedgerEntry]:
     """The merchant's fees, fines and payments, oldest first."""
-    rows = tx.conn.execute(
-        "SELECT * FROM arrears_ledger WHERE mid = ? ORDER BY ts, id", (mid,)
-    ).fetchall()
-    return [LedgerEntry.of(r) for r in rows]
+    return [LedgerEntry.of(r) for r in q.ledger_rows(tx, mid)]
 
 
 def _entry(tx: Tx, eid: int) -> LedgerEntry:
-    row = tx.conn.execute("SELECT * FROM arrears_ledger WHERE id = ?", (eid,)).fetchone()
+    row = q.ledger_entry(tx, eid)
+    assert row is not None, f"ledger entry {eid} was just written"
     return LedgerEntry.of(row)
 
 
@@ -178,8 +177,7 @@ def charge(
     at = now_iso(now)
     owed = m.arrears_fen + amount_fen
     tx.update_merchant(mid, arrears_fen=owed)
-    eid = insert(
-        tx,
+    eid = tx.insert_row(
         "arrears_ledger",
         {
             "mid": mid,
@@ -227,10 +225,7 @@ def pay(
     voucher = voucher.strip()
     if not voucher or not voucher.isprintable():
         raise Refused("a payment needs its voucher reference: --voucher REF (保留凭证)")
-    dup = tx.conn.execute(
-        "SELECT id, ts FROM arrears_ledger WHERE mid = ? AND kind = 'payment' AND voucher = ?",
-        (mid, voucher),
-    ).fetchone()
+    dup = q.payment_by_voucher(tx, mid, voucher)
     if dup is not None:
         raise Refused(
             f"voucher {voucher!r} was already recorded for merchant {mid} "
@@ -248,8 +243,7 @@ def pay(
     at = now_iso(now)
     owed = m.arrears_fen - amount_fen
     tx.update_merchant(mid, arrears_fen=owed)
-    eid = insert(
-        tx,
+    eid = tx.insert_row(
         "arrears_ledger",
         {
             "mid": mid,
@@ -284,18 +278,7 @@ def pay(
 
 def requests(tx: Tx, mid: str | None = None, status: str | None = None) -> list[ResumptionRequest]:
     """Resumption requests, oldest first."""
-    sql = "SELECT * FROM resumption_requests"
-    where, params = [], []
-    if mid:
-        where.append("mid = ?")
-        params.append(mid)
-    if status:
-        where.append("status = ?")
-        params.append(status)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    rows = tx.conn.execute(sql + " ORDER BY requested_at, id", params).fetchall()
-    return [ResumptionRequest.of(r) for r in rows]
+    return [ResumptionRequest.of(r) for r in q.resumption_rows(tx, mid, status)]
 
 
 def pending_request(tx: Tx, mid: str) -> ResumptionRequest | None:
@@ -304,7 +287,7 @@ def pending_request(tx: Tx, mid: str) -> ResumptionRequest | None:
 
 
 def _request(tx: Tx, rid: int) -> ResumptionRequest:
-    row = tx.conn.execute("SELECT * FROM resumption_requests WHERE id = ?", (rid,)).fetchone()
+    row = q.resumption_request(tx, rid)
     if row is None:
         raise Refused(
             f"no resumption request #{rid}", entity="resumption request", entity_id=str(rid)
@@ -360,8 +343,7 @@ def request_resumption(
             allowed=REQUEST.allowed("pending"),
         )
     at = now_iso(now)
-    rid = insert(
-        tx,
+    rid = tx.insert_row(
         "resumption_requests",
         {
             "mid": mid,
@@ -398,8 +380,7 @@ def _check_decider(tx: Tx, req: ResumptionRequest, action: str, by: str) -> None
 
 
 def _mark(tx: Tx, req: ResumptionRequest, status: str, *, at: str, by: str, why: str) -> None:
-    update(
-        tx,
+    tx.update_row(
         "resumption_requests",
         "id",
         req.id,

@@ -16,19 +16,19 @@ A PostgreSQL store is backed up with PostgreSQL's own tools;
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..audit import audit_tx
 from ..clock import show
-from ..store import Tx
+from ..money import fen_yuan
+from ..store import Tx, files, rrn_of
+from ..store.queries import ops as q
 from ..store.schema import LATEST
-from .common import Refused, fen_yuan
+from .common import Refused
 
 __all__ = [
     "PG_GUIDANCE",
@@ -87,16 +87,6 @@ class BackupCheck:
         }
 
 
-@contextlib.contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def check_backup(path: Path) -> BackupCheck:
     """Integrity, schema version and the audit invariants of a backup file."""
     if not path.is_file():
@@ -108,29 +98,23 @@ def check_backup(path: Path) -> BackupCheck:
     counts: dict[str, int] = {}
     version = 0
     integrity = "not checked"
-    with _read_only(path) as conn:
+    with files.read_only(path) as tx:
         try:
-            integrity = "; ".join(
-                str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()
-            )
+            integrity = files.integrity(tx)
             if integrity != "ok":
                 problems.append(f"integrity_check: {integrity}")
-            try:
-                row = conn.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM schema_version"
-                ).fetchone()
-                version = int(row[0])
-            except sqlite3.OperationalError:
+            found = files.schema_version(tx)
+            if found is None:
                 problems.append("no schema_version table: not a clearpos store")
+            version = found or 0
             if version > LATEST:
                 problems.append(
                     f"schema version {version} is newer than this clearpos ({LATEST}): "
                     "upgrade clearpos first"
                 )
             if version and not problems:
-                for table in _TABLES:
-                    counts[table] = int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-                for d in audit_tx(Tx(conn)):
+                counts = files.row_counts(tx, _TABLES)
+                for d in audit_tx(tx):
                     problems.append(f"audit {d.check}: {d.detail}")
         except sqlite3.DatabaseError as exc:
             problems.append(f"cannot be read as a SQLite database: {exc}")
@@ -151,30 +135,8 @@ def backup_sqlite(url: str, target: Path, *, force: bool = False) -> BackupCheck
     if target.resolve() == source.resolve():
         raise Refused("the backup cannot be the store itself")
     target.parent.mkdir(parents=True, exist_ok=True)
-    src = sqlite3.connect(str(source), timeout=30)
-    try:
-        dst = sqlite3.connect(str(target))
-        try:
-            src.backup(dst)  # the online backup API: a consistent snapshot, writers go on
-            dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-        finally:
-            dst.close()
-    finally:
-        src.close()
+    files.copy(str(source), target, self_contained=True)
     return check_backup(target)
-
-
-def _has_data(path: Path) -> bool:
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    with _read_only(path) as conn:
-        for table in ("merchants", "cards", "journal", "audit"):
-            try:
-                if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
-                    return True
-            except sqlite3.DatabaseError:
-                continue
-    return False
 
 
 def restore_sqlite(source: Path, url: str, *, force: bool = False) -> BackupCheck:
@@ -189,21 +151,13 @@ def restore_sqlite(source: Path, url: str, *, force: bool = False) -> BackupChec
             f"backup {source} failed its check, nothing restored: " + "; ".join(check.problems)
         )
     target = sqlite_path(url)
-    if _has_data(target) and not force:
+    if files.has_rows(target, ("merchants", "cards", "journal", "audit")) and not force:
         raise Refused(
             f"store {target} already holds merchants, cards, transactions or audit rows: "
             "restore into a new file, or give --force to overwrite it (stop its host first)"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    try:
-        dst = sqlite3.connect(str(target), timeout=30)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-    finally:
-        src.close()
+    files.copy(f"file:{source}?mode=ro", target, self_contained=False)
     from ..store import open_database
 
     open_database(f"sqlite:///{target}")  # brings an older backup up to the current schema
@@ -242,38 +196,33 @@ def export_journal(
     """
     if target.exists() and not force:
         raise Refused(f"{target} already exists: choose another file or give --force")
-    sql = "SELECT * FROM journal WHERE ts >= ?"
-    params: list[Any] = [since]
-    if until:
-        sql += " AND ts < ?"
-        params.append(until)
     n = 0
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(EXPORT_HEADER)
-        for r in tx.conn.execute(sql + " ORDER BY id", params).fetchall():
+        for r in q.journal_between(tx, since, until):
             w.writerow(
                 (
-                    f"{int(r['id']):012d}",
-                    show(r["ts"], seconds=True),
-                    r["business_date"],
-                    r["tid"],
-                    r["mid"],
-                    r["batch"],
-                    r["stan"],
-                    r["mti"],
-                    r["kind"],
-                    fen_yuan(int(r["amount_fen"])) if r["amount_fen"] is not None else "",
-                    r["pan_masked"],
-                    (r["organisation"] or "").strip(),
-                    r["code"],
-                    r["reason"],
-                    r["status"],
-                    r["auth_code"],
-                    r["entry_mode"],
-                    f"{int(r['original_id']):012d}" if r["original_id"] is not None else "",
-                    r["settlement_id"] if r["settlement_id"] is not None else "",
+                    r.rrn,
+                    show(r.ts, seconds=True),
+                    r.business_date,
+                    r.tid,
+                    r.mid,
+                    r.batch,
+                    r.stan,
+                    r.mti,
+                    r.kind,
+                    fen_yuan(r.amount_fen) if r.amount_fen is not None else "",
+                    r.pan_masked,
+                    (r.organisation or "").strip(),
+                    r.code,
+                    r.reason,
+                    r.status,
+                    r.auth_code,
+                    r.entry_mode,
+                    rrn_of(r.original_id) if r.original_id is not None else "",
+                    r.settlement_id if r.settlement_id is not None else "",
                 )
             )
             n += 1

@@ -22,9 +22,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ..clock import show, utc_iso
+from ..clock import parse_since, show, utc_iso
+from ..errors import UsageError
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
+from ..money import fen_yuan, parse_yuan
 from ..store import DEFAULT_URL, Database, StoreError, Tx, open_database
+from ..store.queries import read
 from . import arrears, cards, maintenance, merchants, reports, terminals, tickets, users
 from .backup import (
     PG_GUIDANCE,
@@ -34,8 +37,7 @@ from .backup import (
     is_postgres,
     restore_sqlite,
 )
-from .common import Change, Refused, fen_yuan, parse_yuan
-from .queries import read
+from .common import Change, Refused
 
 __all__ = ["register"]
 
@@ -47,14 +49,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _yuan(text: str) -> int:
     try:
-        return parse_yuan(text)
+        return parse_yuan(text.strip(), positive=True)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _yuan0(text: str) -> int:
     try:
-        return parse_yuan(text, allow_zero=True)
+        return parse_yuan(text.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -128,7 +130,7 @@ def _db(args: argparse.Namespace) -> Database:
 
 
 def _tokenizer() -> Any:
-    from ..host.tokens import PanTokenizer
+    from ..keys.tokens import PanTokenizer
 
     return PanTokenizer(KeyEncryptionKey.load())
 
@@ -957,8 +959,6 @@ def _users(sub: Any) -> None:
     g = _group(sub, "user", "console users (argon2id password hashes)")
 
     def add(a: argparse.Namespace) -> int:
-        from ..cli import UsageError
-
         if a.password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
         elif sys.stdin.isatty():
@@ -1078,9 +1078,6 @@ def _restore(a: argparse.Namespace) -> int:
 
 
 def _export(a: argparse.Namespace) -> int:
-    from ..cli import UsageError
-    from ..diagnosis import parse_since
-
     try:
         since = utc_iso(parse_since(a.since))
         until = utc_iso(parse_since(a.until)) if a.until else None

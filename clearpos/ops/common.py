@@ -1,4 +1,4 @@
-"""What every operation shares: refusals, money in yuan, who and when, the audit row.
+"""What every operation shares: refusals, who and when, the audit row.
 
 An operation is a plain function over a :class:`~clearpos.store.Tx`: it checks,
 changes rows, and writes its audit row in the caller's transaction, so a change
@@ -23,14 +23,11 @@ __all__ = [
     "Change",
     "Refused",
     "check_actor",
-    "fen_yuan",
     "mask_text",
     "now_iso",
-    "parse_yuan",
     "record",
 ]
 
-_YUAN = re.compile(r"^(\d{1,10})(?:\.(\d{1,2}))?$")
 _PANLIKE = re.compile(r"(?<!\d)\d{16,19}(?!\d)")
 
 
@@ -129,37 +126,6 @@ def check_actor(by: str) -> str:
     if not name or not name.isprintable() or len(name) > 64:
         raise Refused("say who does this: --by NAME (1-64 printable characters)")
     return name
-
-
-def parse_yuan(text: str, *, allow_zero: bool = False) -> int:
-    """Yuan text to fen: ``"58.00"`` -> 5800. ValueError saying why not.
-
-    >>> parse_yuan("58"), parse_yuan("0.5"), parse_yuan("12.34")
-    (5800, 50, 1234)
-    """
-    t = str(text).strip()
-    if re.fullmatch(r"\d+\.\d{3,}", t):
-        raise ValueError(
-            f"amount {text!r} has more than two decimals: amounts are yuan to the fen, e.g. 58.00"
-        )
-    m = _YUAN.match(t)
-    if m is None:
-        raise ValueError(f"amount {text!r} is not yuan like 58.00 (digits, optional 1-2 decimals)")
-    fen = int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
-    if fen == 0 and not allow_zero:
-        raise ValueError(f"amount {text!r} must be more than 0.00")
-    return fen
-
-
-def fen_yuan(fen: int) -> str:
-    """Fen to yuan text: 5800 -> ``"58.00"``.
-
-    >>> fen_yuan(5800), fen_yuan(5), fen_yuan(-120)
-    ('58.00', '0.05', '-1.20')
-    """
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
 
 
 def record(

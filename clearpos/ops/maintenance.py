@@ -19,6 +19,7 @@ from typing import Any
 
 from ..clock import CST, Clock, show, utc_iso
 from ..store import MaintenanceRec, Tx
+from ..store.queries import ops as q
 from ..world import MAINTENANCE_WHO
 from .common import Change, Refused, check_actor, now_iso, record
 
@@ -95,10 +96,10 @@ def _check_span(start: datetime, end: datetime, now: datetime) -> None:
 
 def window(tx: Tx, wid: int) -> MaintenanceRec:
     """The window with this id (cancelled or not); Refused when there is none."""
-    row = tx.conn.execute("SELECT * FROM maintenance WHERE id = ?", (wid,)).fetchone()
-    if row is None:
+    w = q.maintenance_window(tx, wid)
+    if w is None:
         raise Refused(f"no maintenance window #{wid}", entity="maintenance", entity_id=str(wid))
-    return MaintenanceRec.of(row)
+    return w
 
 
 def window_dict(w: MaintenanceRec, now: str | None = None) -> dict[str, Any]:
@@ -133,8 +134,7 @@ def listing(
 ) -> list[MaintenanceRec]:
     """Windows not yet over (or all of them, cancelled included), by start time."""
     if include_past:
-        rows = tx.conn.execute("SELECT * FROM maintenance ORDER BY start_at, id").fetchall()
-        return [MaintenanceRec.of(r) for r in rows]
+        return q.maintenance_every(tx)
     return tx.maintenance_upcoming(now_iso(now))
 
 

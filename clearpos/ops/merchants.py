@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from ..money import fen_yuan
 from ..store import MerchantRec, Tx
 from ..world import SUSPENSION_CAUSES, TRANSACTION_TYPES
-from .common import Change, Refused, check_actor, fen_yuan, mask_text, now_iso, record
+from .common import Change, Refused, check_actor, mask_text, now_iso, record
 from .lifecycle import Lifecycle, Rule
 
 __all__ = [

@@ -24,8 +24,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..clock import CST, show, utc_iso
+from ..money import fen_yuan
 from ..store import CREDIT_KINDS, DEBIT_KINDS, Tx
-from .common import fen_yuan
+from ..store.queries import ops as q
 
 __all__ = ["Count", "MerchantDay", "daily_report", "report_csv", "report_json"]
 
@@ -124,17 +125,10 @@ def daily_report(tx: Tx, day: date, mid: str | None = None) -> list[MerchantDay]
     if mid:
         get(mid)
     start, end = _day_bounds(day)
-    # the business date is the China date of ts, so the ts range selects the same
-    # rows and lets the journal_ts index find them
-    sql = "SELECT * FROM journal WHERE ts >= ? AND ts < ? AND business_date = ?"
-    params: list[Any] = [start, end, bd]
-    if mid:
-        sql += " AND mid = ?"
-        params.append(mid)
-    for r in tx.conn.execute(sql + " ORDER BY id", params).fetchall():
-        d = get(r["mid"] or "-")
-        kind, code, status, amount = r["kind"], r["code"], r["status"], r["amount_fen"]
-        financial = r["req_key"] is not None
+    for r in q.journal_between(tx, start, end, business_date=bd, mid=mid or None):
+        d = get(r.mid or "-")
+        kind, code, status, amount = r.kind, r.code, r.status, r.amount_fen
+        financial = r.req_key is not None
         if code == "00" and financial and kind != "reversal":
             if kind in TAKING_KINDS:
                 d.approved.setdefault(kind, Count()).add(amount)
@@ -150,21 +144,16 @@ def daily_report(tx: Tx, day: date, mid: str | None = None) -> list[MerchantDay]
             elif kind in CREDIT_KINDS:
                 d.net_fen -= amount or 0
         elif status == "declined" and kind not in NOT_DECLINES:
-            d.declined.setdefault(r["reason"], Count()).add(amount)
-    ssql = "SELECT * FROM settlements WHERE ts >= ? AND ts < ?"
-    sparams: list[Any] = [start, end]
-    if mid:
-        ssql += " AND mid = ?"
-        sparams.append(mid)
-    for s in tx.conn.execute(ssql + " ORDER BY id", sparams).fetchall():
-        get(s["mid"]).settled.append(
+            d.declined.setdefault(r.reason, Count()).add(amount)
+    for s in tx.settlements(since=start, until=end, mid=mid or None):
+        get(s.mid).settled.append(
             Batch(
-                s["tid"],
-                s["batch"],
-                s["status"],
-                s["closed_at"],
-                Count(int(s["host_debit_count"]), int(s["host_debit_fen"])),
-                Count(int(s["host_credit_count"]), int(s["host_credit_fen"])),
+                s.tid,
+                s.batch,
+                s.status,
+                s.closed_at,
+                Count(s.host_debit_count, s.host_debit_fen),
+                Count(s.host_credit_count, s.host_credit_fen),
             )
         )
     return [days[k] for k in sorted(days)]

@@ -20,7 +20,8 @@ from datetime import datetime
 
 from ..keys import SealedKeyError, SecurityModule
 from ..store import TerminalRec, Tx
-from ..wire.terminfo import normalise_version
+from ..store.queries import ops as q
+from ..versions import normalise_version
 from .common import Change, Refused, check_actor, mask_text, now_iso, record
 from .lifecycle import Lifecycle, Rule
 
@@ -64,10 +65,7 @@ def check_kek(tx: Tx, hsm: SecurityModule, tid: str | None = None) -> None:
     A process with another KEK (``CLEARPOS_KEK`` / ``CLEARPOS_KEK_FILE`` not set as
     for the host) would seal keys the host cannot open.
     """
-    row = tx.conn.execute(
-        "SELECT tid, tmk_sealed, tmk_kcv FROM terminals ORDER BY CASE WHEN tid = ? THEN 0 ELSE 1 END, tid LIMIT 1",
-        (tid or "",),
-    ).fetchone()
+    row = q.sealing_probe(tx, tid)
     if row is None:
         return
     try:

@@ -20,10 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import Clock, show, utc_iso
+from ..money import fen_yuan
 from ..store import JournalRec, Tx
-from .common import Change, Refused, check_actor, fen_yuan, mask_text, now_iso, record
+from ..store.queries import ops as q
+from ..store.queries.ops import audit_rows, journal_rows
+from .common import Change, Refused, check_actor, mask_text, now_iso, record
 from .lifecycle import Lifecycle, Rule
-from .queries import audit_rows, insert, journal_rows, update
 
 __all__ = [
     "STATUSES",
@@ -121,16 +123,14 @@ class Ticket:
 
 
 def get_ticket(tx: Tx, tid: int) -> Ticket:
-    row = tx.conn.execute("SELECT * FROM tickets WHERE id = ?", (tid,)).fetchone()
+    row = q.ticket_row(tx, tid)
     if row is None:
         raise Refused(f"no ticket #{tid}", entity="ticket", entity_id=str(tid))
     return Ticket.of(row)
 
 
 def comments(tx: Tx, ticket_id: int) -> list[Comment]:
-    rows = tx.conn.execute(
-        "SELECT * FROM ticket_comments WHERE ticket_id = ? ORDER BY ts, id", (ticket_id,)
-    ).fetchall()
+    rows = q.ticket_comment_rows(tx, ticket_id)
     return [Comment(int(r["id"]), r["ts"], r["author"], r["body"]) for r in rows]
 
 
@@ -159,13 +159,7 @@ def list_tickets(
     mid: str | None = None,
 ) -> list[Ticket]:
     """Tickets matching every filter, newest first."""
-    where, params = [], []
-    for col, value in (("status", status), ("owner", owner), ("tid", tid), ("mid", mid)):
-        if value:
-            where.append(f"{col} = ?")
-            params.append(value)
-    sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
-    rows = tx.conn.execute(sql + " ORDER BY id DESC", params).fetchall()
+    rows = q.ticket_rows(tx, status=status, owner=owner, tid=tid, mid=mid)
     return [Ticket.of(r) for r in rows]
 
 
@@ -281,8 +275,7 @@ def open_ticket(
     subject = "transaction" if rrn else "terminal" if tid else "merchant"
     sub = snap["subject"]
     status = "in_progress" if owner else "open"
-    ticket_id = insert(
-        tx,
+    ticket_id = tx.insert_row(
         "tickets",
         {
             "opened_at": at,
@@ -326,7 +319,7 @@ def _move(
     tk = get_ticket(tx, ticket_id)
     target = TICKET.target(action, tk.status, f"#{ticket_id}")
     at = now_iso(now)
-    update(tx, "tickets", "id", ticket_id, {"status": target, "updated_at": at, **cols})
+    tx.update_row("tickets", "id", ticket_id, {"status": target, "updated_at": at, **cols})
     return record(
         tx,
         at=at,
@@ -357,12 +350,11 @@ def comment(tx: Tx, ticket_id: int, body: str, *, by: str, now: datetime | None 
     if not body.strip():
         raise Refused("a comment needs --text")
     at = now_iso(now)
-    cid = insert(
-        tx,
+    cid = tx.insert_row(
         "ticket_comments",
         {"ticket_id": ticket_id, "ts": at, "author": by, "body": mask_text(body.strip())},
     )
-    update(tx, "tickets", "id", ticket_id, {"updated_at": at})
+    tx.update_row("tickets", "id", ticket_id, {"updated_at": at})
     return Comment(cid, at, by, mask_text(body.strip()))
 
 

@@ -17,8 +17,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ..store import Tx
+from ..store.queries import ops as q
 from .common import Change, Refused, check_actor, now_iso, record
-from .queries import insert, update
 
 __all__ = [
     "APPROVER_ROLES",
@@ -74,12 +74,12 @@ class User:
 
 
 def get_user(tx: Tx, username: str) -> User | None:
-    row = tx.conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+    row = q.user_row(tx, username)
     return User.of(row) if row else None
 
 
 def list_users(tx: Tx) -> list[User]:
-    return [User.of(r) for r in tx.conn.execute("SELECT * FROM users ORDER BY username").fetchall()]
+    return [User.of(r) for r in q.user_rows(tx)]
 
 
 def add_user(
@@ -105,8 +105,7 @@ def add_user(
     if get_user(tx, username) is not None:
         raise Refused(f"user {username!r} already exists", entity="user", entity_id=username)
     at = now_iso(now)
-    uid = insert(
-        tx,
+    uid = tx.insert_row(
         "users",
         {
             "username": username,
@@ -149,7 +148,7 @@ def disable_user(
             action="disable",
         )
     at = now_iso(now)
-    update(tx, "users", "username", username, {"disabled": 1})
+    tx.update_row("users", "username", username, {"disabled": 1})
     return record(
         tx,
         at=at,
@@ -169,9 +168,7 @@ def verify_password(tx: Tx, username: str, password: str) -> User | None:
     A hash made with older argon2 parameters is upgraded in place (the caller
     commits the transaction).
     """
-    row = tx.conn.execute(
-        "SELECT * FROM users WHERE username = ? AND disabled = 0", (username,)
-    ).fetchone()
+    row = q.user_row(tx, username, enabled=True)
     if row is None:
         return None
     stored = str(row["password_hash"])
@@ -180,7 +177,7 @@ def verify_password(tx: Tx, username: str, password: str) -> User | None:
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     if _hasher.check_needs_rehash(stored):
-        update(tx, "users", "username", username, {"password_hash": _hasher.hash(password)})
+        tx.update_row("users", "username", username, {"password_hash": _hasher.hash(password)})
     return User.of(row)
 
 

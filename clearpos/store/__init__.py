@@ -15,10 +15,12 @@ from typing import Protocol, TypeVar
 
 from .pg import PgDatabase, PgTx, PgWriter
 from .records import (
+    AuditRec,
     CardRec,
     JournalRec,
     MaintenanceRec,
     MerchantRec,
+    SettlementRec,
     TerminalRec,
     journal_id_of,
     rrn_of,
@@ -66,6 +68,7 @@ __all__ = [
     "CREDIT_KINDS",
     "DEBIT_KINDS",
     "DEFAULT_URL",
+    "AuditRec",
     "CardRec",
     "Database",
     "GroupCommitWriter",
@@ -75,6 +78,7 @@ __all__ = [
     "PgDatabase",
     "PgTx",
     "PgWriter",
+    "SettlementRec",
     "SqliteDatabase",
     "SqliteWriter",
     "StoreError",

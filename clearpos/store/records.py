@@ -243,3 +243,106 @@ class MaintenanceRec:
         d = dict(r)
         d["cancelled"] = bool(d["cancelled"])
         return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRec:
+    """One settlement (0500) of a terminal's batch: the terminal's totals and the host's."""
+
+    id: int
+    ts: str
+    tid: str
+    mid: str
+    batch: str
+    term_debit_fen: int
+    term_debit_count: int
+    term_credit_fen: int
+    term_credit_count: int
+    host_debit_fen: int
+    host_debit_count: int
+    host_credit_fen: int
+    host_credit_count: int
+    check_code: int
+    status: str
+    uploaded: int
+    closed_at: str | None
+
+    @property
+    def term_sums(self) -> tuple[int, int, int, int]:
+        """The terminal's debit amount, debit count, credit amount, credit count."""
+        return (
+            self.term_debit_fen,
+            self.term_debit_count,
+            self.term_credit_fen,
+            self.term_credit_count,
+        )
+
+    @property
+    def host_sums(self) -> tuple[int, int, int, int]:
+        """The host's debit amount, debit count, credit amount, credit count."""
+        return (
+            self.host_debit_fen,
+            self.host_debit_count,
+            self.host_credit_fen,
+            self.host_credit_count,
+        )
+
+    def __getitem__(self, column: str) -> Any:
+        """The value of a column by name, as the untyped row it replaces was read
+        (``st["uploaded"]``); prefer the attribute."""
+        if column not in self.__dataclass_fields__:
+            raise KeyError(column)
+        return getattr(self, column)
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> SettlementRec:
+        return cls(
+            int(r["id"]),
+            r["ts"],
+            r["tid"],
+            r["mid"],
+            r["batch"],
+            int(r["term_debit_fen"]),
+            int(r["term_debit_count"]),
+            int(r["term_credit_fen"]),
+            int(r["term_credit_count"]),
+            int(r["host_debit_fen"]),
+            int(r["host_debit_count"]),
+            int(r["host_credit_fen"]),
+            int(r["host_credit_count"]),
+            int(r["check_code"]),
+            r["status"],
+            int(r["uploaded"]),
+            r["closed_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRec:
+    """One row of the audit trail."""
+
+    id: int
+    ts: str
+    actor: str
+    entity: str
+    entity_id: str
+    action: str
+    from_state: str
+    to_state: str
+    reason: str
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> AuditRec:
+        return cls(
+            int(r["id"]),
+            r["ts"],
+            r["actor"],
+            r["entity"],
+            r["entity_id"],
+            r["action"],
+            r["from_state"],
+            r["to_state"],
+            r["reason"],
+            json.loads(r["detail"] or "{}"),
+        )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clearpos.wire.terminfo import normalise_version
+from clearpos.versions import normalise_version
 
 from .client import HostLink, parse_address
 from .doctor import DoctorReport

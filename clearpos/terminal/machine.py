@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from clearpos.keys import KekError, KeyCheckError, KeyEncryptionKey, SealedKeyError, TerminalKeys
 from clearpos.reasons import Lang
+from clearpos.versions import normalise_version
 from clearpos.wire import (
     TPDU,
     BatchRecord,
@@ -75,7 +76,7 @@ from clearpos.wire import (
     response_mti,
 )
 from clearpos.wire.mask import mask_pan
-from clearpos.wire.terminfo import TerminalInfo, normalise_version
+from clearpos.wire.terminfo import TerminalInfo
 
 from . import store as st
 from .client import Link, LinkError, NoAnswer, Unreachable

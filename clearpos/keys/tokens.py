@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from ..keys import KeyEncryptionKey
+from .kek import KeyEncryptionKey
 
 
 class PanTokenizer:
