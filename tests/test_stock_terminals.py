@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import socket
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from host_fixture import HostProc, Store, start_host, world_with
+from host_fixture import SQLITE, HostProc, Store, start_host, world_with
 from hostclient import Client
 from real_frames import REAL_FRAMES, from_source
 
@@ -462,3 +464,12 @@ def test_a_strangers_signon_cannot_take_the_terminal_down(host: HostProc) -> Non
     # the real terminal signs on again itself: it proved its keys since, so it may
     assert real.sign_on(scheme=KeyScheme.DOUBLE).code == "00"
     assert real.purchase(100, card=real.card(next(cards))).code == "00"
+
+
+def test_mutation_campaign_over_the_real_frames() -> None:
+    """A short run of bench/fuzz_real_frames.py (the documented run is 100,000 frames):
+    no readable frame left unanswered or its connection closed, host alive, audit clean."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from fuzz_real_frames import run  # type: ignore[import-not-found]
+
+    assert run(1500, 2026, SQLITE, None) == 0
