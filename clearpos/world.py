@@ -35,6 +35,7 @@ from typing import Any, Final, Literal, TypeVar, get_args
 
 from .money import MAX_FEN, parse_yuan
 from .versions import normalise_version
+from .wire.dialect import DialectError, FieldSpec, private_fields
 
 __all__ = [
     "CARD_STATUSES",
@@ -213,6 +214,8 @@ class World:
     terminals: tuple[Terminal, ...]
     cards: tuple[Card, ...]
     maintenance: tuple[Maintenance, ...]
+    #: an acquirer's private fields ([[dialect.fields]]), as the codec reads them
+    private_fields: tuple[FieldSpec, ...] = ()
 
     def merchant(self, mid: str) -> Merchant | None:
         """The merchant with this MID, or ``None``."""
@@ -355,7 +358,7 @@ def parse_world(text: str, source: str) -> World:
 
 # ------------------------------------------------------------------------ internals
 
-_SINGLE_TABLES: Final = ("acquirer", "risk")
+_SINGLE_TABLES: Final = ("acquirer", "risk", "dialect")
 _ARRAY_TABLES: Final = ("merchants", "terminals", "cards", "maintenance")
 
 _ACQUIRER_KEYS: Final = ("institution", "name", "single_des")
@@ -639,6 +642,7 @@ class _Parser:
         terminals = [self.terminal(e) for e in self.entries(document, "terminals")]
         cards = [self.card(e) for e in self.entries(document, "cards")]
         maintenance = [self.maintenance(e) for e in self.entries(document, "maintenance")]
+        fields = self.dialect(document.get("dialect"))
 
         if self.report.problems:
             raise WorldError(self.report.problems)
@@ -650,11 +654,12 @@ class _Parser:
             terminals=tuple(map(_present, terminals)),
             cards=tuple(map(_present, cards)),
             maintenance=tuple(map(_present, maintenance)),
+            private_fields=fields,
         )
 
     def _tables_hint(self) -> str:
         return (
-            "; known tables: [acquirer] [risk] [[merchants]] [[terminals]] [[cards]] "
+            "; known tables: [acquirer] [risk] [dialect] [[merchants]] [[terminals]] [[cards]] "
             "[[maintenance]]"
         )
 
@@ -704,6 +709,24 @@ class _Parser:
         if entry.bad or institution is None or name is None or single_des is None:
             return None
         return Acquirer(institution=institution, name=name, single_des=single_des)
+
+    def dialect(self, value: object) -> tuple[FieldSpec, ...]:
+        """``[dialect]``: ``fields = [ { number, format, length_type, length, meaning,
+        card_data } ]``, an acquirer's private fields (spec §9, issue 15)."""
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            self.report.add("[dialect]", "", "", f"must be a table [dialect], got {_kind(value)}")
+            return ()
+        for key in value:
+            if key != "fields":
+                self.report.add("[dialect]", "", _show_key(key), "unknown key; use fields")
+        try:
+            return private_fields(value.get("fields", []), self.source)
+        except DialectError as exc:
+            for entry, key, text in exc.items:
+                self.report.add("[[dialect.fields]]", entry, key, text)
+            return ()
 
     def risk(self, value: object) -> RiskRules | None:
         entry = self.table(value, "risk")

@@ -473,3 +473,124 @@ def test_mutation_campaign_over_the_real_frames() -> None:
     from fuzz_real_frames import run  # type: ignore[import-not-found]
 
     assert run(1500, 2026, SQLITE, None) == 0
+
+
+# --------------------------------------------------------------------------- private fields
+
+PRIVATE_TOML = """
+[dialect]
+fields = [
+  { number = 46, format = "ans", length_type = "lllvar", length = 99, meaning = "acquirer remarks" },
+  { number = 56, format = "n", length_type = "llvar", length = 19, meaning = "loyalty card", card_data = true },
+]
+"""
+
+
+def _body_with(fields: dict[int, Any], extra: dict[int, bytes], mac: Any) -> bytes:
+    """A body with extra fields given as raw bytes (the test process keeps the plain
+    dialect; the host reads them from its world)."""
+    from clearpos.wire.codec import _WRITERS
+
+    numbers = sorted([*fields, *extra, 64])
+    bits = 0
+    for n in numbers:
+        bits |= 1 << (64 - n)
+    parts = [bytes.fromhex("0200"), bits.to_bytes(8, "big")]
+    for n in numbers:
+        if n == 64:
+            break
+        parts.append(extra[n] if n in extra else _WRITERS[n](fields[n]))
+    body = b"".join(parts)
+    return body + mac(body)
+
+
+def test_private_fields_are_read_kept_and_masked(tmp_path: Path) -> None:
+    h = start_host(tmp_path, world_text=world_with(PRIVATE_TOML))
+    try:
+        c = Client(h.host, h.port).connect()
+        assert c.sign_on().code == "00"
+        from clearpos.wire import to_fields
+
+        _, f = to_fields(c.request(Kind.PURCHASE, 150, c.card(SPARE)))
+        extra = {46: b"\x00\x05HELLO", 56: bytes.fromhex("16") + bytes.fromhex("6222021234567890")}
+        body = _body_with(f, extra, c.keys.mac)
+        c.send_raw(encode_frame(TPDU(0x0003, 0x0000), Header(), body))
+        r = c.recv()
+        assert (r.code, r.mac_ok) == ("00", True), r.reason
+        (row,) = h.rows("SELECT facts FROM journal WHERE id = ?", (int(r.msg.rrn),))  # type: ignore[union-attr]
+        assert '"46": "\'HELLO\'"' in row["facts"]
+        assert "card data, 16 characters hidden" in row["facts"]
+        assert "6222021234567890" not in row["facts"]
+    finally:
+        h.stop()
+    assert run_audit(h.url) == []
+
+
+@pytest.mark.parametrize(
+    ("decl", "key", "words"),
+    [
+        (
+            '{ number = 35, format = "z", length_type = "llvar", length = 37, meaning = "x" }',
+            "number",
+            "part of the clearpos dialect",
+        ),
+        (
+            '{ number = 46, format = "q", length_type = "lllvar", length = 9, meaning = "x" }',
+            "format",
+            "must be one of n | z | an | ans | b",
+        ),
+        (
+            '{ number = 46, format = "ans", length_type = "llvar", length = 100, meaning = "x" }',
+            "length",
+            "does not fit a LLVAR field",
+        ),
+        (
+            '{ number = 46, format = "ans", length_type = "fixed", length = 9 }',
+            "meaning",
+            "say what the field holds",
+        ),
+        (
+            '{ number = 46, format = "ans", length_type = "fixed", length = 9, meaning = "x", mask = true }',
+            "mask",
+            "unknown key",
+        ),
+    ],
+)
+def test_bad_private_field_declarations_are_refused_with_field_and_key(
+    tmp_path: Path, decl: str, key: str, words: str
+) -> None:
+    from clearpos.world import WorldError, load_world
+
+    world = tmp_path / "w.toml"
+    world.write_text(world_with(f"[dialect]\nfields = [ {decl} ]\n"), "utf-8")
+    with pytest.raises(WorldError) as caught:
+        load_world(world)
+    text = str(caught.value)
+    assert "[[dialect.fields]]" in text and "#1" in text and f"{key}:" in text and words in text
+
+
+def test_wire_decode_with_a_dialect_file(tmp_path: Path) -> None:
+    import subprocess
+
+    from host_fixture import ROOT, env
+
+    spec = tmp_path / "acq.toml"
+    spec.write_text(PRIVATE_TOML, "utf-8")
+    body = _body_with(
+        {11: "000001", 41: "10000001"},
+        {56: bytes.fromhex("16") + bytes.fromhex("6222021234567890")},
+        lambda b: b"MACMACMA",
+    )
+    cmd = [sys.executable, "-m", "clearpos.cli", "wire", "decode", body.hex(), "--json"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=60)
+    assert plain.returncode == 1 and "field 56, which is not part" in plain.stdout
+    r = subprocess.run(
+        [*cmd, "--dialect", str(spec)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "6222021234567890" not in r.stdout and "card data, 16 characters hidden" in r.stdout

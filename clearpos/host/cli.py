@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -22,6 +23,8 @@ from ..keys.tokens import PanTokenizer
 from ..reasons import catalog
 from ..store import DEFAULT_URL, Database, StoreError, open_database
 from ..store.pg import DEFAULT_WRITERS
+from ..wire.codec import extend
+from ..wire.dialect import DialectError, declaration, load_dialect_file, private_fields
 from ..world import WorldError, load_world
 from .engine import Engine
 from .seed import SeedRefused, seed
@@ -56,6 +59,13 @@ def register(p: argparse.ArgumentParser) -> None:
         help="HOST:PORT (default 127.0.0.1:5800; port 0 = any)",
     )
     p.add_argument("--reset", action="store_true", help="wipe the store before loading --world")
+    p.add_argument(
+        "--dialect",
+        type=Path,
+        metavar="FILE",
+        help="TOML declaring an acquirer's private fields ([[dialect.fields]] number, format, "
+        "length_type, length, meaning, card_data); kept in the store for every worker",
+    )
     p.add_argument(
         "--metrics", type=hostport, help="serve Prometheus counters on HOST:PORT /metrics"
     )
@@ -140,8 +150,12 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
                         file=sys.stderr,
                     )
                     return 1
+        load_private_fields(db, args.dialect)
     except WorldError as exc:
         print(f"clearpos host: world file refused, nothing was loaded:\n{exc}", file=sys.stderr)
+        return 1
+    except DialectError as exc:
+        print(f"clearpos host: dialect refused:\n{exc}", file=sys.stderr)
         return 1
     except (SeedRefused, StoreError, KekError, OSError) as exc:
         print(f"clearpos host: {exc}", file=sys.stderr)
@@ -164,6 +178,24 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
         )
         return 1
     return 0
+
+
+def load_private_fields(db: Database, path: Path | None) -> None:
+    """An acquirer's private fields (43, 46, 56, 57 …): from ``--dialect FILE``
+    (kept in the store, so every worker and a restart read the same), else as the
+    world file declared them ([dialect]); the codec of this process then reads,
+    keeps and masks them."""
+    if path is not None:
+        specs = load_dialect_file(str(path))
+        with db.transaction() as tx:
+            tx.set_meta("dialect.fields", json.dumps([declaration(f) for f in specs]))
+    else:
+        with db.reader() as tx:
+            raw = tx.meta("dialect.fields")
+        specs = private_fields(json.loads(raw), f"{db.url} (meta dialect.fields)") if raw else ()
+    if specs:
+        extend(specs)
+        log.info("private fields: %s", ", ".join(f"{f.number} {f.label}" for f in specs))
 
 
 class _Closable(Protocol):

@@ -87,6 +87,8 @@ class Ctx:
     mak_sealed: str | None = None
     #: the PIN key of the same key set (the newest, or the last proven ones)
     pik_sealed: str | None = None
+    #: an acquirer's private fields in the request, masked (journaled as they came)
+    private: dict[str, str] = field(default_factory=dict)
     keys_field62: bytes | None = None
     response: Message | None = None
     _config: HostConfig | None = None

@@ -11,7 +11,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -64,6 +64,8 @@ from ..wire import (
     response_mti,
     salvage,
 )
+from ..wire.codec import PRIVATE, Value
+from ..wire.mask import render_value
 from ..wire.terminfo import TerminalInfo
 from .context import Ctx, HostConfig
 from .participants import (
@@ -368,6 +370,7 @@ class Engine:
         self.catalog = catalog
         self.clock = clock or Clock()
         self._config: HostConfig | None = None
+        self._private: dict[str, str] = {}
         issuer = Issuer(hsm)
         mac = VerifyMac(hsm)
         lenient = CheckTerminal(allow_suspended=True, check_software=False)
@@ -424,22 +427,30 @@ class Engine:
             return self.hsm.track_decryptor(tid, sealed) if sealed else None
 
         try:
-            return parse(frame.body, base=13, tdk=tdk)
+            return parse(frame.body, base=13, tdk=tdk, keep=self._keep)
         except WireError as exc:
             if exc.field not in (35, 36) or not seen:
                 raise
             try:
-                return parse(frame.body, base=13, tdk=lambda tid: tdk(tid, previous=True))
+                return parse(
+                    frame.body, base=13, tdk=lambda tid: tdk(tid, previous=True), keep=self._keep
+                )
             except WireError:
                 raise exc from None
 
+    def _keep(self, fields: Mapping[int, Value]) -> None:
+        """The private fields of the message being parsed, masked, for its journal row."""
+        self._private = {str(n): render_value(n, v) for n, v in fields.items() if n in PRIVATE}
+
     def handle(self, tx: Tx, frame: Frame, received: float) -> Outcome:
         """Process one frame inside the caller's transaction."""
+        self._private = {}
         try:
             msg, block, mac = self._parse(tx, frame)
         except WireError as exc:
             return self.format_error(tx, frame, exc, received)
         ctx = self._ctx(tx, frame, msg, block, mac)
+        ctx.private = self._private
         flow = self._flow(msg)
         for participant in self.flows[flow]:
             ok = participant(ctx)
@@ -583,6 +594,8 @@ class Engine:
             ctx.auth_code = f"{secrets.randbelow(16**6):06X}"
         if isinstance(msg, FinancialRequest) and (msg.extra60 or msg.info):
             ctx.facts.update(_kept_optional(msg))
+        if PRIVATE and ctx.private:
+            ctx.facts["private_fields"] = ctx.private
         org = ctx.card.organisation if ctx.card is not None else "   "
         facts = {k: v for k, v in ctx.facts.items() if k not in _NOT_JOURNALED}
         mti, kind = _request_mti(msg), self._kind(msg)

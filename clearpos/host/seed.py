@@ -9,6 +9,7 @@ from ..keys import SecurityModule
 from ..keys.tokens import PanTokenizer
 from ..store import Database, Tx
 from ..wire import mask_pan
+from ..wire.dialect import declaration
 from ..world import World
 
 #: what `--reset` empties, children before parents: the world and everything about
@@ -61,6 +62,8 @@ def seed(
         tx.set_meta("acquirer.institution", world.acquirer.institution)
         tx.set_meta("acquirer.name", world.acquirer.name)
         tx.set_meta("acquirer.single_des", "1" if world.acquirer.single_des else "0")
+        # an acquirer's private fields: every host process reads them at start-up
+        tx.set_meta("dialect.fields", json.dumps([declaration(f) for f in world.private_fields]))
         tx.set_meta("world.source", world.source)
         tx.set_meta("world.loaded_at", now)
         v = world.risk.card_velocity

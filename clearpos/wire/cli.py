@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from .codec import Fields, decode, encode
-from .dialect import FIELDS, Fmt
+from .codec import Fields, decode, encode, extend
+from .dialect import FIELDS, DialectError, Fmt, load_dialect_file
 from .errors import WireError
 from .framing import TPDU, Header, decode_frame, encode_frame
 from .mask import render, render_dict
@@ -26,6 +26,12 @@ def register(p: argparse.ArgumentParser) -> None:
     )
     d.add_argument("hex", help="hex digits; spaces allowed; '-' reads stdin")
     d.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    d.add_argument(
+        "--dialect",
+        metavar="FILE",
+        help="TOML declaring an acquirer's private fields ([[dialect.fields]]), read and "
+        "masked like the dialect's own",
+    )
     d.set_defaults(run=_decode)
     e = sub.add_parser(
         "encode",
@@ -61,6 +67,12 @@ def _parse_hex(text: str) -> bytes:
 
 def _decode(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.hex == "-" else args.hex
+    if args.dialect:
+        try:
+            extend(load_dialect_file(args.dialect))
+        except DialectError as exc:
+            print(f"clearpos wire: dialect refused:\n{exc}", file=sys.stderr)
+            return 2
     try:
         data = _parse_hex(text)
         is_frame = len(data) >= 15 and int.from_bytes(data[:2], "big") == len(data) - 2

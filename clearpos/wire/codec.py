@@ -301,7 +301,8 @@ def _make_writer(spec: FieldSpec) -> Writer:
 
 def _encode_ascii(value: str, field: int) -> bytes:
     if not value.isascii() or not value.isprintable():
-        if FIELDS[field].charset == "gbk" and value.isprintable():
+        spec = FIELDS.get(field)
+        if spec is not None and spec.charset == "gbk" and value.isprintable():
             try:
                 return value.encode("gbk")
             except UnicodeEncodeError:
@@ -317,6 +318,25 @@ _WRITERS: dict[int, Writer] = {n: _make_writer(s) for n, s in FIELDS.items()}
 # list per bitmap (bounded).
 _BITMAP_CACHE: dict[bytes, tuple[int, ...]] = {}
 _BITMAP_CACHE_MAX = 4096
+
+#: private fields declared at start-up (:func:`extend`), kept apart for the journal
+PRIVATE: dict[int, FieldSpec] = {}
+
+
+def extend(specs: tuple[FieldSpec, ...]) -> None:
+    """Add an acquirer's private fields (declared with
+    :func:`clearpos.wire.dialect.private_fields`) to the dialect of this process:
+    the codec then reads and writes them, and masking hides those marked card data.
+    A field of the clearpos dialect itself cannot be redefined."""
+    for spec in specs:
+        current = FIELDS.get(spec.number)
+        if current is not None and spec.number not in PRIVATE:
+            raise ValueError(f"field {spec.number} is part of the clearpos dialect")
+        FIELDS[spec.number] = spec
+        PRIVATE[spec.number] = spec
+        _READERS[spec.number] = _make_reader(spec)
+        _WRITERS[spec.number] = _make_writer(spec)
+    _BITMAP_CACHE.clear()
 
 
 def _fields_of(bitmap: bytes, base: int) -> tuple[int, ...]:

@@ -107,3 +107,141 @@ FIELDS: dict[int, FieldSpec] = {
 }
 
 MAC_FIELD = 64
+
+
+# --------------------------------------------------------------------------- private fields
+
+#: what a declaration's ``format`` and ``length_type`` may say
+FORMATS = {f.value: f for f in Fmt}
+LENGTH_TYPES = {"fixed": Len.FIXED, "llvar": Len.LLVAR, "lllvar": Len.LLLVAR}
+_MAX_LENGTH = {Len.FIXED: 999, Len.LLVAR: 99, Len.LLLVAR: 999}
+_DECLARATION_KEYS = ("number", "format", "length_type", "length", "meaning", "card_data")
+
+#: the fields of the clearpos dialect itself: a declaration may not redefine them
+STANDARD_FIELDS = frozenset(FIELDS)
+
+
+class DialectError(ValueError):
+    """A private-field declaration that cannot be used; each problem names the file,
+    the entry, the field and the key. ``items`` holds them as (entry, key, text)."""
+
+    def __init__(self, where: str, items: list[tuple[str, str, str]]) -> None:
+        self.items = items
+        self.problems = [
+            f"{where}: [[dialect.fields]]" + "".join(f" {p}:" for p in (e, k) if p) + f" {t}"
+            for e, k, t in items
+        ]
+        super().__init__("\n".join(self.problems))
+
+
+def private_fields(entries: object, where: str) -> tuple[FieldSpec, ...]:
+    """Private fields an acquirer adds (43, 46, 56, 57 …), declared once each, as
+    jPOS's GenericPackager and moov-io's specs declare them:
+
+    ``{ number = 43, format = "ans", length_type = "fixed", length = 40,
+    meaning = "card acceptor name", card_data = false }``.
+
+    ``format`` is n, z, an, ans or b; ``length_type`` fixed, llvar or lllvar;
+    ``length`` counts digits for n/z and bytes otherwise (the maximum when
+    variable); ``card_data`` true makes every rendering hide it. Raises
+    :class:`DialectError` with every problem, nothing half-declared.
+
+    >>> private_fields([{"number": 43, "format": "ans", "length_type": "fixed",
+    ...                  "length": 40, "meaning": "card acceptor name"}], "x.toml")[0].label
+    'ans40'
+    >>> private_fields([{"number": 35, "format": "z", "length_type": "llvar", "length": 37,
+    ...                  "meaning": "track"}], "x.toml")
+    Traceback (most recent call last):
+    ...
+    clearpos.wire.dialect.DialectError: x.toml: [[dialect.fields]] #1 (field 35): number: field 35 is part of the clearpos dialect (track 2); private fields use numbers it leaves free
+    """
+    problems: list[tuple[str, str, str]] = []
+    out: list[FieldSpec] = []
+    if not isinstance(entries, list):
+        raise DialectError(where, [("", "fields", "must be an array of tables")])
+    seen: set[int] = set()
+    for i, e in enumerate(entries, 1):
+        head = f"#{i}"
+        if not isinstance(e, dict):
+            problems.append((head, "", "must be a table"))
+            continue
+        n = e.get("number")
+        if isinstance(n, int) and not isinstance(n, bool):
+            head += f" (field {n})"
+
+        def bad(key: str, text: str, head: str = head) -> None:
+            problems.append((head, key, text))
+
+        for key in e:
+            if key not in _DECLARATION_KEYS:
+                bad(key, f"unknown key; use {', '.join(_DECLARATION_KEYS)}")
+        if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 63:
+            bad("number", "must be a field number 2-63 (64 is the MAC)")
+            continue
+        if n in STANDARD_FIELDS:
+            bad(
+                "number",
+                f"field {n} is part of the clearpos dialect ({FIELDS[n].meaning}); "
+                "private fields use numbers it leaves free",
+            )
+            continue
+        if n in seen:
+            bad("number", f"field {n} is declared twice")
+            continue
+        seen.add(n)
+        fmt = FORMATS.get(str(e.get("format", "")))
+        if fmt is None:
+            bad("format", f"must be one of {' | '.join(FORMATS)}, got {e.get('format')!r}")
+        lt = LENGTH_TYPES.get(str(e.get("length_type", "")).lower())
+        if lt is None:
+            bad(
+                "length_type",
+                f"must be one of {' | '.join(LENGTH_TYPES)}, got {e.get('length_type')!r}",
+            )
+        length = e.get("length")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+            bad("length", "must be a positive integer (digits for n/z, bytes otherwise)")
+            length = None
+        elif lt is not None and length > _MAX_LENGTH[lt]:
+            bad("length", f"{length} does not fit a {lt.name} field (at most {_MAX_LENGTH[lt]})")
+            length = None
+        meaning = e.get("meaning")
+        if not isinstance(meaning, str) or not meaning.strip():
+            bad("meaning", 'say what the field holds, e.g. "card acceptor name"')
+        card = e.get("card_data", False)
+        if not isinstance(card, bool):
+            bad("card_data", "must be true or false")
+        if fmt is None or lt is None or length is None or not isinstance(meaning, str):
+            continue
+        out.append(FieldSpec(n, fmt, lt, length, meaning.strip(), sensitive=card is True))
+    if problems:
+        raise DialectError(where, problems)
+    return tuple(out)
+
+
+def load_dialect_file(path: str) -> tuple[FieldSpec, ...]:
+    """Private fields from a TOML file with a ``[[dialect.fields]]`` array (or a
+    top-level ``[[fields]]`` one)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise DialectError(path, [("", "", f"cannot read the file: {exc.strerror}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DialectError(path, [("", "", f"not TOML: {exc}")]) from None
+    table = doc.get("dialect", doc)
+    return private_fields(table.get("fields", []) if isinstance(table, dict) else None, path)
+
+
+def declaration(spec: FieldSpec) -> dict[str, object]:
+    """A private field as :func:`private_fields` reads it (for the store's meta)."""
+    return {
+        "number": spec.number,
+        "format": spec.fmt.value,
+        "length_type": spec.len_type.name.lower(),
+        "length": spec.length,
+        "meaning": spec.meaning,
+        "card_data": spec.sensitive,
+    }

@@ -34,6 +34,9 @@ def _track_summary(track: str) -> str:
 
 def render_value(field: int, value: str | bytes, mti: str = "") -> str:
     """One field's value, safe to log."""
+    spec = FIELDS.get(field)
+    if spec is not None and spec.sensitive and field not in (2, 35, 36, 52, 55, 62, 64):
+        return f"[card data, {len(value)} {'bytes' if isinstance(value, bytes) else 'characters'} hidden]"
     if field == 2 and isinstance(value, str):
         return mask_pan(value)
     if field in (35, 36) and isinstance(value, str):

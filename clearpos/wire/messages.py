@@ -1414,9 +1414,14 @@ TdkLookup = Callable[[str], "Callable[[bytes], bytes] | None"]
 
 
 def parse(
-    body: bytes, *, base: int = 0, tdk: TdkLookup | None = None
+    body: bytes,
+    *,
+    base: int = 0,
+    tdk: TdkLookup | None = None,
+    keep: Callable[[Mapping[int, Value]], None] | None = None,
 ) -> tuple[Message, bytes | None, bytes | None]:
     """Decode a body into (typed message, MAC block, MAC) — MAC parts None when absent.
+    ``keep`` sees every decoded field (private ones included) before typing.
 
     When field 53 says the tracks are TDK-encrypted (53.3 = 1), ``tdk(tid)`` gives
     the 8-byte decryption of that terminal's track key (None: it holds none), and
@@ -1425,6 +1430,8 @@ def parse(
     """
     d = decode(body, base=base)
     fields = d.fields
+    if keep is not None:  # e.g. the host's journal of an acquirer's private fields
+        keep(fields)
     if tracks_encrypted(fields) and (35 in fields or 36 in fields):
         tid = fields.get(41)
         decrypt8 = tdk(tid) if tdk is not None and isinstance(tid, str) else None
