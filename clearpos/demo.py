@@ -272,10 +272,15 @@ class Demo:
         )
         other = self.terminal(MAIN, name="-spare-device")
         other.login("01", "0000")
+        # A sign-on alone no longer takes a terminal off the host (the keys it last
+        # proved stay valid, docs/security.md); a device that signs on *and trades*
+        # with the TID (here a balance inquiry, MAC'd) holds the keys the host now knows.
+        other.balance(SPARE_CARD)
         print(
             self.zh_en(
-                "  （同一终端号在另一台设备上签到，主机换发了工作密钥）",
-                "  (the same TID signed on from another device: the host issued new keys)",
+                "  （同一终端号在另一台设备上签到并查询余额，主机现在认的是那台设备的工作密钥）",
+                "  (the same TID signed on from another device and used its keys there: the host "
+                "now knows that device's keys)",
             )
         )
         self.show("purchase with the old keys", t.purchase(1500, SPARE_CARD))

@@ -220,23 +220,11 @@ class VerifyMac:
             and self.hsm.verify_mac(t.tid, t.prev_mak_sealed, ctx.mac_block, ctx.mac)
         ):
             # Signed on again since, but this terminal still holds the keys it last
-            # proved: that sign-on was someone else's (or its 0810 was lost). The proven
-            # keys become the terminal's keys again; the unused ones are dropped.
+            # proved: someone else's sign-on (or a lost 0810) must not take it down.
+            # Both key sets stay valid until the new one is proven or the grace ends.
             ctx.mak_sealed = t.prev_mak_sealed
             ctx.pik_sealed = t.prev_pik_sealed
             ctx.facts["keys"] = "previous"
-            ctx.tx.update_terminal(
-                t.tid,
-                pik_sealed=t.prev_pik_sealed,
-                mak_sealed=t.prev_mak_sealed,
-                tdk_sealed=t.prev_tdk_sealed,
-                keys_proven=1,
-                unproven_signons=0,
-                prev_pik_sealed=None,
-                prev_mak_sealed=None,
-                prev_tdk_sealed=None,
-                prev_until=None,
-            )
             return True
         return ctx.decline("mac.invalid")
 

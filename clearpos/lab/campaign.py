@@ -83,9 +83,10 @@ from clearpos.store import CREDIT_KINDS, DEBIT_KINDS, open_database
 from clearpos.store.pg import redact
 from clearpos.store.queries import lab as lab_q
 from clearpos.terminal import CardInput, HostLink, Terminal
-from clearpos.terminal.machine import TerminalError
+from clearpos.terminal.machine import DEFAULT_SOFTWARE, TerminalError
 from clearpos.terminal.screens import Outcome
 from clearpos.terminal.store import JournalRow, Store
+from clearpos.versions import version_at_least
 from clearpos.wire.mask import mask_pan
 from clearpos.world import load_world
 
@@ -231,7 +232,12 @@ def lab_world(seed: int, terminals: int = 4, extra_cards: int = 24) -> LabWorld:
         made += 1
     terms: list[LabTerminal] = []
     for dt in demo.terminals:
-        if dt.status == "active" and dt.mid == MID and dt.min_software <= "000100":
+        if (
+            dt.status == "active"
+            and dt.mid == MID
+            and dt.dialect == "clearpos"
+            and version_at_least(DEFAULT_SOFTWARE, dt.min_software)
+        ):
             terms.append(LabTerminal(dt.tid, dt.mid, dt.tmk.hex().upper()))
     terms = terms[:terminals]
     n = 1
@@ -256,7 +262,8 @@ def lab_world(seed: int, terminals: int = 4, extra_cards: int = 24) -> LabWorld:
             f'tid = "{t.tid}"',
             f'mid = "{t.mid}"',
             f'tmk = "{t.tmk}"',
-            'min_software = "000100"',
+            'min_software = "0.1.0"',
+            'dialect = "clearpos"',
             'operators = [ { no = "01", password = "0000" }, '
             f'{{ no = "99", password = "{SUPERVISOR}", supervisor = true }} ]',
             "",
