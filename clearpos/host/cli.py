@@ -54,13 +54,40 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics", type=hostport, help="serve Prometheus counters on HOST:PORT /metrics"
     )
-    p.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections)
-    p.add_argument("--idle-timeout", type=float, default=_DEFAULTS.idle_timeout_s, help="seconds")
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=_DEFAULTS.max_connections,
+        help="open lines in all; at the cap a new line replaces the one idle longest "
+        f"(default {_DEFAULTS.max_connections})",
+    )
+    p.add_argument(
+        "--max-per-source",
+        type=int,
+        default=_DEFAULTS.max_per_source,
+        help="open lines per source address, 0 = no cap; behind a TLS gateway or APN NAT "
+        f"raise it to the terminal count (default {_DEFAULTS.max_per_source})",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=_DEFAULTS.idle_timeout_s,
+        help=f"seconds a line may wait between frames (default {_DEFAULTS.idle_timeout_s:g}: "
+        "longer than a kept line's echo-test interval)",
+    )
+    p.add_argument(
+        "--first-frame-timeout",
+        type=float,
+        default=_DEFAULTS.first_frame_s,
+        help="seconds from connecting to the first whole frame "
+        f"(default {_DEFAULTS.first_frame_s:g})",
+    )
     p.add_argument(
         "--frame-timeout",
         type=float,
         default=_DEFAULTS.frame_timeout_s,
-        help="seconds to complete a started frame",
+        help="seconds to complete a frame from its first byte, however slowly it trickles in "
+        f"(default {_DEFAULTS.frame_timeout_s:g})",
     )
     p.add_argument("--max-frame", type=int, default=_DEFAULTS.max_frame, help="bytes")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -144,7 +171,14 @@ def run(args: argparse.Namespace) -> int:
         from .supervisor import supervise
 
         return supervise(args, db.url)
-    limits = Limits(args.max_connections, args.max_frame, args.idle_timeout, args.frame_timeout)
+    limits = Limits(
+        args.max_connections,
+        args.max_frame,
+        args.idle_timeout,
+        args.frame_timeout,
+        args.max_per_source,
+        args.first_frame_timeout,
+    )
     with contextlib.suppress(ImportError):
         import uvloop
 
