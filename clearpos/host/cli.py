@@ -18,6 +18,7 @@ from ..store import DEFAULT_URL, Database, StoreError, open_database
 from ..store.pg import DEFAULT_WRITERS
 from ..world import WorldError, load_world
 from .engine import Engine
+from .kekcheck import check_store_kek
 from .seed import SeedRefused, seed
 from .server import HostServer, Limits
 from .tokens import PanTokenizer
@@ -140,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
             log.info("KEK fingerprint %s", kek.fingerprint())
         db = open_database(args.db)
         engine, hsm, tokens = build_engine(kek)
+        if not args.reset and args.supervised_by is None:
+            check_store_kek(db, kek)  # before anything else is said about the store
         if args.world is not None:
             world = load_world(args.world)
             with db.reader() as tx:
@@ -161,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return 1
+        if args.supervised_by is None:  # the supervisor checked before starting workers
+            check_store_kek(db, kek)  # a store loaded just now gets its canary
     except WorldError as exc:
         print(f"clearpos host: world file refused, nothing was loaded:\n{exc}", file=sys.stderr)
         return 1

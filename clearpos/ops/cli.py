@@ -1003,6 +1003,38 @@ def _users(sub: Any) -> None:
     )
 
 
+# --------------------------------------------------------------------------- keys
+
+
+def _kek(sub: Any) -> None:
+    g = _group(sub, "kek", "the key-encryption key that seals every stored key")
+
+    def new(a: argparse.Namespace) -> int:
+        from ..keys.kek import create_key_file, default_kek_path
+
+        path = Path(a.out) if a.out else default_kek_path()
+        try:
+            kek = create_key_file(path)
+        except KekError as exc:
+            return _error(a, str(exc))
+        env = (
+            "" if path == default_kek_path() else f"; start the host with CLEARPOS_KEK_FILE={path}"
+        )
+        _emit(
+            a,
+            {"ok": True, "path": str(path), "fingerprint": kek.fingerprint()},
+            f"KEK {kek.fingerprint()} written to {path} (mode 0600){env}. Keep a copy "
+            "offline: every stored key is sealed under it, and without it they are lost.",
+        )
+        return 0
+
+    p = _leaf(g, "new", "make a new random KEK file (never overwrites one)", new)
+    p.add_argument(
+        "--out",
+        help="where to write it (default $CLEARPOS_KEK_FILE, else ~/.clearpos/kek)",
+    )
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -1173,4 +1205,5 @@ def register(p: argparse.ArgumentParser) -> None:
     _maintenance(sub)
     _tickets(sub)
     _users(sub)
+    _kek(sub)
     _records(sub)
