@@ -52,6 +52,10 @@ def register(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--reset", action="store_true", help="wipe the store before loading --world")
     p.add_argument("--console", type=hostport, help="also serve the web console on HOST:PORT")
+    with contextlib.suppress(ImportError):  # the console's own options, for --console
+        from ..console.cli import add_web_options
+
+        add_web_options(p)
     p.add_argument(
         "--metrics", type=hostport, help="serve Prometheus counters on HOST:PORT /metrics"
     )
@@ -217,8 +221,18 @@ async def _serve(args: argparse.Namespace, db: Database, engine: Engine, limits:
     if args.console:
         try:
             from ..console.app import start_console  # type: ignore[import-not-found,unused-ignore]
+            from ..console.cli import web_options
 
-            extra.append(await start_console(db, *args.console))
+            w = web_options(args)
+            extra.append(
+                await start_console(
+                    db,
+                    *args.console,
+                    secure=w.secure,
+                    hsts_s=w.hsts_s,
+                    trusted_proxies=w.trusted_proxies,
+                )
+            )
         except ImportError:
             log.warning("the web console is not part of this build; --console ignored")
     stop = asyncio.Event()

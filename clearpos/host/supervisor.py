@@ -124,6 +124,12 @@ def worker_argv(args: argparse.Namespace, host: str, port: int, index: int) -> l
         argv += ["--metrics", f"{mhost}:{mport + index if mport else 0}"]
     if args.console and index == 0:
         argv += ["--console", f"{args.console[0]}:{args.console[1]}"]
+        if getattr(args, "secure_cookies", False):
+            argv.append("--secure-cookies")
+        if getattr(args, "hsts", 0):
+            argv += ["--hsts", str(args.hsts)]
+        for proxy in getattr(args, "trusted_proxy", []):
+            argv += ["--trusted-proxy", proxy]
     return argv
 
 
