@@ -383,6 +383,7 @@ def test_cli_exit_status_and_refusals(host: HostProc) -> None:
 
 
 def test_ticket_workflow_from_the_cli(host: HostProc) -> None:
+    add_user(host.url, "zhao", "operator")  # ticket owners are users
     c = client(host, "10000003")
     assert c.sign_on().code == "00"
     rc, docs = run_json(
