@@ -443,7 +443,7 @@ def _ticket(db: Database) -> int:
 def test_ticket_owner_must_be_an_enabled_user(db: Database) -> None:
     tid = _ticket(db)
     with (
-        pytest.raises(Refused, match="'nobody' is not a user.*one of: zhao"),
+        pytest.raises(Refused, match=r"'nobody' is not a user.*one of: zhao"),
         db.transaction() as tx,
     ):
         tickets.assign(tx, tid, "nobody", by="desk")
