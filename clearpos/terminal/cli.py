@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clearpos.secretin import SecretError, SecretOption, add_secret
 from clearpos.wire.framing import version_digits
 
 from .client import HostLink, parse_address
@@ -142,9 +143,13 @@ def _operators(text: str) -> str:
 def _card_args(p: argparse.ArgumentParser, *, required: bool, pin_required: bool = False) -> None:
     p.add_argument("--card", type=_pan, required=required, metavar="PAN", help="card number")
     p.add_argument("--expiry", type=_expiry, required=required, metavar="YYMM", help="card expiry")
-    p.add_argument(
-        "--pin", type=_digits("PIN", 4, 12), required=pin_required, help="cardholder PIN"
+    add_secret(
+        p,
+        "--pin",
+        "cardholder PIN",
+        "cardholder PIN" + (" (asked for when not given)" if pin_required else ""),
     )
+    p.set_defaults(pin_required=pin_required)
     p.add_argument(
         "--keyed",
         action="store_true",
@@ -173,7 +178,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", type=_address, help="host address HOST:PORT (remembered)")
     p.add_argument("--tid", help="terminal id, 8 characters")
     p.add_argument("--mid", help="merchant id, 15 characters (first use)")
-    p.add_argument("--tmk", type=_tmk, help="terminal master key, 32 hex digits (first use)")
+    add_secret(p, "--tmk", "terminal master key", "terminal master key, 32 hex digits (first use)")
     p.add_argument("--state", type=Path, help="state directory (default ./pos-state/TID)")
     p.add_argument(
         "--software",
@@ -198,8 +203,11 @@ def register(p: argparse.ArgumentParser) -> None:
         help="operators at first use: NO:PASSWORD[:supervisor],... "
         "(default 01:0000,99:123456:supervisor)",
     )
-    p.add_argument(
-        "--supervisor-password", help="supervisor password for void, refund and operator changes"
+    add_secret(
+        p,
+        "--supervisor-password",
+        "supervisor password",
+        "supervisor password for void, refund and operator changes",
     )
     p.add_argument("--tz", default="Asia/Shanghai", help="terminal time zone (default %(default)s)")
     _common(p, top=True)
@@ -216,7 +224,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
     a = action("login", "operator sign-in (signs the terminal on when needed)", _login)
     a.add_argument("--operator", required=True, help="operator number, e.g. 01")
-    a.add_argument("--password", required=True, help="operator password")
+    add_secret(a, "--password", "operator password", "operator password (asked for when not given)")
+    a.set_defaults(password_required=True)
     action("logout", "operator sign-out", lambda t, a: t.logout())
     a = action("operators", "list operators, or replace them with --set", _operators_cmd)
     a.add_argument("--set", type=_operators, metavar="LIST", help="NO:PASSWORD[:supervisor],...")
@@ -358,6 +367,7 @@ def _runner(
             return 2
 
     def _go(args: argparse.Namespace) -> int:
+        _read_secrets(args)
         state: Path | None = args.state
         if state is None:
             if not args.tid:
@@ -407,6 +417,32 @@ def _runner(
         return _emit(result, args)
 
     return go
+
+
+_TMK = SecretOption("--tmk", "terminal master key")
+_SUPERVISOR = SecretOption("--supervisor-password", "supervisor password")
+_PASSWORD = SecretOption("--password", "operator password")
+_PIN = SecretOption("--pin", "cardholder PIN")
+
+
+def _read_secrets(args: argparse.Namespace) -> None:
+    """Replace every secret option by its value (from the flag, stdin, a descriptor or
+    the terminal: :mod:`clearpos.secretin`), checked like any other argument."""
+    used: list[str] = []
+    try:
+        tmk = _TMK.resolve(args, used_stdin=used)
+        args.tmk = None if tmk is None else _tmk(tmk)
+        args.supervisor_password = _SUPERVISOR.resolve(args, used_stdin=used)
+        if getattr(args, "password_required", False):
+            args.password = _PASSWORD.require(args, used_stdin=used)
+        if hasattr(args, "pin_required"):
+            need = args.pin_required and args.card is not None
+            pin = (
+                _PIN.require(args, used_stdin=used) if need else _PIN.resolve(args, used_stdin=used)
+            )
+            args.pin = None if pin is None else _digits("PIN", 4, 12)(pin)
+    except (SecretError, argparse.ArgumentTypeError) as exc:
+        _usage(str(exc))
 
 
 def _remember_host(state: Path, address: str) -> None:
