@@ -26,6 +26,7 @@ from typing import Any
 
 from ..audit import audit_tx
 from ..clock import show
+from ..private import private_file, private_open
 from ..store import Tx
 from ..store.schema import LATEST
 from .common import Refused, fen_yuan
@@ -153,7 +154,7 @@ def backup_sqlite(url: str, target: Path, *, force: bool = False) -> BackupCheck
     target.parent.mkdir(parents=True, exist_ok=True)
     src = sqlite3.connect(str(source), timeout=30)
     try:
-        dst = sqlite3.connect(str(target))
+        dst = sqlite3.connect(str(private_file(target)))
         try:
             src.backup(dst)  # the online backup API: a consistent snapshot, writers go on
             dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
@@ -197,7 +198,7 @@ def restore_sqlite(source: Path, url: str, *, force: bool = False) -> BackupChec
     target.parent.mkdir(parents=True, exist_ok=True)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
-        dst = sqlite3.connect(str(target), timeout=30)
+        dst = sqlite3.connect(str(private_file(target)), timeout=30)
         try:
             src.backup(dst)
         finally:
@@ -249,7 +250,7 @@ def export_journal(
         params.append(until)
     n = 0
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", encoding="utf-8", newline="") as fh:
+    with private_open(target, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(EXPORT_HEADER)
         for r in tx.conn.execute(sql + " ORDER BY id", params).fetchall():

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..clock import show, utc_iso
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
+from ..private import private_open
 from ..secretin import SecretError, SecretOption, add_secret, read_fd
 from ..store import DEFAULT_URL, Database, StoreError, Tx, open_database
 from . import arrears, cards, maintenance, merchants, reports, terminals, tickets, users
@@ -1175,7 +1176,8 @@ def _report(a: argparse.Namespace) -> int:
     else:
         out = text
     if a.to:
-        Path(a.to).write_text(out, encoding="utf-8")
+        with private_open(Path(a.to), "w", encoding="utf-8") as fh:
+            fh.write(out)
         print(
             f"report for {a.date} written to {a.to} ({len(doc['days'])} merchants)", file=sys.stderr
         )

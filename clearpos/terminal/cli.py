@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clearpos.private import private_open
 from clearpos.secretin import SecretError, SecretOption, add_secret
 from clearpos.wire.framing import version_digits
 
@@ -449,7 +450,8 @@ def _remember_host(state: Path, address: str) -> None:
     path = state / "host"
     if not path.exists() or path.read_text().strip() != address:
         tmp = state / ".host.tmp"
-        tmp.write_text(address + "\n")
+        with private_open(tmp, "w") as fh:
+            fh.write(address + "\n")
         os.replace(tmp, path)
 
 
