@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -175,11 +177,19 @@ def test_leak_scan_ignores_masked_text_and_other_numbers(secrets: Secrets) -> No
         assert scan_bytes(clean, secrets) == [], clean
 
 
-def test_lab_scan_cli_finds_a_written_pan_in_a_real_store(tmp_path: Path) -> None:
+@pytest.fixture
+def outside() -> Iterator[Path]:
+    """Outside pytest's temporary tree: the PAN planted here on purpose must not trip
+    the session's leak scan (tests/test_zz_leakscan.py)."""
+    with tempfile.TemporaryDirectory(prefix="clearpos-masking-") as d:
+        yield Path(d)
+
+
+def test_lab_scan_cli_finds_a_written_pan_in_a_real_store(outside: Path) -> None:
     """``clearpos lab scan`` on an SQLite file where a spaced PAN was written past the
     masking (straight SQL): found; the same store written through ops: clean."""
     world = Path(__file__).resolve().parent.parent / "examples" / "world.toml"
-    clean_dir, dirty_dir = tmp_path / "clean", tmp_path / "dirty"
+    clean_dir, dirty_dir = outside / "clean", outside / "dirty"
     clean_dir.mkdir()
     db = seeded(clean_dir)
     rc, _, err = run(
