@@ -76,8 +76,13 @@ class SecretOption:
         )
 
 
-def add_secret(p: argparse.ArgumentParser, flag: str, label: str, help_text: str) -> SecretOption:
-    """``--flag VALUE|-`` and ``--flag-fd N`` on ``p`` (help says why not the value)."""
+def add_secret(
+    p: argparse.ArgumentParser, flag: str, label: str, help_text: str, *, fd: bool = True
+) -> SecretOption:
+    """``--flag VALUE|-`` and ``--flag-fd N`` on ``p`` (help says why not the value).
+
+    ``fd=False`` leaves out ``--flag-fd`` where it would make another option's
+    abbreviation ambiguous (``pos --operators`` vs ``pos login --operator``)."""
     opt = SecretOption(flag, label)
     group = p.add_mutually_exclusive_group()
     group.add_argument(
@@ -86,6 +91,8 @@ def add_secret(p: argparse.ArgumentParser, flag: str, label: str, help_text: str
         help=f"{help_text}; '-' reads it from standard input (asks without echo on a "
         f"terminal): a value here shows in ps and the shell history",
     )
+    if not fd:
+        return opt
     group.add_argument(
         flag + "-fd",
         type=_fd,

@@ -155,3 +155,23 @@ def test_a_store_left_readable_is_narrowed_on_open(tmp_path: Path) -> None:
     os.chmod(db, 0o644)
     open_database(f"sqlite:///{db}")
     assert mode(db) == 0o600
+
+
+def test_operator_lists_hold_passwords_and_come_from_stdin_too(
+    host: HostProc, tmp_path: Path
+) -> None:
+    state = tmp_path / "pos"
+    out = pos(
+        host, state, "--tmk", TMK.hex(), "--operators", "-", "login", "--operator", "07",
+        "--password", "7777", stdin="07:7777,99:424242:supervisor\n",
+    )  # fmt: skip
+    assert out.returncode == 0 and json.loads(out.stdout)["approved"], out.stderr
+    out = pos(
+        host, state, "--supervisor-password", "424242", "operators", "--set", "-",
+        stdin="08:8888,99:424242:supervisor\n",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(pos(host, state, "operators").stdout)
+    assert [o["no"] for o in listed["operators"]] == ["08", "99"]
+    out = pos(host, state, "operators", "--set", "-", stdin="08:\n")
+    assert out.returncode == 2 and "password must not be empty" in out.stderr

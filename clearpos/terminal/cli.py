@@ -198,11 +198,13 @@ def register(p: argparse.ArgumentParser) -> None:
         metavar="YUAN",
         help="offline floor limit in yuan, remembered (0 = no offline sales, the default)",
     )
-    p.add_argument(
+    add_secret(
+        p,
         "--operators",
-        type=_operators,
-        help="operators at first use: NO:PASSWORD[:supervisor],... "
+        "operator list",
+        "operators at first use: NO:PASSWORD[:supervisor],... "
         "(default 01:0000,99:123456:supervisor)",
+        fd=False,
     )
     add_secret(
         p,
@@ -229,7 +231,7 @@ def register(p: argparse.ArgumentParser) -> None:
     a.set_defaults(password_required=True)
     action("logout", "operator sign-out", lambda t, a: t.logout())
     a = action("operators", "list operators, or replace them with --set", _operators_cmd)
-    a.add_argument("--set", type=_operators, metavar="LIST", help="NO:PASSWORD[:supervisor],...")
+    add_secret(a, "--set", "operator list", "replace the operators: NO:PASSWORD[:supervisor],...")
     action("signon", "POS sign-on (0800): new working keys and the host's batch", _signon)
     action("signoff", "POS sign-off (0820 002)", lambda t, a: t.signoff())
     action(
@@ -424,6 +426,8 @@ _TMK = SecretOption("--tmk", "terminal master key")
 _SUPERVISOR = SecretOption("--supervisor-password", "supervisor password")
 _PASSWORD = SecretOption("--password", "operator password")
 _PIN = SecretOption("--pin", "cardholder PIN")
+_OPERATORS = SecretOption("--operators", "operator list")
+_SET = SecretOption("--set", "operator list")
 
 
 def _read_secrets(args: argparse.Namespace) -> None:
@@ -434,6 +438,11 @@ def _read_secrets(args: argparse.Namespace) -> None:
         tmk = _TMK.resolve(args, used_stdin=used)
         args.tmk = None if tmk is None else _tmk(tmk)
         args.supervisor_password = _SUPERVISOR.resolve(args, used_stdin=used)
+        ops = _OPERATORS.resolve(args, used_stdin=used)
+        args.operators = None if ops is None else _operators(ops)
+        if hasattr(args, "set_fd"):  # `operators --set LIST`
+            new = _SET.resolve(args, used_stdin=used)
+            args.set = None if new is None else _operators(new)
         if getattr(args, "password_required", False):
             args.password = _PASSWORD.require(args, used_stdin=used)
         if hasattr(args, "pin_required"):
