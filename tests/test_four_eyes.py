@@ -99,6 +99,11 @@ def test_a_token_from_admin_login(store: Database, monkeypatch: pytest.MonkeyPat
     assert rc == 0
     token = docs[0]["token"]
     assert PW["li"] not in token
+    with store.reader() as tx:
+        logins = tx.conn.execute(
+            "SELECT actor FROM audit WHERE action = 'admin.login' AND entity_id = 'li'"
+        ).fetchall()
+    assert [r[0] for r in logins] == ["li"], "the sign-in is in the audit trail"
     monkeypatch.setenv("CLEARPOS_ADMIN_TOKEN", token)
     rc, _, err = _approve(store, "--by", "chen")
     assert rc == 1 and "token is li's, not chen's" in err

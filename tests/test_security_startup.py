@@ -123,3 +123,13 @@ def test_a_store_made_before_the_canary_is_checked_by_its_keys(tmp_path: Path) -
     with sqlite3.connect(h.db) as con:
         assert con.execute("SELECT value FROM meta WHERE key = 'kek.canary'").fetchone()
     assert TEST_KEK not in h2.log_text()
+
+
+def test_console_with_a_wrong_kek_refuses_to_start(tmp_path: Path) -> None:
+    h = start_host(tmp_path)
+    h.stop()
+    out = _clearpos(
+        _env(tmp_path, CLEARPOS_KEK="a7" * 32), "console", "--db", h.url, "--listen", "127.0.0.1:0"
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith("clearpos console: KEK ") and "does not open" in out.stderr

@@ -103,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
+        from ..host.kekcheck import check_store_kek
+        from ..keys import KeyEncryptionKey
+
+        # card look-ups go through PAN tokens keyed from the KEK: another KEK finds nothing
+        check_store_kek(db, KeyEncryptionKey.load())
         secret = session_secret()
     except (StoreError, KekError, OSError) as exc:
         print(f"clearpos console: {exc}", file=sys.stderr)

@@ -38,7 +38,7 @@ from .backup import (
     is_postgres,
     restore_sqlite,
 )
-from .common import Change, Refused, fen_yuan, parse_yuan
+from .common import Change, Refused, fen_yuan, parse_yuan, record
 from .queries import read
 
 __all__ = ["register"]
@@ -1102,6 +1102,15 @@ def _admin_login(a: argparse.Namespace) -> int:
             tx, KeyEncryptionKey.load(), a.username, password, minutes=a.minutes
         )
         until = show(utc_iso(datetime.fromtimestamp(exp, UTC)))
+        record(  # the sign-in is in the audit trail (the token itself never is)
+            tx,
+            at=utc_iso(datetime.now(UTC)),
+            by=a.username,
+            entity="user",
+            entity_id=a.username,
+            action="admin.login",
+            detail={"until": utc_iso(datetime.fromtimestamp(exp, UTC))},
+        )
         return (
             {"ok": True, "username": a.username, "token": token, "expires": exp},
             f"export {ENV_TOKEN}={token}\n# {a.username}, valid until {until}; "
