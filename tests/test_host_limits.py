@@ -193,9 +193,13 @@ def test_per_source_cap_closes_that_sources_own_oldest_line(tmp_path: Path) -> N
         h.stop()
 
 
-def test_twenty_slow_lines_cannot_stop_a_real_terminals_purchase(tmp_path: Path) -> None:
-    """Acceptance (issue 16): --max-connections 20, twenty lines from another address
-    that trickle frames or sit silent; a real virtual terminal then signs on and buys."""
+@pytest.mark.parametrize("source", [SLOW, "127.0.0.1"], ids=["other-address", "same-address"])
+def test_twenty_slow_lines_cannot_stop_a_real_terminals_purchase(
+    tmp_path: Path, source: str
+) -> None:
+    """Acceptance (issue 16): --max-connections 20, twenty lines that trickle frames or
+    sit silent -- from another address, or from the terminal's own (one NAT) -- then a
+    real virtual terminal signs on and buys."""
     port = _free_port()
     h = start_host(
         tmp_path,
@@ -203,7 +207,7 @@ def test_twenty_slow_lines_cannot_stop_a_real_terminals_purchase(tmp_path: Path)
                "--first-frame-timeout", "60", "--metrics", f"127.0.0.1:{port}"),
     )  # fmt: skip
     stop = threading.Event()
-    hogs = [_from(SLOW, h) for _ in range(20)]
+    hogs = [_from(source, h) for _ in range(20)]
 
     def trickle() -> None:
         for s in hogs[:10]:
