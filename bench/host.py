@@ -429,7 +429,9 @@ def start_host(
     proc = subprocess.Popen(
         [sys.executable, "-m", "clearpos.cli", "host", "--world", str(world_file), "--db", url,
          "--listen", "127.0.0.1:0", "--reset", "--quiet-transactions", "--log-level", "WARNING",
-         "--workers", str(args.workers)],
+         "--workers", str(args.workers),
+         # every bench terminal connects from loopback: one source, not a flood
+         "--max-per-source", "0"],
         stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
     assert proc.stdout is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import socket
 import sys
@@ -27,6 +28,7 @@ from .audit import run_audit
 from .clock import show
 from .host.embedded import EmbeddedHost
 from .keys import KeyEncryptionKey
+from .keys.kek import ENV_KEK
 from .lab.faultproxy import Action, Fault, FaultProxy
 from .money import fen_yuan
 from .reasons import Lang, catalog
@@ -156,6 +158,17 @@ class Demo:
             self.zh_en(
                 f"主机 {self.host.host}:{self.host.port}，存储 {self.db.url}",
                 f"host {self.host.host}:{self.host.port}, store {self.db.url}",
+            )
+        )
+        print(
+            self.zh_en(
+                f"演示用的主机密钥 (KEK {self.kek.fingerprint()}) 已生成在 {self.out / 'kek'}",
+                f"the demo made its own KEK ({self.kek.fingerprint()}) in {self.out / 'kek'}",
+            )
+            if not os.environ.get(ENV_KEK)
+            else self.zh_en(
+                f"主机密钥来自 ${ENV_KEK} (KEK {self.kek.fingerprint()})",
+                f"KEK {self.kek.fingerprint()} from ${ENV_KEK}",
             )
         )
         if self.console_url:

@@ -27,7 +27,14 @@ from starlette.routing import Route
 from clearpos.console.app import create_app
 from clearpos.console.i18n import STRINGS, text
 from clearpos.console.queries import parse_pan_query
-from clearpos.console.security import PERMISSIONS, LoginThrottle, Perm, Sessions, allowed
+from clearpos.console.security import (
+    PERMISSIONS,
+    LoginGuard,
+    LoginThrottle,
+    Perm,
+    Sessions,
+    allowed,
+)
 from clearpos.keys.crypto import check_value
 from clearpos.ops.users import add_user
 from clearpos.store import Database, open_database
@@ -359,14 +366,34 @@ def test_login_throttle_locks_user_and_address(world: World) -> None:
     assert [a.action for a in rows].count("login.locked") == 1
 
 
-def test_a_spray_of_user_names_from_one_address_is_locked_too(world: World) -> None:
-    spray = LoginThrottle(max_failures=3, window_s=300, lock_s=60)
-    app = world.app(address_throttle=spray)
+def test_a_spray_of_user_names_from_one_address_locks_no_real_user(world: World) -> None:
+    """Nonsense names typed from one address lock those names, never a real user who
+    shares the address (issue 16: the old per-address lock did)."""
+    app = world.app()
     b = Browser(app, "192.0.2.60")
-    codes = [b.login(name, "guess-1234").status for name in ("ann", "bob", "cyd")]
-    assert codes == [401, 401, 429]
-    assert b.login("ada").status == 429  # even a real user with the right password
-    assert Browser(app, "192.0.2.61").login("ada").status == 303
+    codes = [b.login(f"nobody{i}", "guess-1234").status for i in range(40)]
+    assert set(codes) == {401}, codes
+    assert Browser(app, "192.0.2.60").login("ada").status == 303
+
+
+def test_guessing_one_user_from_many_addresses_locks_that_name(world: World) -> None:
+    guard = LoginGuard(per_user=LoginThrottle(max_failures=4, window_s=300, lock_s=300))
+    app = world.app(guard=guard)
+    assert signed_in(app, "sam", address="192.0.2.70")  # sam's own desk
+    codes = [Browser(app, f"203.0.113.{i}").login("sam", "guess").status for i in range(4)]
+    assert codes == [401, 401, 401, 429]
+    assert Browser(app, "203.0.113.99").login("sam").status == 429, "a new address waits"
+    assert Browser(app, "192.0.2.70").login("sam").status == 303, "sam's desk is not locked out"
+    assert Browser(app, "203.0.113.99").login("tom").status == 303, "other names are free"
+
+
+def test_global_cap_lets_only_known_pairs_try(world: World) -> None:
+    app = world.app(guard=LoginGuard(global_failures=6))
+    assert signed_in(app, "tom", address="192.0.2.80")
+    codes = [Browser(app, f"198.18.0.{i}").login(f"x{i}", "guess").status for i in range(6)]
+    assert codes == [401] * 5 + [429]
+    assert Browser(app, "198.18.1.1").login("ada").status == 429, "an unknown pair waits"
+    assert Browser(app, "192.0.2.80").login("tom").status == 303, "a known pair signs in"
 
 
 def test_session_cookie_flags(world: World) -> None:

@@ -387,3 +387,45 @@ def test_schedule_maintenance_and_see_it_in_the_month_grid(site: Site, browser: 
     assert page.locator("#month-grid td[data-day='15'] .slot").count() == 1
     shot(page, "maintenance-month-phone")
     phone.close()
+
+
+def test_login_lock_in_the_browser(site: Site, browser: Any) -> None:
+    """Issue 16, in Chromium: five wrong passwords lock that name at this address (429,
+    the lock's message, even for the right password), a spray of nonsense names from
+    the same browser locks no real user, and X-Forwarded-For does not move the lock."""
+    db = open_database(site.host.url)
+    with db.transaction() as tx:
+        add_user(tx, "kim", "operator", "kim-horse-battery-7", by="test")
+    ctx = context(browser)
+    page = ctx.new_page()
+
+    def attempt(name: str, password: str) -> str:
+        page.goto(site.url + "/login")
+        page.fill("#username", name)
+        page.fill("#password", password)
+        page.click("#login")
+        error = page.locator("#login-error")
+        error.wait_for()
+        return error.inner_text()
+
+    for i in range(12):  # nonsense names: each only a few times
+        assert "用户名或密码错误" in attempt(f"nobody{i}", "guess-123")
+    sign_in(page, site, "ada")  # a real user behind the same address is not locked
+    page.click("#logout")
+    page.wait_for_url(site.url + "/login?bye=1")
+    # the proxy header is not believed: rotating it does not give more guesses
+    page.set_extra_http_headers({"X-Forwarded-For": "203.0.113.7"})
+    texts = []
+    for i in range(5):
+        page.set_extra_http_headers({"X-Forwarded-For": f"203.0.113.{i + 10}"})
+        texts.append(attempt("kim", f"wrong-{i}"))
+    assert all("用户名或密码错误" in t for t in texts[:4]) and "锁定" in texts[4], texts
+    shot(page, "login-locked-desktop")
+    assert "锁定" in attempt("kim", "kim-horse-battery-7"), "locked even with the right password"
+    with db.reader() as tx:
+        rows = tx.conn.execute(
+            "SELECT detail FROM audit WHERE entity = 'user' AND entity_id = 'kim'"
+        ).fetchall()
+    details = " ".join(str(dict(r)["detail"]) for r in rows)
+    assert "127.0.0.1" in details and "203.0.113." not in details, details
+    ctx.close()

@@ -32,6 +32,7 @@ def test_demo_runs_every_scenario(tmp_path: Path) -> None:
         assert key in seen, key
     assert "customer NOT charged" in r.stdout.lower() or "not charged" in r.stdout.lower()
     assert "6222021234567890123" not in r.stdout
+    assert "from $CLEARPOS_KEK" in r.stdout  # the demo says where its KEK came from
     db = f"sqlite:///{out / 'clearpos.db'}"
     assert run_audit(db) == []
     d = subprocess.run(

@@ -389,9 +389,18 @@ def test_kek_file_created_0600(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("no_kek_env")
 def test_kek_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared KEK file is never made on the fly: the error says how to make it."""
+    from clearpos.keys.kek import create_key_file
+
     monkeypatch.setenv("CLEARPOS_KEK_FILE", str(tmp_path / "kek"))
-    kek = KeyEncryptionKey.load()
-    assert (tmp_path / "kek").exists()
+    with pytest.raises(KekError, match="clearpos admin kek new --out " + str(tmp_path / "kek")):
+        KeyEncryptionKey.load()
+    assert not (tmp_path / "kek").exists()
+    kek = create_key_file(tmp_path / "kek")
+    assert stat.S_IMODE((tmp_path / "kek").stat().st_mode) == 0o600
+    assert KeyEncryptionKey.load().fingerprint() == kek.fingerprint()
+    with pytest.raises(KekError, match="never overwritten"):
+        create_key_file(tmp_path / "kek")
     assert KeyEncryptionKey.load().fingerprint() == kek.fingerprint()
 
 

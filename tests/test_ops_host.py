@@ -144,7 +144,13 @@ def test_arrears_payment_request_approval_resumes_trading(host: HostProc) -> Non
     assert rc == 0 and docs[0]["status"] == "pending"
     rid = str(docs[0]["id"])
     assert c.purchase(100, card=c.card(SPARE)).reason == "merchant.suspended.arrears"  # not yet
-    rc, docs = run_json("admin", "--db", host.url, "resume", "approve", "--id", rid, "--by", "li")
+    rc, _, err = run("admin", "--db", host.url, "resume", "approve", "--id", rid, "--by", "li")
+    assert rc == 2 and "password of li is needed" in err, "four eyes: never a bare --by"
+    assert c.purchase(100, card=c.card(SPARE)).reason == "merchant.suspended.arrears"  # not yet
+    rc, docs = run_json(
+        "admin", "--db", host.url, "resume", "approve", "--id", rid, "--by", "li",
+        "--password", "-", stdin="correct horse battery\n",
+    )  # fmt: skip
     assert rc == 0 and (docs[0]["from"], docs[0]["to"]) == ("suspended(arrears)", "active")
     r = c.purchase(100, card=c.card(SPARE))
     assert (r.code, r.reason) == ("00", "approved")
@@ -383,6 +389,7 @@ def test_cli_exit_status_and_refusals(host: HostProc) -> None:
 
 
 def test_ticket_workflow_from_the_cli(host: HostProc) -> None:
+    add_user(host.url, "zhao", "operator")  # ticket owners are users
     c = client(host, "10000003")
     assert c.sign_on().code == "00"
     rc, docs = run_json(

@@ -434,8 +434,27 @@ def test_find_card_by_pan_token(db: Database) -> None:
 
 def _ticket(db: Database) -> int:
     with db.transaction() as tx:
+        if users.get_user(tx, "zhao") is None:  # ticket owners are users
+            users.add_user(tx, "zhao", "operator", "zhao-horse-battery", by="root")
         tk, _ = tickets.open_ticket(tx, "terminal says 停机", by="desk", tid="10000003")
     return tk.id
+
+
+def test_ticket_owner_must_be_an_enabled_user(db: Database) -> None:
+    tid = _ticket(db)
+    with (
+        pytest.raises(Refused, match=r"'nobody' is not a user.*one of: zhao"),
+        db.transaction() as tx,
+    ):
+        tickets.assign(tx, tid, "nobody", by="desk")
+    with pytest.raises(Refused, match="is not a user"), db.transaction() as tx:
+        tickets.open_ticket(tx, "x", by="desk", tid="10000003", owner="ghost")
+    with db.transaction() as tx:
+        users.disable_user(tx, "zhao", by="root", why="left")
+    with pytest.raises(Refused, match="'zhao' is disabled"), db.transaction() as tx:
+        tickets.assign(tx, tid, "zhao", by="desk")
+    with db.reader() as tx:
+        assert tickets.get_ticket(tx, tid).owner == ""
 
 
 @pytest.mark.parametrize("action", ["assign", "comment", "resolve", "close", "reopen"])
@@ -465,6 +484,7 @@ def test_ticket_transitions(db: Database, state: str, action: str) -> None:
 
 def test_ticket_evidence_is_attached_and_masked(db: Database) -> None:
     with db.transaction() as tx:
+        users.add_user(tx, "zhao", "operator", "zhao-horse-battery", by="root")
         tk, _c = tickets.open_ticket(
             tx, "card 6222021234567890123 declined", by="desk", tid="10000003", owner="zhao"
         )

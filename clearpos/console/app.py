@@ -43,7 +43,7 @@ from ..reasons import catalog
 from ..store import Database
 from .gate import Gate
 from .pages import PACKAGE_DIR, Pages
-from .security import LoginThrottle, Sessions
+from .security import LoginGuard, LoginThrottle, Sessions
 
 __all__ = ["Console", "ConsoleServer", "create_app", "session_secret", "start_console"]
 
@@ -66,19 +66,17 @@ class Console:
         *,
         secret: bytes,
         secure: bool = False,
-        throttle: LoginThrottle | None = None,
-        address_throttle: LoginThrottle | None = None,
+        hsts_s: int = 0,
+        guard: LoginGuard | None = None,
         clock: Clock | None = None,
         workers: int = 4,
     ) -> None:
         self.db = db
         self.secure = secure
+        #: Strict-Transport-Security max-age sent on https responses (0: none)
+        self.hsts_s = hsts_s
         self.sessions = Sessions(secret)
-        self.throttle = throttle or LoginThrottle()
-        #: failures from one address whatever the user name (a spray of names)
-        self.address_throttle = address_throttle or LoginThrottle(
-            max_failures=30, window_s=15 * 60, lock_s=5 * 60
-        )
+        self.guard = guard or LoginGuard()
         self.clock = clock or Clock()
         self.catalog = catalog()
         self.pages = Pages(self)
@@ -122,16 +120,18 @@ def create_app(
     *,
     secret: bytes | None = None,
     secure: bool = False,
+    hsts_s: int = 0,
     throttle: LoginThrottle | None = None,
-    address_throttle: LoginThrottle | None = None,
+    guard: LoginGuard | None = None,
 ) -> Starlette:
     """The console as an ASGI app over ``db``; ``app.state.console`` is its :class:`Console`.
 
     ``secret`` signs session cookies (default: derived from the KEK); ``secure``
     marks cookies ``Secure`` -- set it whenever the console is served over https
-    (requests that arrive over https get ``Secure`` cookies anyway). ``throttle``
-    counts failed sign-ins per user name and address, ``address_throttle`` per
-    address whatever the name.
+    (requests that arrive over https get ``Secure`` cookies anyway); ``hsts_s``
+    sends ``Strict-Transport-Security`` with that max-age on secure responses.
+    ``guard`` decides who may try a password (:class:`LoginGuard`); ``throttle``
+    replaces just its per (user name, address) counter.
     """
     from . import actions, views
 
@@ -139,8 +139,8 @@ def create_app(
         db,
         secret=secret if secret is not None else session_secret(),
         secure=secure,
-        throttle=throttle,
-        address_throttle=address_throttle,
+        hsts_s=hsts_s,
+        guard=guard or LoginGuard(per_pair=throttle),
     )
     routes: list[Route | Mount] = [
         *views.routes(console),
@@ -209,14 +209,19 @@ async def start_console(
     *,
     secret: bytes | None = None,
     secure: bool = False,
+    hsts_s: int = 0,
+    trusted_proxies: tuple[str, ...] = (),
     announce: bool = True,
 ) -> ConsoleServer:
     """Serve the console on ``host:port`` inside the running event loop (port 0: any).
 
     Binds before returning, so a busy port raises ``OSError`` here; prints
     ``clearpos console on http://HOST:PORT`` when ``announce`` is set.
+    ``X-Forwarded-For``/``-Proto`` are believed only from ``trusted_proxies``
+    (addresses or networks); by default from nobody, not even 127.0.0.1, so the
+    sign-in throttle and the audit trail see the real peer.
     """
-    app = create_app(db, secret=secret, secure=secure)
+    app = create_app(db, secret=secret, secure=secure, hsts_s=hsts_s)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -235,6 +240,9 @@ async def start_console(
         log_level="warning",
         access_log=False,
         server_header=False,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or "",
         ws="none",
         timeout_graceful_shutdown=5,
     )

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import sys
+from dataclasses import dataclass
 
 from ..store import DEFAULT_URL
 
@@ -32,12 +34,58 @@ def register(p: argparse.ArgumentParser) -> None:
         default=("127.0.0.1", 5880),
         help="HOST:PORT (default 127.0.0.1:5880; port 0 = any)",
     )
+    add_web_options(p)
+    p.set_defaults(run=run)
+
+
+def _proxy(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24), got {text!r}"
+        ) from None
+
+
+def add_web_options(p: argparse.ArgumentParser) -> None:
+    """The options of the console's web front: ``clearpos console`` and
+    ``clearpos host --console`` take the same ones (docs/security.md)."""
     p.add_argument(
         "--secure-cookies",
         action="store_true",
         help="mark cookies Secure (set this whenever the console is reached over https)",
     )
-    p.set_defaults(run=run)
+    p.add_argument(
+        "--hsts",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="send Strict-Transport-Security: max-age=SECONDS on https responses "
+        "(e.g. 31536000 once https works; default 0: not sent)",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        type=_proxy,
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy (address or network, repeatable) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; default none, not even 127.0.0.1: otherwise anyone "
+        "who can reach the port chooses the address the sign-in lock and the audit see",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WebOptions:
+    """What :func:`add_web_options` asked for, as ``start_console`` takes it."""
+
+    secure: bool
+    hsts_s: int
+    trusted_proxies: tuple[str, ...]
+
+
+def web_options(args: argparse.Namespace) -> WebOptions:
+    return WebOptions(bool(args.secure_cookies), max(0, int(args.hsts)), tuple(args.trusted_proxy))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,13 +103,26 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
+        from ..host.kekcheck import check_store_kek
+        from ..keys import KeyEncryptionKey
+
+        # card look-ups go through PAN tokens keyed from the KEK: another KEK finds nothing
+        check_store_kek(db, KeyEncryptionKey.load())
         secret = session_secret()
     except (StoreError, KekError, OSError) as exc:
         print(f"clearpos console: {exc}", file=sys.stderr)
         return 1
 
     async def serve() -> None:
-        server = await start_console(db, *args.listen, secret=secret, secure=args.secure_cookies)
+        w = web_options(args)
+        server = await start_console(
+            db,
+            *args.listen,
+            secret=secret,
+            secure=w.secure,
+            hsts_s=w.hsts_s,
+            trusted_proxies=w.trusted_proxies,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

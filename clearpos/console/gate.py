@@ -273,6 +273,9 @@ def send_with_headers(send: Send, v: Visitor, console: Console, scheme: str = "h
             ]
             if b"cache-control" not in names:
                 defaults.append((b"cache-control", b"no-store"))
+            if secure and console.hsts_s > 0:
+                hsts = f"max-age={console.hsts_s}; includeSubDomains"
+                defaults.append((b"strict-transport-security", hsts.encode()))
             hdrs += [(k, val) for k, val in defaults if k not in names]
             message = {**message, "headers": hdrs}
         await send(message)

@@ -64,8 +64,8 @@ STRINGS: Final[Mapping[str, tuple[str, str]]] = {
     "login.submit": ("登录", "Sign in"),
     "login.refused": ("用户名或密码错误。", "Wrong user name or password."),
     "login.locked": (
-        "登录失败次数过多，该账号在此地址已暂时锁定，请于 {until} 后再试。",
-        "Too many failed sign-ins: this account is locked from this address until {until}.",
+        "登录失败次数过多，该账号已暂时锁定，请于 {until} 后再试。",
+        "Too many failed sign-ins: signing in as this user is locked until {until}.",
     ),
     "login.signed_out": ("您已安全退出。", "You are signed out."),
     "login.expired": ("请先登录。", "Please sign in first."),

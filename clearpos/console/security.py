@@ -9,8 +9,15 @@
 * **CSRF**: the token of a form is an HMAC of the session id, so it changes at
   every sign-in and sign-out and needs no storage; anonymous visitors get an id
   too, which protects the sign-in form itself.
-* **Throttling**: ``max_failures`` failed sign-ins for one user name from one
-  address within ``window_s`` lock that pair for ``lock_s`` seconds.
+* **Throttling** (:class:`LoginGuard`): failed sign-ins are counted per (user
+  name, address) -- 5 in 15 minutes lock that pair for a minute -- and per user
+  name from any address -- 10 in 15 minutes lock the name for 15 minutes -- and
+  in all, with a cap (100 in 5 minutes) past which only a (name, address) pair
+  that has signed in before may try. A pair that has signed in before is never
+  stopped by the per-name lock or the cap, so nobody can lock real users out from
+  elsewhere; and one address typing nonsense names locks only those names.
+  The address is the TCP peer unless the console is told which proxies to trust
+  (``--trusted-proxy``): an ``X-Forwarded-For`` from anyone else is ignored.
 * **Roles**: what each role may do is the table :data:`PERMISSIONS`; routes ask
   :func:`allowed` on the server for every mutation, whatever the page showed.
 """
@@ -21,6 +28,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +38,7 @@ from itsdangerous import BadSignature, Signer
 __all__ = [
     "PERMISSIONS",
     "ROLES",
+    "LoginGuard",
     "LoginThrottle",
     "Perm",
     "Session",
@@ -232,3 +241,81 @@ class LoginThrottle:
     def success(self, username: str, address: str) -> None:
         """A successful sign-in clears the pair's failures."""
         self._pairs.pop(self._key(username, address), None)
+
+
+#: stands for "any address" in the per-name counter
+ANY_ADDRESS = "*"
+
+
+class LoginGuard:
+    """Who may try a password now: the three counters of the module docstring.
+
+    >>> g = LoginGuard(per_user=LoginThrottle(max_failures=2, window_s=60, lock_s=60,
+    ...                                       clock=lambda: 100.0), clock=lambda: 100.0)
+    >>> g.failure("ann", "10.0.0.1"), g.failure("ann", "10.0.0.2")
+    (None, 160.0)
+    >>> g.locked_until("ann", "10.0.0.3"), g.locked_until("bob", "10.0.0.3")
+    (160.0, None)
+    """
+
+    def __init__(
+        self,
+        *,
+        per_pair: LoginThrottle | None = None,
+        per_user: LoginThrottle | None = None,
+        global_failures: int = 100,
+        global_window_s: float = 5 * 60,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.per_pair = per_pair or LoginThrottle(clock=clock)
+        self.per_user = per_user or LoginThrottle(
+            max_failures=10, window_s=15 * 60, lock_s=15 * 60, clock=clock
+        )
+        self.global_failures = global_failures
+        self.global_window_s = global_window_s
+        self._clock = clock
+        self._recent: deque[float] = deque()
+        #: (name, address) pairs that signed in: never held by the name lock or the cap
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def _pair(self, username: str, address: str) -> tuple[str, str]:
+        return username.strip().casefold(), address
+
+    def known(self, username: str, address: str) -> bool:
+        return self._pair(username, address) in self._known
+
+    def _global_until(self) -> float | None:
+        now = self._clock()
+        while self._recent and now - self._recent[0] >= self.global_window_s:
+            self._recent.popleft()
+        if len(self._recent) >= self.global_failures:
+            return self._recent[0] + self.global_window_s
+        return None
+
+    def locked_until(self, username: str, address: str) -> float | None:
+        """When this sign-in may be tried again (epoch seconds), or None: now."""
+        pair = self.per_pair.locked_until(username, address)
+        if pair is not None or self.known(username, address):
+            return pair
+        return self.per_user.locked_until(username, ANY_ADDRESS) or self._global_until()
+
+    def failure(self, username: str, address: str) -> float | None:
+        """Count a failed sign-in; the lock's end if it locks this sign-in, else None."""
+        self._recent.append(self._clock())
+        if len(self._recent) > 4 * self.global_failures:
+            self._recent.popleft()
+        pair = self.per_pair.failure(username, address)
+        user = self.per_user.failure(username, ANY_ADDRESS)
+        if pair is not None or self.known(username, address):
+            return pair
+        return user or self._global_until()
+
+    def success(self, username: str, address: str) -> None:
+        """The pair's failures are forgotten and the pair is known from now on (the
+        name's own count stays: someone else may be guessing it elsewhere)."""
+        self.per_pair.success(username, address)
+        key = self._pair(username, address)
+        self._known[key] = None
+        self._known.move_to_end(key)
+        while len(self._known) > 10_000:
+            self._known.popitem(last=False)

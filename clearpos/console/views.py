@@ -144,19 +144,19 @@ class Views:
         password = str(form.get("password", ""))
         nxt = safe_next(str(form.get("next", "/")))
         address = client_address(request)
-        throttle, spray = self.console.throttle, self.console.address_throttle
-        locked = throttle.locked_until(username, address) or spray.locked_until("*", address)
+        guard = self.console.guard
+        locked = guard.locked_until(username, address)
         if locked is None:
             who = await self.console.write(_login_attempt, username, password, address)
             if who is not None:
-                throttle.success(username, address)
+                guard.success(username, address)
                 self.console.sessions.sign_out(v.sid)
                 session = self.console.sessions.sign_in(who)
                 v.new_sid = session.sid
                 log.info("console sign-in: %s from %s", who, address)
                 return RedirectResponse(nxt, 303)
             log.warning("console sign-in refused: %r from %s", username, address)
-            locked = throttle.failure(username, address) or spray.failure("*", address)
+            locked = guard.failure(username, address)
             if locked is not None:
                 log.warning(
                     "console sign-in locked: %r from %s until %s",

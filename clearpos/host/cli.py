@@ -27,6 +27,7 @@ from ..wire.codec import extend
 from ..wire.dialect import DialectError, declaration, load_dialect_file, private_fields
 from ..world import WorldError, load_world
 from .engine import Engine
+from .kekcheck import check_store_kek
 from .seed import SeedRefused, seed
 from .server import HostServer, Limits
 from .services import Sidecar
@@ -69,13 +70,40 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics", type=hostport, help="serve Prometheus counters on HOST:PORT /metrics"
     )
-    p.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections)
-    p.add_argument("--idle-timeout", type=float, default=_DEFAULTS.idle_timeout_s, help="seconds")
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=_DEFAULTS.max_connections,
+        help="open lines in all; at the cap a new line replaces the one idle longest "
+        f"(default {_DEFAULTS.max_connections})",
+    )
+    p.add_argument(
+        "--max-per-source",
+        type=int,
+        default=_DEFAULTS.max_per_source,
+        help="open lines per source address, 0 = no cap; behind a TLS gateway or APN NAT "
+        f"raise it to the terminal count (default {_DEFAULTS.max_per_source})",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=_DEFAULTS.idle_timeout_s,
+        help=f"seconds a line may wait between frames (default {_DEFAULTS.idle_timeout_s:g}: "
+        "longer than a kept line's echo-test interval)",
+    )
+    p.add_argument(
+        "--first-frame-timeout",
+        type=float,
+        default=_DEFAULTS.first_frame_s,
+        help="seconds from connecting to the first whole frame "
+        f"(default {_DEFAULTS.first_frame_s:g})",
+    )
     p.add_argument(
         "--frame-timeout",
         type=float,
         default=_DEFAULTS.frame_timeout_s,
-        help="seconds to complete a started frame",
+        help="seconds to complete a frame from its first byte, however slowly it trickles in "
+        f"(default {_DEFAULTS.frame_timeout_s:g})",
     )
     p.add_argument("--max-frame", type=int, default=_DEFAULTS.max_frame, help="bytes")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -129,6 +157,8 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
             log.info("KEK fingerprint %s", kek.fingerprint())
         db = open_database(args.db)
         engine, hsm, tokens = build_engine(kek)
+        if not args.reset and args.supervised_by is None:
+            check_store_kek(db, kek)  # before anything else is said about the store
         if args.world is not None:
             world = load_world(args.world)
             with db.reader() as tx:
@@ -151,6 +181,8 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
                     )
                     return 1
         load_private_fields(db, args.dialect)
+        if args.supervised_by is None:  # the supervisor checked before starting workers
+            check_store_kek(db, kek)  # a store loaded just now gets its canary
     except WorldError as exc:
         print(f"clearpos host: world file refused, nothing was loaded:\n{exc}", file=sys.stderr)
         return 1
@@ -164,7 +196,14 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
         from .supervisor import supervise
 
         return supervise(args, db.url)
-    limits = Limits(args.max_connections, args.max_frame, args.idle_timeout, args.frame_timeout)
+    limits = Limits(
+        args.max_connections,
+        args.max_frame,
+        args.idle_timeout,
+        args.frame_timeout,
+        args.max_per_source,
+        args.first_frame_timeout,
+    )
     with contextlib.suppress(ImportError):
         import uvloop
 

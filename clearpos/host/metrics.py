@@ -20,6 +20,18 @@ def render_metrics(server: HostServer, writer: GroupCommitWriter) -> str:
         f"clearpos_connections {server.connections}",
         "# TYPE clearpos_connections_refused_total counter",
         f"clearpos_connections_refused_total {server.refused}",
+        "# HELP clearpos_connections_evicted_total Lines closed to make room for a new one.",
+        "# TYPE clearpos_connections_evicted_total counter",
+        *(
+            f'clearpos_connections_evicted_total{{limit="{why}"}} {server.evicted[why]}'
+            for why in ("capacity", "per_source")
+        ),
+        "# HELP clearpos_connections_timed_out_total Lines closed on a deadline.",
+        "# TYPE clearpos_connections_timed_out_total counter",
+        *(
+            f'clearpos_connections_timed_out_total{{deadline="{why}"}} {server.timed_out[why]}'
+            for why in ("first_frame", "idle", "slow_frame")
+        ),
         "# TYPE clearpos_frames_total counter",
         f"clearpos_frames_total {server.frames}",
         "# TYPE clearpos_store_commits_total counter",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import Counter
@@ -19,13 +20,49 @@ log = logging.getLogger("clearpos.host")
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds that keep one bad client from hurting the others."""
+    """Bounds that keep one bad client from hurting the others.
+
+    POS traffic comes in two shapes, and the defaults serve both: a terminal that
+    connects per transaction sends its request at once (``first_frame_s``), and one
+    that keeps its line open sends an echo test (0820) every minute or so, well inside
+    ``idle_timeout_s``. docs/security.md says why these numbers.
+    """
 
     max_connections: int = 2000
     max_frame: int = 2048
-    idle_timeout_s: float = 300.0
-    #: a frame once started must complete within this time (slow senders)
+    #: no frame in progress for this long after the last answer: the line is closed
+    idle_timeout_s: float = 90.0
+    #: a frame once started must be complete within this time of its first byte,
+    #: however the bytes trickle in (one deadline per frame, not per read)
     frame_timeout_s: float = 10.0
+    #: connections one source address may hold (0: no cap). Behind a TLS gateway or
+    #: an APN NAT every terminal shares the gateway's address: raise it, or 0.
+    max_per_source: int = 256
+    #: a new connection must deliver its first whole frame within this time (capped
+    #: by ``idle_timeout_s``): a terminal that connects per transaction sends at once
+    first_frame_s: float = 15.0
+
+
+@dataclass(slots=True, eq=False)
+class Connection:
+    """One open line, as the fair-share eviction sees it."""
+
+    source: str
+    writer: asyncio.StreamWriter
+    opened: float
+    #: when the last answer went out (or the line opened): the idle clock
+    last: float
+    #: order of arrival: breaks ties between lines opened in the same instant
+    seq: int = 0
+    frames: int = 0
+    #: a frame is in the engine or its answer is being written: never evicted
+    busy: bool = False
+    evicted: bool = False
+
+
+def eviction_order(conn: Connection) -> tuple[bool, float, int]:
+    """Lines that never delivered a frame go first, then the longest idle."""
+    return (conn.frames > 0, conn.last, conn.seq)
 
 
 class HostServer:
@@ -35,12 +72,24 @@ class HostServer:
         self.engine = engine
         self.writer = writer
         self.limits = limits or Limits()
-        self.connections = 0
         self.refused = 0
         self.frames = 0
         self.answered: Counter[str] = Counter()  # answers committed, by reason key
+        #: lines closed to make room for a new one, by which limit was reached
+        self.evicted: Counter[str] = Counter()
+        #: lines the host closed on a deadline: idle, first_frame, slow_frame
+        self.timed_out: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
-        self._open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._open: dict[asyncio.Task[None], Connection] = {}
+        self._by_source: dict[str, set[Connection]] = {}
+        self._seq = itertools.count()
+
+    @property
+    def connections(self) -> int:
+        return len(self._open)
+
+    def per_source(self, source: str) -> int:
+        return len(self._by_source.get(source, ()))
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
         self._server = await asyncio.start_server(
@@ -59,8 +108,8 @@ class HostServer:
         already committed are written first: a handler only stops between frames)."""
         if self._server is not None:
             self._server.close()
-        for writer in list(self._open.values()):
-            writer.close()
+        for conn in list(self._open.values()):
+            conn.writer.close()
         if self._open:
             await asyncio.wait(list(self._open), timeout=10)
         if self._server is not None:
@@ -84,44 +133,104 @@ class HostServer:
         self.answered[out.record.get("reason") or "none"] += 1
         return out
 
+    def _make_room(self, source: str) -> bool:
+        """Room for one more line from ``source``: at a limit, close the line that
+        least deserves its place (see :func:`eviction_order`) instead of refusing the
+        newcomer, so a flood of silent or slow lines cannot keep a terminal with a real
+        transaction out. False only when every candidate is busy with a frame."""
+        cap = self.limits.max_per_source
+        if cap and self.per_source(source) >= cap:
+            pool, why = self._by_source.get(source, set()), "per_source"
+        elif self.connections >= self.limits.max_connections:
+            pool, why = set(self._open.values()), "capacity"
+        else:
+            return True
+        candidates = [c for c in pool if not c.busy and not c.evicted]
+        if not candidates:
+            return False
+        victim = min(candidates, key=eviction_order)
+        victim.evicted = True
+        self._forget(victim)
+        self.evicted[why] += 1
+        log.info(
+            "closing %s (%s, %d frame(s), idle %.0f s) to make room: %s limit reached",
+            victim.source,
+            "never sent a frame" if victim.frames == 0 else "idle",
+            victim.frames,
+            time.monotonic() - victim.last,
+            why.replace("_", "-"),
+        )
+        victim.writer.close()
+        return True
+
+    def _forget(self, conn: Connection) -> None:
+        for task, c in list(self._open.items()):
+            if c is conn:
+                del self._open[task]
+        peers = self._by_source.get(conn.source)
+        if peers is not None:
+            peers.discard(conn)
+            if not peers:
+                del self._by_source[conn.source]
+
+    def _deadline(self, conn: Connection, frame_started: float | None) -> tuple[float, str]:
+        """When the line is closed if no more bytes arrive, and what it will be called."""
+        lim = self.limits
+        if frame_started is not None:
+            at, why = frame_started + lim.frame_timeout_s, "slow_frame"
+        else:
+            at, why = conn.last + lim.idle_timeout_s, "idle"
+        if conn.frames == 0:
+            first = conn.opened + min(lim.first_frame_s, lim.idle_timeout_s)
+            if first < at:
+                at, why = first, "first_frame"
+        return at, why
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.connections >= self.limits.max_connections:
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+        task = asyncio.current_task()
+        if task is None or not self._make_room(source):
             self.refused += 1
             writer.close()
             return
-        self.connections += 1
-        task = asyncio.current_task()
-        if task is not None:
-            self._open[task] = writer
-        peer = writer.get_extra_info("peername")
+        now = time.monotonic()
+        conn = Connection(source, writer, now, now, next(self._seq))
+        self._open[task] = conn
+        self._by_source.setdefault(source, set()).add(conn)
         framer = Framer(self.limits.max_frame)
+        frame_started: float | None = None
+        loop = asyncio.get_running_loop()
         try:
-            while True:
-                timeout = (
-                    self.limits.frame_timeout_s if framer.buffered else self.limits.idle_timeout_s
-                )
+            while not conn.evicted:
+                at, why = self._deadline(conn, frame_started)
                 try:
-                    async with asyncio.timeout(timeout):
+                    # asyncio.timeout_at runs on the loop clock; ours is monotonic
+                    async with asyncio.timeout_at(loop.time() + (at - time.monotonic())):
                         data = await reader.read(65536)
                 except TimeoutError:
-                    what = "slow sender: frame incomplete" if framer.buffered else "idle"
-                    log.info("closing %s: %s after %.0f s", peer, what, timeout)
+                    self.timed_out[why] += 1
+                    log.info("closing %s: %s", peer, _TIMEOUT_TEXT[why])
                     break
                 if not data:
                     break
                 received = time.perf_counter()
+                if frame_started is None:
+                    frame_started = time.monotonic()
                 try:
                     items = framer.feed_tolerant(data)
                 except FramingError as exc:
                     log.warning("closing %s: %s", peer, exc)
                     break
                 close = False
+                conn.busy = bool(items)
                 for item in items:
                     if isinstance(item, FramingError):
                         log.warning("closing %s: bad frame: %s", peer, exc_text(item))
                         close = True
                         break
                     outcome = await self.handle_frame(item, received)
+                    conn.frames += 1
                     log_record(outcome.record, (time.perf_counter() - received) * 1000)
                     if outcome.reply is not None:
                         writer.write(outcome.reply)
@@ -129,17 +238,27 @@ class HostServer:
                         close = True
                         break
                 await writer.drain()
+                if items:
+                    conn.last = time.monotonic()
+                    # the rest of the chunk, if any, starts the next frame now
+                    frame_started = conn.last if framer.buffered else None
+                conn.busy = False
                 if close:
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            self.connections -= 1
-            if task is not None:
-                self._open.pop(task, None)
+            self._forget(conn)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+_TIMEOUT_TEXT = {
+    "idle": "idle (no frame within --idle-timeout)",
+    "first_frame": "no whole frame within --first-frame-timeout of connecting",
+    "slow_frame": "slow sender: frame not complete within --frame-timeout of its first byte",
+}
 
 
 def masked_dump(frame: Frame) -> str:

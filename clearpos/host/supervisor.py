@@ -110,7 +110,9 @@ def worker_argv(args: argparse.Namespace, host: str, port: int, index: int) -> l
         "--reuse-port",
         "--supervised-by", str(os.getpid()),
         "--max-connections", str(args.max_connections),
+        "--max-per-source", str(args.max_per_source),
         "--idle-timeout", str(args.idle_timeout),
+        "--first-frame-timeout", str(args.first_frame_timeout),
         "--frame-timeout", str(args.frame_timeout),
         "--max-frame", str(args.max_frame),
         "--log-level", args.log_level,
@@ -122,6 +124,12 @@ def worker_argv(args: argparse.Namespace, host: str, port: int, index: int) -> l
         argv += ["--metrics", f"{mhost}:{mport + index if mport else 0}"]
     if getattr(args, "console", None) and index == 0:
         argv += ["--console", f"{args.console[0]}:{args.console[1]}"]
+        if getattr(args, "secure_cookies", False):
+            argv.append("--secure-cookies")
+        if getattr(args, "hsts", 0):
+            argv += ["--hsts", str(args.hsts)]
+        for proxy in getattr(args, "trusted_proxy", []):
+            argv += ["--trusted-proxy", proxy]
     return argv
 
 

@@ -5,8 +5,11 @@ with a *context* such as ``"tmk:10000001"`` bound in as associated data, so a
 sealed TMK cannot be replayed as another terminal's TMK or as a MAC key.
 
 The KEK comes from ``CLEARPOS_KEK`` (64 hex characters) or from a file
-(``CLEARPOS_KEK_FILE``, default ``~/.clearpos/kek``) created on first use
-with mode 0600 in a 0700 directory.
+(``CLEARPOS_KEK_FILE``, default ``~/.clearpos/kek``, mode 0600 in a 0700
+directory). The host's KEK is made on purpose, once, with ``clearpos admin kek
+new``: a host that silently made a new one would seal fresh keys no other
+machine can open. A caller that owns a state directory (a virtual terminal, the
+demo) names its own file, which is created on first use.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ __all__ = [
     "KekError",
     "KeyEncryptionKey",
     "SealedKeyError",
+    "create_key_file",
     "default_kek_path",
+    "missing_kek_help",
 ]
 
 ENV_KEK = "CLEARPOS_KEK"
@@ -67,6 +72,31 @@ def _parse_hex_key(text: str, source: str) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         raise KekError(f"{source}: expected {2 * _KEY_BYTES} hex characters") from None
+
+
+def missing_kek_help(path: Path) -> str:
+    """What to say when there is no KEK: where it was looked for and how to make one."""
+    return (
+        f"no KEK: ${ENV_KEK} is not set and {path} does not exist. Make one with "
+        f"`clearpos admin kek new --out {path}` (or set ${ENV_KEK_FILE} to the file "
+        "of the KEK this store was sealed with)"
+    )
+
+
+def create_key_file(path: Path) -> KeyEncryptionKey:
+    """A new random KEK written to ``path`` (0600; a missing directory is made 0700).
+
+    :class:`KekError` when ``path`` exists: a KEK is never overwritten, since every
+    key sealed under the old one would be lost with it.
+    """
+    path = path.expanduser()
+    if path.exists():
+        raise KekError(f"{path} already exists: a KEK is never overwritten")
+    try:
+        _create_key_file(path)
+    except OSError as error:
+        raise KekError(f"cannot create KEK file {path}: {error.strerror}") from None
+    return KeyEncryptionKey(_read_key_file(path))
 
 
 def _create_key_file(path: Path) -> None:
@@ -131,21 +161,28 @@ class KeyEncryptionKey:
         return cls(os.urandom(_KEY_BYTES))
 
     @classmethod
-    def load(cls, path: Path | None = None) -> KeyEncryptionKey:
+    def load(cls, path: Path | None = None, *, create: bool | None = None) -> KeyEncryptionKey:
         """The KEK from ``$CLEARPOS_KEK``, else from ``path`` / :func:`default_kek_path`.
 
-        The environment variable wins over any file. The file is created (0600,
-        directory 0700) when it does not exist; :class:`KekError` when it is
+        The environment variable wins over any file. A missing file is created
+        (0600, directory 0700) only when ``create`` is true, which it is by default
+        for an explicit ``path`` (a caller's own state directory) and never for the
+        shared default: then :class:`KekError` says how to make one
+        (:func:`missing_kek_help`). :class:`KekError` too when the file is
         unreadable, malformed or readable by group or others.
         """
         from_env = os.environ.get(ENV_KEK)
         if from_env:
             return cls(_parse_hex_key(from_env, f"${ENV_KEK} is malformed"))
+        if create is None:
+            create = path is not None
         path = (path or default_kek_path()).expanduser()
         try:
             exists = path.exists()
         except OSError as error:
             raise KekError(f"KEK file {path} cannot be reached: {error.strerror}") from None
+        if not exists and not create:
+            raise KekError(missing_kek_help(path))
         if not exists:
             try:
                 _create_key_file(path)

@@ -79,6 +79,7 @@ from typing import Any
 from clearpos.audit import FINANCIAL, run_audit
 from clearpos.keys import KeyEncryptionKey
 from clearpos.money import fen_yuan
+from clearpos.private import private_open
 from clearpos.store import CREDIT_KINDS, DEBIT_KINDS, open_database
 from clearpos.store.pg import redact
 from clearpos.store.queries import lab as lab_q
@@ -1101,14 +1102,15 @@ class Campaign:
                 journals[lt.tid] = store.journal()
             finally:
                 store.close()
-            with open(exports / f"terminal-{lt.tid}-journal.jsonl", "w", encoding="utf-8") as fh:
+            path = exports / f"terminal-{lt.tid}-journal.jsonl"
+            with private_open(path, "w", encoding="utf-8") as fh:
                 for row in journals[lt.tid]:
                     fh.write(json.dumps(row.public(), ensure_ascii=False) + "\n")
         db = open_database(self.host.url)
         with db.reader() as tx:
             rows = lab_q.journal_dicts(tx)
             cards = [(c.pan_masked, c.opening_fen, c.balance_fen, c.holds_fen) for c in tx.cards()]
-        with open(exports / "host-journal.jsonl", "w", encoding="utf-8") as fh:
+        with private_open(exports / "host-journal.jsonl", "w", encoding="utf-8") as fh:
             for r in rows:
                 fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
         result = compare(journals, rows, cards, self.world)

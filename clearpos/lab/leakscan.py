@@ -9,7 +9,9 @@ Looked for in every byte of every file under the given paths:
 ==============  ==============================================================
 ``pan``         a full PAN as ASCII digits, or packed BCD (either nibble
                 alignment, as fields 2 and 35 carry it; BCD only when it packs
-                to 5 distinct bytes or more, see :func:`_bcd_forms`)
+                to 5 distinct bytes or more, see :func:`_bcd_forms`), or
+                written in groups with spaces, dashes or dots between them
+                (the masking's detector, :func:`clearpos.wire.mask.find_pans`)
 ``track2``      PAN + ``=``/``D`` + expiry, ASCII or packed BCD
 ``pin-block``   a card's clear ISO 9564 format-0 PIN block, and the same
                 block encrypted under every known PIN key; raw or hex
@@ -46,7 +48,7 @@ from pathlib import Path
 from clearpos.keys import KeyEncryptionKey, SealedKeyError
 from clearpos.keys.crypto import PinEngine
 from clearpos.store import files
-from clearpos.wire.mask import mask_pan
+from clearpos.wire.mask import find_pans, mask_pan
 
 __all__ = ["Hit", "ScanResult", "Secrets", "clear_pin_block", "scan_bytes", "scan_paths"]
 
@@ -137,6 +139,7 @@ class Secrets:
         self.pins: dict[str, str] = {}
         self.pan_pins: list[tuple[str, str]] = []
         self.pin_keys: set[bytes] = set()
+        self.pans: set[str] = set()
         self._index: tuple[dict[int, list[bytes]], list[bytes]] | None = None
         self._findex: tuple[dict[int, list[bytes]], list[bytes]] | None = None
 
@@ -153,6 +156,7 @@ class Secrets:
         if not (pan.isdecimal() and 12 <= len(pan) <= 19):
             return
         label = mask_pan(pan)
+        self.pans.add(pan)
         self._add(pan.encode(), "pan", label, hex_too=False)
         for form in _bcd_forms(pan):
             self.raw.setdefault(form, ("pan", label + " as BCD"))
@@ -307,6 +311,18 @@ class Secrets:
             pin_label = self.pins.get(m.group(1).decode())
             if pin_label is not None:
                 yield m.start(1), len(m.group(1)), "pin", pin_label
+        yield from self._written_pans(data)
+
+    def _written_pans(self, data: bytes) -> Iterator[tuple[int, int, str, str]]:
+        """Known PANs as people write them (``6222 0212 3456 7890 123``, with dashes or
+        dots, track data after them): the masking's own detector, asked about this
+        data's cards. One-piece PANs are found above, as byte patterns."""
+        if not self.pans:
+            return
+        text = data.decode("latin-1")  # one character per byte: offsets stay byte offsets
+        for m in find_pans(text, lambda digits, separated: separated and digits in self.pans):
+            kind = "track2" if m.track else "pan"
+            yield m.start, m.end - m.start, kind, f"{mask_pan(m.pan)} written in groups"
 
 
 def _tables(data: dict[str, object], name: str) -> list[dict[str, object]]:

@@ -384,7 +384,7 @@ def _mark(tx: Tx, req: ResumptionRequest, status: str, *, at: str, by: str, why:
         "resumption_requests",
         "id",
         req.id,
-        {"status": status, "decided_at": at, "decided_by": by, "decision_why": why},
+        {"status": status, "decided_at": at, "decided_by": by, "decision_why": mask_text(why)},
     )
 
 

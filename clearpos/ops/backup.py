@@ -25,6 +25,7 @@ from typing import Any
 from ..audit import audit_tx
 from ..clock import show
 from ..money import fen_yuan
+from ..private import private_open
 from ..store import Tx, files, rrn_of
 from ..store.queries import ops as q
 from ..store.schema import LATEST
@@ -198,7 +199,7 @@ def export_journal(
         raise Refused(f"{target} already exists: choose another file or give --force")
     n = 0
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", encoding="utf-8", newline="") as fh:
+    with private_open(target, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(EXPORT_HEADER)
         for r in q.journal_between(tx, since, until):

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,12 @@ from ..clock import parse_since, show, utc_iso
 from ..errors import UsageError
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
 from ..money import fen_yuan, parse_yuan
+from ..private import private_open
+from ..secretin import SecretError, SecretOption, add_secret, read_fd
 from ..store import DEFAULT_URL, Database, StoreError, Tx, open_database
 from ..store.queries import read
 from . import arrears, cards, maintenance, merchants, reports, terminals, tickets, users
+from .admintoken import ENV_TOKEN, check_token, issue_token
 from .backup import (
     PG_GUIDANCE,
     backup_sqlite,
@@ -37,7 +41,7 @@ from .backup import (
     is_postgres,
     restore_sqlite,
 )
-from .common import Change, Refused
+from .common import Change, Refused, record
 
 __all__ = ["register"]
 
@@ -332,14 +336,30 @@ def _merchants(sub: Any) -> None:
         MID,
         ("--cause", {"choices": ["arrears", "risk", "manual"]}),
     )
-    _changer(
+
+    def resume(a: argparse.Namespace) -> int:
+        try:
+            with read(_db(a)) as tx:
+                m = tx.merchant(a.mid)
+        except StoreError as exc:
+            return _error(a, str(exc))
+        if m is not None and m.suspension_cause == "arrears" and m.status == "suspended":
+            # this approves the pending resumption request: the approver signs in
+            return _decide(a, lambda tx, by: merchants.resume(tx, a.mid, by=by, why=a.why))
+        if not a.by:
+            return _error(a, "say who resumes it: --by NAME")
+        return _change(a, lambda tx: merchants.resume(tx, a.mid, by=a.by, why=a.why))
+
+    p = _leaf(
         g,
         "resume",
-        "let a suspended merchant trade again (复机); arrears: approves the pending request (supervisor)",
-        merchants.resume,
-        MID,
-        why=False,
+        "let a suspended merchant trade again (复机); arrears: approves the pending request "
+        "(supervisor)" + FOUR_EYES,
+        resume,
     )
+    p.add_argument("--mid", required=True)
+    p.add_argument("--why", default="", help="why (recorded in the audit trail)")
+    _decider_args(p)
 
     def restrict(a: argparse.Namespace) -> int:
         types = [t for chunk in a.types for t in chunk.split(",") if t]
@@ -694,15 +714,19 @@ def _arrears(sub: Any) -> None:
     p.add_argument("--mid", required=True)
     p.add_argument("--note", default="", help="e.g. the voucher of the last payment")
 
-    _changer(
-        r,
-        "approve",
-        "a supervisor approves: the merchant is active again",
-        arrears.approve,
-        ID,
-        why=False,
-    )
-    _changer(r, "reject", "a supervisor rejects, with the reason", arrears.reject, ID)
+    def approve(a: argparse.Namespace) -> int:
+        return _decide(a, lambda tx, by: arrears.approve(tx, a.id, by=by, why=a.why))
+
+    def reject(a: argparse.Namespace) -> int:
+        return _decide(a, lambda tx, by: arrears.reject(tx, a.id, by=by, why=a.why))
+
+    for name, text, fn, why in (
+        ("approve", "a supervisor approves: the merchant is active again", approve, False),
+        ("reject", "a supervisor rejects, with the reason", reject, True),
+    ):
+        p = _leaf(r, name, text + FOUR_EYES, fn, why=why)
+        p.add_argument("--id", type=_positive, required=True)
+        _decider_args(p)
 
     def list_(a: argparse.Namespace) -> int:
         return _lines(
@@ -959,14 +983,24 @@ def _users(sub: Any) -> None:
     g = _group(sub, "user", "console users (argon2id password hashes)")
 
     def add(a: argparse.Namespace) -> int:
-        if a.password_stdin:
+        from ..errors import UsageError
+
+        if a.password_fd is not None:
+            try:
+                password = read_fd(a.password_fd, "password")
+            except SecretError as exc:
+                return _error(a, str(exc))
+        elif a.password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
         elif sys.stdin.isatty():
             password = getpass.getpass(f"password for {a.username}: ")
             if getpass.getpass("again: ") != password:
                 return _error(a, "the passwords differ")
         else:
-            raise UsageError("give the password on standard input with --password-stdin")
+            raise UsageError(
+                "give the password on standard input with --password-stdin, or "
+                "--password-fd N (never on the command line: ps and shell history show it)"
+            )
 
         def body(tx: Tx) -> tuple[dict[str, Any], str]:
             user, _ = users.add_user(tx, a.username, a.role, password, by=a.by)
@@ -982,6 +1016,9 @@ def _users(sub: Any) -> None:
     p.add_argument("--role", required=True, choices=list(users.ROLES))
     p.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.add_argument(
+        "--password-fd", type=int, metavar="N", help="read the password from file descriptor N"
     )
 
     def list_(a: argparse.Namespace) -> int:
@@ -1007,6 +1044,132 @@ def _users(sub: Any) -> None:
     )
 
 
+# --------------------------------------------------------------------------- four eyes
+
+FOUR_EYES = (
+    ". The decider signs in: --by NAME and NAME's password (asked for, or --password -, "
+    f"--password-fd N), or a token from `clearpos admin login` (${ENV_TOKEN} or --token -)"
+)
+_TOKEN = SecretOption("--token", "admin token")
+
+
+def _decider_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--by", help="who decides (must sign in: see below)")
+    add_secret(p, "--password", "password", "the decider's own password")
+    add_secret(p, "--token", "admin token", f"a token from clearpos admin login (or ${ENV_TOKEN})")
+
+
+def _decide(a: argparse.Namespace, fn: Callable[[Tx, str], Change]) -> int:
+    """Run a four-eyes decision as the user whose credentials were given: their
+    password (checked against the store) or their admin token; never a bare --by."""
+    from ..errors import UsageError
+
+    used: list[str] = []
+    try:
+        token = _TOKEN.resolve(a, used_stdin=used) or os.environ.get(ENV_TOKEN) or None
+        password = None
+        if token is None:
+            if not a.by:
+                raise UsageError(
+                    "say who decides: --by NAME (with NAME's password), or a token from "
+                    "clearpos admin login"
+                )
+            opt = SecretOption("--password", f"password of {a.by}")
+            password = opt.require(a, used_stdin=used)
+    except SecretError as exc:
+        raise UsageError(str(exc)) from None
+
+    def body(tx: Tx) -> tuple[dict[str, Any], str]:
+        if token is not None:
+            who = check_token(tx, KeyEncryptionKey.load(), token)
+            if a.by and a.by != who:
+                raise Refused(f"the admin token is {who}'s, not {a.by}'s")
+        else:
+            assert password is not None
+            if users.verify_password(tx, a.by, password) is None:
+                raise Refused(f"wrong password for {a.by!r}, or no such enabled user")
+            who = a.by
+        c = fn(tx, who)
+        return c.to_dict(), _change_text(c)
+
+    return _run(a, body, write=True)
+
+
+def _admin_login(a: argparse.Namespace) -> int:
+    from ..errors import UsageError
+
+    try:
+        password = SecretOption("--password", f"password of {a.username}").require(a, used_stdin=[])
+    except SecretError as exc:
+        raise UsageError(str(exc)) from None
+
+    def body(tx: Tx) -> tuple[dict[str, Any], str]:
+        token, exp = issue_token(
+            tx, KeyEncryptionKey.load(), a.username, password, minutes=a.minutes
+        )
+        until = show(utc_iso(datetime.fromtimestamp(exp, UTC)))
+        record(  # the sign-in is in the audit trail (the token itself never is)
+            tx,
+            at=utc_iso(datetime.now(UTC)),
+            by=a.username,
+            entity="user",
+            entity_id=a.username,
+            action="admin.login",
+            detail={"until": utc_iso(datetime.fromtimestamp(exp, UTC))},
+        )
+        return (
+            {"ok": True, "username": a.username, "token": token, "expires": exp},
+            f"export {ENV_TOKEN}={token}\n# {a.username}, valid until {until}; "
+            "approvals then need no password",
+        )
+
+    return _run(a, body, write=True)
+
+
+def _login_parser(sub: Any) -> None:
+    p = _leaf(
+        sub,
+        "login",
+        f"sign in for four-eyes decisions: prints a short-lived token for ${ENV_TOKEN}",
+        _admin_login,
+    )
+    p.add_argument("--username", required=True)
+    p.add_argument("--minutes", type=int, default=15, help="how long the token lasts (default 15)")
+    add_secret(p, "--password", "password", "your console password (asked for when not given)")
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _kek(sub: Any) -> None:
+    g = _group(sub, "kek", "the key-encryption key that seals every stored key")
+
+    def new(a: argparse.Namespace) -> int:
+        from ..keys.kek import create_key_file, default_kek_path
+
+        path = Path(a.out) if a.out else default_kek_path()
+        try:
+            kek = create_key_file(path)
+        except KekError as exc:
+            return _error(a, str(exc))
+        env = (
+            "" if path == default_kek_path() else f"; start the host with CLEARPOS_KEK_FILE={path}"
+        )
+        _emit(
+            a,
+            {"ok": True, "path": str(path), "fingerprint": kek.fingerprint()},
+            f"KEK {kek.fingerprint()} written to {path} (mode 0600){env}. Keep a copy "
+            "offline: every stored key is sealed under it, and without it they are lost.",
+        )
+        return 0
+
+    p = _leaf(g, "new", "make a new random KEK file (never overwrites one)", new)
+    p.add_argument(
+        "--out",
+        help="where to write it (default $CLEARPOS_KEK_FILE, else ~/.clearpos/kek)",
+    )
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -1028,7 +1191,8 @@ def _report(a: argparse.Namespace) -> int:
     else:
         out = text
     if a.to:
-        Path(a.to).write_text(out, encoding="utf-8")
+        with private_open(Path(a.to), "w", encoding="utf-8") as fh:
+            fh.write(out)
         print(
             f"report for {a.date} written to {a.to} ({len(doc['days'])} merchants)", file=sys.stderr
         )
@@ -1174,4 +1338,6 @@ def register(p: argparse.ArgumentParser) -> None:
     _maintenance(sub)
     _tickets(sub)
     _users(sub)
+    _login_parser(sub)
+    _kek(sub)
     _records(sub)

@@ -9,7 +9,6 @@ what is allowed from it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +16,7 @@ from typing import Any
 
 from ..clock import Clock, utc_iso
 from ..store import Tx
-from ..wire import mask_pan
+from ..wire import scrub
 
 __all__ = [
     "Change",
@@ -28,19 +27,19 @@ __all__ = [
     "record",
 ]
 
-_PANLIKE = re.compile(r"(?<!\d)\d{16,19}(?!\d)")
-
 
 def mask_text(text: str) -> str:
-    """Free text with 16-19 digit runs masked like PANs (MIDs, TIDs and RRNs are shorter).
+    """Free text with card numbers masked, however they are written (spaces, dashes
+    or dots between digit groups, 13-19 digits, track data after them): the one
+    detector of :func:`clearpos.wire.mask.find_pans`, which the leak scan uses too.
 
     People type reasons, titles and comments; a pasted card number must not be
-    stored or shown in full.
+    stored or shown in full. Merchant ids, TIDs and RRNs stay readable.
 
-    >>> mask_text("card 6222021234567890123 at 898310048161234")
+    >>> mask_text("card 6222 0212 3456 7890 123 at 898310048161234")
     'card 622202*********0123 at 898310048161234'
     """
-    return _PANLIKE.sub(lambda m: mask_pan(m.group(0)), text)
+    return scrub(text)
 
 
 class Refused(Exception):

@@ -21,7 +21,7 @@ from ..clock import CST, Clock, show, utc_iso
 from ..store import MaintenanceRec, Tx
 from ..store.queries import ops as q
 from ..world import MAINTENANCE_WHO
-from .common import Change, Refused, check_actor, now_iso, record
+from .common import Change, Refused, check_actor, mask_text, now_iso, record
 
 __all__ = [
     "FIELD62_MAX",
@@ -76,7 +76,7 @@ def _check_fit(tx: Tx, now: str, extra: tuple[str, str] | None, skip: int | None
 
 
 def _check_notice(zh: str, en: str) -> tuple[str, str]:
-    zh, en = zh.strip(), en.strip()
+    zh, en = mask_text(zh.strip()), mask_text(en.strip())
     if not zh or not en:
         raise Refused("a window needs both notices: --notice-zh TEXT --notice-en TEXT")
     for text in (zh, en):

@@ -123,7 +123,7 @@ def add_merchant(
     at = now_iso(now)
     tx.insert_merchant(
         mid=mid,
-        name=name.strip(),
+        name=mask_text(name.strip()),
         status="active",
         suspension_cause="",
         arrears_fen=0,
@@ -131,7 +131,7 @@ def add_merchant(
         restricted_types="[]",
         status_since=at,
         status_by=by,
-        status_why=why or "registered",
+        status_why=mask_text(why.strip()) or "registered",
     )
     return record(
         tx,

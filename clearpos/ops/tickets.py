@@ -269,6 +269,7 @@ def open_ticket(
         raise Refused(f"no merchant {mid!r} in this store")
     if not 1 <= last <= 200:
         raise Refused("--last must be between 1 and 200")
+    owner = _owner(tx, owner) if owner.strip() else ""
     clock_now = now or Clock().now()
     at = utc_iso(clock_now)
     snap = evidence(tx, tid=tid, mid=mid, rrn=rrn, last=last, now=clock_now)
@@ -334,11 +335,25 @@ def _move(
     )
 
 
+def _owner(tx: Tx, owner: str) -> str:
+    """``owner`` when it names an enabled console user; else refused, saying who can."""
+    from .users import get_user, list_users
+
+    name = owner.strip()
+    user = get_user(tx, name)
+    if user is not None and not user.disabled:
+        return name
+    able = [u.username for u in list_users(tx) if not u.disabled]
+    why = "is disabled" if user is not None else "is not a user"
+    hint = f"one of: {', '.join(able[:20])}" if able else "add one with clearpos admin user add"
+    raise Refused(f"ticket owner {name!r} {why}: a ticket is owned by a console user ({hint})")
+
+
 def assign(tx: Tx, ticket_id: int, owner: str, *, by: str, now: datetime | None = None) -> Change:
     """Give the ticket an owner; an open ticket becomes in_progress."""
-    owner = owner.strip()
-    if not owner:
+    if not owner.strip():
         raise Refused("say who owns it: --owner NAME")
+    owner = _owner(tx, owner)
     return _move(tx, ticket_id, "assign", by=by, why=f"owner {owner}", now=now, owner=owner)
 
 

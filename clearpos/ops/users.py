@@ -25,6 +25,7 @@ __all__ = [
     "ROLES",
     "User",
     "add_user",
+    "check_password",
     "disable_user",
     "get_user",
     "list_users",
@@ -35,6 +36,11 @@ __all__ = [
 ROLES = ("operator", "supervisor", "admin")
 APPROVER_ROLES = frozenset({"supervisor", "admin"})
 MIN_PASSWORD = 8
+MAX_PASSWORD = 128
+#: zxcvbn's score 0-4; 3 is "safely unguessable: moderate protection from an offline
+#: slow-hash scenario" (about 10^8 guesses or more), what an argon2id hash behind a
+#: locked-out sign-in form needs. ``password`` and ``12345678`` score 0.
+MIN_STRENGTH = 3
 _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 
 _hasher = PasswordHasher()
@@ -73,6 +79,31 @@ class User:
         )
 
 
+def check_password(password: str, username: str) -> None:
+    """Refuse a password an attacker would guess: too short, or weak by zxcvbn's
+    estimate (dictionaries of common passwords, names, keyboard walks, dates,
+    l33t, repeats, and the user name itself), with its advice in the refusal."""
+    if len(password) < MIN_PASSWORD:
+        raise Refused(f"the password must have at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise Refused(f"the password must have at most {MAX_PASSWORD} characters")
+    from zxcvbn import zxcvbn
+
+    verdict = zxcvbn(password, user_inputs=[username, "clearpos", "console", "unionpay"])
+    if int(verdict["score"]) >= MIN_STRENGTH:
+        return
+    feedback = verdict.get("feedback") or {}
+    advice = " ".join(
+        t for t in [feedback.get("warning") or "", *(feedback.get("suggestions") or [])] if t
+    )
+    raise Refused(
+        f"the password is too easy to guess (strength {verdict['score']} of 4, "
+        f"{MIN_STRENGTH} needed)"
+        + (f": {advice}" if advice else "")
+        + "; a few unrelated words make a strong one"
+    )
+
+
 def get_user(tx: Tx, username: str) -> User | None:
     row = q.user_row(tx, username)
     return User.of(row) if row else None
@@ -100,8 +131,7 @@ def add_user(
         )
     if role not in ROLES:
         raise Refused(f"role {role!r} is unknown; use one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise Refused(f"the password must have at least {MIN_PASSWORD} characters")
+    check_password(password, username)
     if get_user(tx, username) is not None:
         raise Refused(f"user {username!r} already exists", entity="user", entity_id=username)
     at = now_iso(now)

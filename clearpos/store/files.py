@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..private import private_file
 from .tx import Tx
 
 __all__ = [
@@ -75,7 +76,7 @@ def copy(source: str, target: Path, *, self_contained: bool) -> None:
     leaves the copy in rollback-journal mode (one file, no WAL beside it)."""
     src = sqlite3.connect(source, uri=source.startswith("file:"), timeout=30)
     try:
-        dst = sqlite3.connect(str(target), timeout=30)
+        dst = sqlite3.connect(str(private_file(target)), timeout=30)  # 0600, docs/security.md
         try:
             src.backup(dst)
             if self_contained:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..private import private_file
 from .schema import MIGRATIONS
 from .tx import Tx
 
@@ -40,6 +41,8 @@ class SqliteDatabase:
         self.synchronous = synchronous
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # sqlite3 says why it cannot open it
+                private_file(self.path)  # 0600: its -wal and -shm get the same mode
         with self.connection() as conn:
             migrate(conn)
 
@@ -97,7 +100,7 @@ class SqliteDatabase:
     def backup(self, target: str | Path) -> None:
         """A consistent online copy (SQLite backup API)."""
         with self.connection() as src:
-            dst = sqlite3.connect(str(target))
+            dst = sqlite3.connect(str(private_file(Path(target))))
             try:
                 src.backup(dst)
             finally:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clearpos.private import private_open
+from clearpos.secretin import SecretError, SecretOption, add_secret
 from clearpos.versions import normalise_version
 
 from .client import HostLink, parse_address
@@ -138,9 +140,13 @@ def _operators(text: str) -> str:
 def _card_args(p: argparse.ArgumentParser, *, required: bool, pin_required: bool = False) -> None:
     p.add_argument("--card", type=_pan, required=required, metavar="PAN", help="card number")
     p.add_argument("--expiry", type=_expiry, required=required, metavar="YYMM", help="card expiry")
-    p.add_argument(
-        "--pin", type=_digits("PIN", 4, 12), required=pin_required, help="cardholder PIN"
+    add_secret(
+        p,
+        "--pin",
+        "cardholder PIN",
+        "cardholder PIN" + (" (asked for when not given)" if pin_required else ""),
     )
+    p.set_defaults(pin_required=pin_required)
     p.add_argument(
         "--keyed",
         action="store_true",
@@ -169,7 +175,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", type=_address, help="host address HOST:PORT (remembered)")
     p.add_argument("--tid", help="terminal id, 8 characters")
     p.add_argument("--mid", help="merchant id, 15 characters (first use)")
-    p.add_argument("--tmk", type=_tmk, help="terminal master key, 32 hex digits (first use)")
+    add_secret(p, "--tmk", "terminal master key", "terminal master key, 32 hex digits (first use)")
     p.add_argument("--state", type=Path, help="state directory (default ./pos-state/TID)")
     p.add_argument(
         "--software",
@@ -196,14 +202,19 @@ def register(p: argparse.ArgumentParser) -> None:
         metavar="YUAN",
         help="offline floor limit in yuan, remembered (0 = no offline sales, the default)",
     )
-    p.add_argument(
+    add_secret(
+        p,
         "--operators",
-        type=_operators,
-        help="operators at first use: NO:PASSWORD[:supervisor],... "
+        "operator list",
+        "operators at first use: NO:PASSWORD[:supervisor],... "
         "(default 01:0000,99:123456:supervisor)",
+        fd=False,
     )
-    p.add_argument(
-        "--supervisor-password", help="supervisor password for void, refund and operator changes"
+    add_secret(
+        p,
+        "--supervisor-password",
+        "supervisor password",
+        "supervisor password for void, refund and operator changes",
     )
     p.add_argument("--tz", default="Asia/Shanghai", help="terminal time zone (default %(default)s)")
     _common(p, top=True)
@@ -220,10 +231,11 @@ def register(p: argparse.ArgumentParser) -> None:
 
     a = action("login", "operator sign-in (signs the terminal on when needed)", _login)
     a.add_argument("--operator", required=True, help="operator number, e.g. 01")
-    a.add_argument("--password", required=True, help="operator password")
+    add_secret(a, "--password", "operator password", "operator password (asked for when not given)")
+    a.set_defaults(password_required=True)
     action("logout", "operator sign-out", lambda t, a: t.logout())
     a = action("operators", "list operators, or replace them with --set", _operators_cmd)
-    a.add_argument("--set", type=_operators, metavar="LIST", help="NO:PASSWORD[:supervisor],...")
+    add_secret(a, "--set", "operator list", "replace the operators: NO:PASSWORD[:supervisor],...")
     action("signon", "POS sign-on (0800): new working keys and the host's batch", _signon)
     action("signoff", "POS sign-off (0820 002)", lambda t, a: t.signoff())
     action(
@@ -373,6 +385,7 @@ def _runner(
             return 2
 
     def _go(args: argparse.Namespace) -> int:
+        _read_secrets(args)
         state: Path | None = args.state
         if state is None:
             if not args.tid:
@@ -425,11 +438,45 @@ def _runner(
     return go
 
 
+_TMK = SecretOption("--tmk", "terminal master key")
+_SUPERVISOR = SecretOption("--supervisor-password", "supervisor password")
+_PASSWORD = SecretOption("--password", "operator password")
+_PIN = SecretOption("--pin", "cardholder PIN")
+_OPERATORS = SecretOption("--operators", "operator list")
+_SET = SecretOption("--set", "operator list")
+
+
+def _read_secrets(args: argparse.Namespace) -> None:
+    """Replace every secret option by its value (from the flag, stdin, a descriptor or
+    the terminal: :mod:`clearpos.secretin`), checked like any other argument."""
+    used: list[str] = []
+    try:
+        tmk = _TMK.resolve(args, used_stdin=used)
+        args.tmk = None if tmk is None else _tmk(tmk)
+        args.supervisor_password = _SUPERVISOR.resolve(args, used_stdin=used)
+        ops = _OPERATORS.resolve(args, used_stdin=used)
+        args.operators = None if ops is None else _operators(ops)
+        if hasattr(args, "set_fd"):  # `operators --set LIST`
+            new = _SET.resolve(args, used_stdin=used)
+            args.set = None if new is None else _operators(new)
+        if getattr(args, "password_required", False):
+            args.password = _PASSWORD.require(args, used_stdin=used)
+        if hasattr(args, "pin_required"):
+            need = args.pin_required and args.card is not None
+            pin = (
+                _PIN.require(args, used_stdin=used) if need else _PIN.resolve(args, used_stdin=used)
+            )
+            args.pin = None if pin is None else _digits("PIN", 4, 12)(pin)
+    except (SecretError, argparse.ArgumentTypeError) as exc:
+        _usage(str(exc))
+
+
 def _remember_host(state: Path, address: str) -> None:
     path = state / "host"
     if not path.exists() or path.read_text().strip() != address:
         tmp = state / ".host.tmp"
-        tmp.write_text(address + "\n")
+        with private_open(tmp, "w") as fh:
+            fh.write(address + "\n")
         os.replace(tmp, path)
 
 

@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clearpos.private import private_dir, private_open
 from clearpos.reasons import Lang
 
 from .screens import fen_text, kind_title
@@ -154,9 +155,9 @@ class SettlementSlip:
 
 def save_text(path: Path, text: str) -> None:
     """Write ``text`` atomically and durably (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with private_open(tmp, "w", encoding="utf-8") as fh:  # a receipt is the owner's only
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())

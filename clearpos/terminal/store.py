@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from clearpos.keys import KeyEncryptionKey
+from clearpos.private import private_dir, private_file
 from clearpos.wire import Card, FinancialRequest, build, parse
 
 __all__ = [
@@ -212,9 +213,9 @@ class Store:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "receipts").mkdir(exist_ok=True)
-        self._lock_file = open(directory / ".lock", "a+")  # noqa: SIM115 - held until close()
+        private_dir(directory)  # sealed keys, journal, receipts: the owner's only
+        private_dir(directory / "receipts")
+        self._lock_file = open(private_file(directory / ".lock"), "a+")  # noqa: SIM115 - held until close()
         try:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -223,7 +224,7 @@ class Store:
                 f"state directory {directory} is in use by another clearpos pos command"
             ) from None
         self.path = directory / "terminal.db"
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5)
+        self._db = sqlite3.connect(private_file(self.path), isolation_level=None, timeout=5)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         with self.transaction():
