@@ -15,7 +15,10 @@ from typing import Protocol, TypeVar
 
 from .pg import PgDatabase, PgTx, PgWriter
 from .records import (
+    AidRec,
+    CapkRec,
     CardRec,
+    ChipRec,
     JournalRec,
     MaintenanceRec,
     MerchantRec,
@@ -25,7 +28,7 @@ from .records import (
 )
 from .sqlite import GroupCommitWriter as SqliteWriter
 from .sqlite import SqliteDatabase, StoreError
-from .tx import CREDIT_KINDS, DEBIT_KINDS, Tx
+from .tx import CREDIT_KINDS, DEBIT_KINDS, EMV_KINDS, ISSUER_KEY_NAMES, Tx
 
 T = TypeVar("T")
 
@@ -66,7 +69,12 @@ __all__ = [
     "CREDIT_KINDS",
     "DEBIT_KINDS",
     "DEFAULT_URL",
+    "EMV_KINDS",
+    "ISSUER_KEY_NAMES",
+    "AidRec",
+    "CapkRec",
     "CardRec",
+    "ChipRec",
     "Database",
     "GroupCommitWriter",
     "JournalRec",

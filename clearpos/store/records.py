@@ -67,6 +67,9 @@ class TerminalRec:
     status_since: str
     status_by: str
     status_why: str
+    chip: bool = False
+    capk_loaded: str = ""
+    aid_loaded: str = ""
 
     @property
     def signed_on(self) -> bool:
@@ -95,6 +98,9 @@ class TerminalRec:
             r["status_since"],
             r["status_by"],
             r["status_why"],
+            bool(r["chip"]),
+            r["capk_loaded"],
+            r["aid_loaded"],
         )
 
 
@@ -212,3 +218,70 @@ class MaintenanceRec:
         d = dict(r)
         d["cancelled"] = bool(d["cancelled"])
         return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipRec:
+    """A card's chip as the issuer knows it; ``last_atc`` -1 before the first
+    accepted cryptogram. Fits :class:`clearpos.issuer.emv.ChipRecord`."""
+
+    card_id: int
+    psn: str
+    cvn: str
+    service_code: str
+    last_atc: int
+    atc_at: str
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> ChipRec:
+        return cls(
+            int(r["card_id"]),
+            r["psn"],
+            r["cvn"],
+            r["service_code"],
+            int(r["last_atc"]),
+            r["atc_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CapkRec:
+    """A CA public key the terminals download; hex text, ``expiry`` YYYYMMDD."""
+
+    rid: str
+    index: str
+    modulus: str
+    exponent: str
+    expiry: str
+    check_value: str
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> CapkRec:
+        return cls(r["rid"], r["idx"], r["modulus"], r["exponent"], r["expiry"], r["check_value"])
+
+
+@dataclass(frozen=True, slots=True)
+class AidRec:
+    """Chip parameters of one AID; amounts in fen, TACs and version as hex."""
+
+    aid: str
+    app_version: str
+    floor_limit_fen: int
+    contactless_limit_fen: int
+    contactless_cvm_limit_fen: int
+    tac_default: str
+    tac_online: str
+    tac_denial: str
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> AidRec:
+        return cls(
+            r["aid"],
+            r["app_version"],
+            int(r["floor_limit_fen"]),
+            int(r["contactless_limit_fen"]),
+            int(r["contactless_cvm_limit_fen"]),
+            r["tac_default"],
+            r["tac_online"],
+            r["tac_denial"],
+        )
