@@ -58,7 +58,7 @@ def test_seed_keeps_chip_rows(db: Database) -> None:
         assert chip16 is not None and chip16.cvn == "10"
         assert plain is None
         chips = [t.tid for t in tx.terminals() if t.chip]
-        assert chips == ["10000008"]
+        assert chips == ["10000011"]
         assert tx.meta("risk.quickpass_no_pin_limit_fen") == "100000"
 
 
@@ -119,18 +119,18 @@ def test_capks_and_aids_from_the_world(db: Database) -> None:
 
 def test_processing_requirement_follows_downloads(db: Database) -> None:
     with db.transaction() as tx:
-        chip = tx.terminal("10000008")
+        chip = tx.terminal("10000011")
         plain = tx.terminal("10000001")
         assert chip is not None and plain is not None
         assert tx.emv_requirement(plain) == 0  # a terminal that reads no chips
         assert tx.emv_requirement(chip) == 4  # fresh: CA keys first
-        tx.mark_emv_loaded("10000008", "capk", tx.emv_generation("capk"))
+        tx.mark_emv_loaded("10000011", "capk", tx.emv_generation("capk"))
     with db.transaction() as tx:
-        chip = tx.terminal("10000008")
+        chip = tx.terminal("10000011")
         assert chip is not None and tx.emv_requirement(chip) == 5
-        tx.mark_emv_loaded("10000008", "aid", tx.emv_generation("aid"))
+        tx.mark_emv_loaded("10000011", "aid", tx.emv_generation("aid"))
     with db.transaction() as tx:
-        chip = tx.terminal("10000008")
+        chip = tx.terminal("10000011")
         assert chip is not None and tx.emv_requirement(chip) == 0
         before = tx.config_generation()
         # a new CA key: the terminal must download keys again, and configuration changed

@@ -60,7 +60,7 @@ def test_example_world_has_the_chip_parts() -> None:
     assert chips["6225880000001140"] == Chip("00", "10", "220")
     lost = [c for c in world.cards if c.chip is not None and c.status == "lost"]
     assert len(lost) == 1
-    assert [t.tid for t in world.terminals if t.chip] == ["10000008"]
+    assert [t.tid for t in world.terminals if t.chip] == ["10000011"]
     assert [(k.rid, k.index) for k in world.capks] == [
         ("A000000333", i) for i in ("02", "03", "04")
     ]
