@@ -56,6 +56,7 @@ __all__ = [
     "cryptogram_engine",
     "csu_for",
     "derivation_option",
+    "derive_icc_key",
     "derive_icc_keys",
     "iad_for",
     "script_command",
@@ -147,11 +148,18 @@ def derivation_option(pan: str) -> Literal["A", "B"]:
     return "A" if len(pan) <= 16 else "B"
 
 
+def derive_icc_key(issuer_key: bytes, pan: str, psn: str) -> bytes:
+    """One ICC master key from one issuer master key, by :func:`derivation_option`."""
+    derive = _kd.derive_icc_mk_a if derivation_option(pan) == "A" else _kd.derive_icc_mk_b
+    return derive(issuer_key, pan, psn)
+
+
 def derive_icc_keys(keys: IssuerKeys, pan: str, psn: str) -> IccKeys:
     """The card's three ICC master keys from the issuer's, by :func:`derivation_option`."""
-    derive = _kd.derive_icc_mk_a if derivation_option(pan) == "A" else _kd.derive_icc_mk_b
     return IccKeys(
-        derive(keys.ac, pan, psn), derive(keys.smi, pan, psn), derive(keys.smc, pan, psn)
+        derive_icc_key(keys.ac, pan, psn),
+        derive_icc_key(keys.smi, pan, psn),
+        derive_icc_key(keys.smc, pan, psn),
     )
 
 
@@ -250,6 +258,8 @@ class ChipCheck:
     card's ATC (None when 55 could not be read); ``accept_atc`` says whether the
     caller should store ``atc`` as the card's last ATC (the ARQC verified and
     it was not a replay); ``facts`` are for the journal and the diagnosis.
+    Only the card's AC key is derived to verify; :meth:`EmvIssuer.respond`
+    derives the SMI key when it builds a script.
     """
 
     reason: str | None
@@ -259,7 +269,9 @@ class ChipCheck:
     facts: dict[str, object]
     arqc: bytes = field(default=b"", repr=False)
     atc_bytes: bytes = field(default=b"", repr=False)
-    icc: IccKeys | None = field(default=None, repr=False)
+    icc_ac: bytes = field(default=b"", repr=False)
+    pan: str = field(default="", repr=False)
+    psn: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,18 +326,20 @@ class EmvIssuer:
             "tvr": tags["95"].hex().upper(),
             "aid": tags["84"].hex().upper(),
         }
-        icc = derive_icc_keys(self._keys, pan, chip.psn)
+        icc_ac = derive_icc_key(self._keys.ac, pan, chip.psn)
         arqc = tags["9F26"]
 
         def outcome(reason: str | None) -> ChipCheck:
             accept = reason is None
-            return ChipCheck(reason, cvn, atc, accept, facts, arqc, tags["9F36"], icc)
+            return ChipCheck(
+                reason, cvn, atc, accept, facts, arqc, tags["9F36"], icc_ac, pan, chip.psn
+            )
 
         iad = tags["9F10"]
         if len(iad) < 7 or iad[2] != _IAD_CVN.get(cvn):
             facts["iad_cvn"] = f"{iad[2]:02X}" if len(iad) > 2 else "absent"
             return outcome("card.cryptogram_invalid")
-        expected = build_ac_input(cryptogram_engine(cvn, icc), tags)
+        expected = build_ac_input(cryptogram_engine(cvn, IccKeys(icc_ac, b"", b"")), tags)
         if not hmac.compare_digest(expected, arqc):
             facts["arqc"] = "does not verify"
             return outcome("card.cryptogram_invalid")
@@ -337,9 +351,11 @@ class EmvIssuer:
     def respond(self, check: ChipCheck, response_code: str, *, block: bool = False) -> ChipDecision:
         """Field 55 of the answer: 91 for the final field 39 ``response_code``,
         and an application-block script in 72 when ``block``."""
-        if check.icc is None:  # 55 unreadable: nothing to authenticate against
+        if not check.icc_ac:  # 55 unreadable: nothing to authenticate against
             return ChipDecision(check.reason, b"", check.atc, False, (), check.facts)
-        engine = cryptogram_engine(check.cvn, check.icc)
+        # the SMI key only for a script; SMC never (an application block enciphers nothing)
+        smi = derive_icc_key(self._keys.smi, check.pan, check.psn) if block else b""
+        engine = cryptogram_engine(check.cvn, IccKeys(check.icc_ac, smi, b""))
         if isinstance(engine, VisaCVN10):
             arc = arc_for(response_code)
             auth = engine.generate_arpc(check.arqc, arc) + arc
