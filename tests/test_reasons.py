@@ -46,6 +46,8 @@ SPEC: list[tuple[str, str, str, str]] = [
     ("card.pin_tries_exceeded", "75", "C", ""),
     ("card.daily_limit", "61", "C", ""),
     ("card.cryptogram_invalid", "05", "C", ""),
+    ("card.chip_required", "45", "C", ""),
+    ("card.pin_required", "55", "C", ""),
     ("risk.card_velocity", "65", "C", ""),
     ("issuer.unavailable", "91", "C", ""),
     ("merchant.suspended.arrears", "03", "D", ""),
@@ -91,7 +93,7 @@ EXTRAS: list[tuple[str, str, str, str, int | None]] = [
 
 # Every field 39 code in spec/reasons.md and spec/pos8583.md (06: reversal reason "other").
 ALL_CODES = [
-    "00", "03", "05", "06", "12", "14", "25", "30", "40", "41", "43", "51", "54", "55", "58",
+    "00", "03", "05", "06", "12", "14", "25", "30", "40", "41", "43", "45", "51", "54", "55", "58",
     "61", "62", "64", "65", "75", "77", "90", "91", "94", "96", "97", "98", "99", "A0",
 ]  # fmt: skip
 
@@ -140,7 +142,7 @@ def test_extra_key(key: str, code: str, category: str, action: str, check_code: 
 
 def test_catalog_has_exactly_the_spec_keys_and_the_extras() -> None:
     assert set(ALL_KEYS) == REQUIRED_KEYS | {key for key, *_ in EXTRAS}
-    assert len(CATALOG) == len(ALL_KEYS) == 47
+    assert len(CATALOG) == len(ALL_KEYS) == 49
 
 
 @pytest.mark.parametrize("key", ALL_KEYS)

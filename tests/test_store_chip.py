@@ -60,6 +60,7 @@ def test_seed_keeps_chip_rows(db: Database) -> None:
         chips = [t.tid for t in tx.terminals() if t.chip]
         assert chips == ["10000011"]
         assert tx.meta("risk.quickpass_no_pin_limit_fen") == "100000"
+        assert tx.quickpass_no_pin_limit_fen() == 100_000
 
 
 def test_issuer_keys_sealed_at_rest(db: Database) -> None:

@@ -41,6 +41,7 @@ from ..wire import tlv as _tlv
 
 __all__ = [
     "APPLICATION_BLOCK",
+    "BLOCK_STATUSES",
     "CVNS",
     "REQUIRED_TAGS",
     "ChipCheck",
@@ -95,6 +96,9 @@ REQUIRED_TAGS: Final[dict[str, int | None]] = {
 #: APPLICATION BLOCK (EMV Book 3 6.5.1): CLA 84 (secure messaging), INS 1E,
 #: P1 P2 00 00, Lc 08 (the MAC only).
 APPLICATION_BLOCK: Final = bytes.fromhex("841E000008")
+
+#: Card statuses for which the issuer answers with an application-block script.
+BLOCK_STATUSES: Final = frozenset({"lost", "stolen"})
 
 #: Script identifier (9F18) the simulated issuer puts on an application-block script.
 BLOCK_SCRIPT_ID: Final = bytes.fromhex("00000001")

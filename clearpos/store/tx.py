@@ -37,6 +37,9 @@ Sums = tuple[int, int, int, int]
 #: (``emv.capk_gen``, ``emv.aid_gen``) that changes whenever its rows change.
 EMV_KINDS = ("capk", "aid")
 
+#: spec §8: QuickPass taps up to ¥1,000.00 need no PIN unless the world says otherwise
+DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN = 100_000
+
 #: The simulated issuer's chip master keys, sealed, in meta under ``issuer.imk_<name>``.
 ISSUER_KEY_NAMES = ("ac", "smi", "smc")
 
@@ -236,6 +239,11 @@ class Tx:
             (atc, ts, card_id, atc),
         )
         return int(getattr(cur, "rowcount", 0) or 0) == 1
+
+    def quickpass_no_pin_limit_fen(self) -> int:
+        """World ``[risk] quickpass_no_pin_limit`` in fen (default ¥1,000.00)."""
+        value = self.meta("risk.quickpass_no_pin_limit_fen")
+        return int(value) if value.isdigit() else DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN
 
     # ------------------------------------------------------------------ issuer keys
 
