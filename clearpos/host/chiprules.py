@@ -57,7 +57,7 @@ def service_code_of(track2: str) -> str | None:
     """The 3-digit service code of track 2 (``PAN=YYMMSSS...``), or None.
 
     >>> service_code_of("6222021234567890123=28122010000000000")
-    '220'
+    '201'
     """
     _, sep, rest = track2.partition("=")
     code = rest[4:7]
