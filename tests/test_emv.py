@@ -193,7 +193,14 @@ def test_9f02_not_field_4_is_format_error(cvn: str) -> None:
         "tag": "9F02",
         "tag_amount_fen": 1234,
         "field4_fen": 1200,
+        "response_code": "30",
     }
+    assert not decision.accept_atc
+    # the decline still carries 91 (with 30), so the card ends the transaction with AAC
+    assert "91" in flat(decision.field55)
+    card_view = make_card(cvn)  # a card with the same keys checks that 91
+    second = card_view.second_generate_ac(first, decision.field55, host_approved=False)
+    assert second.cryptogram == "AAC" and second.issuer_auth == "verified"
     assert emv.amount_mismatch(first.tags, 1234) is None
     assert emv.amount_mismatch({"9F02": b"\x00\x00\x00\x00\x12\x3a"}, 1234) == {
         "tag": "9F02",

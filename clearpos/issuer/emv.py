@@ -319,9 +319,18 @@ class EmvIssuer:
         if problems:
             return ChipCheck("message.format_error", cvn, None, False, {"field": 55, **problems})
         atc = int.from_bytes(tags["9F36"], "big")
+        icc_ac = derive_icc_key(self._keys.ac, pan, chip.psn)
+        arqc = tags["9F26"]
+
+        def outcome(reason: str | None, facts: dict[str, object]) -> ChipCheck:
+            accept = reason is None
+            return ChipCheck(
+                reason, cvn, atc, accept, facts, arqc, tags["9F36"], icc_ac, pan, chip.psn
+            )
+
         mismatch = amount_mismatch(tags, amount_fen)
-        if mismatch is not None:
-            return ChipCheck("message.format_error", cvn, atc, False, {"field": 55, **mismatch})
+        if mismatch is not None:  # still answered with 91: the card must be told "declined"
+            return outcome("message.format_error", {"field": 55, **mismatch})
         facts: dict[str, object] = {
             "cvn": cvn,
             "atc": atc,
@@ -330,27 +339,19 @@ class EmvIssuer:
             "tvr": tags["95"].hex().upper(),
             "aid": tags["84"].hex().upper(),
         }
-        icc_ac = derive_icc_key(self._keys.ac, pan, chip.psn)
-        arqc = tags["9F26"]
-
-        def outcome(reason: str | None) -> ChipCheck:
-            accept = reason is None
-            return ChipCheck(
-                reason, cvn, atc, accept, facts, arqc, tags["9F36"], icc_ac, pan, chip.psn
-            )
 
         iad = tags["9F10"]
         if len(iad) < 7 or iad[2] != _IAD_CVN.get(cvn):
             facts["iad_cvn"] = f"{iad[2]:02X}" if len(iad) > 2 else "absent"
-            return outcome("card.cryptogram_invalid")
+            return outcome("card.cryptogram_invalid", facts)
         expected = build_ac_input(cryptogram_engine(cvn, IccKeys(icc_ac, b"", b"")), tags)
         if not hmac.compare_digest(expected, arqc):
             facts["arqc"] = "does not verify"
-            return outcome("card.cryptogram_invalid")
+            return outcome("card.cryptogram_invalid", facts)
         facts["arqc"] = "verified"
         if atc <= chip.last_atc:
-            return outcome("card.cryptogram_replayed")
-        return outcome(None)
+            return outcome("card.cryptogram_replayed", facts)
+        return outcome(None, facts)
 
     def respond(self, check: ChipCheck, response_code: str, *, block: bool = False) -> ChipDecision:
         """Field 55 of the answer: 91 for the final field 39 ``response_code``,
