@@ -230,6 +230,21 @@ def test_lost_card_gets_application_block_script(cvn: str) -> None:
 
 
 @pytest.mark.parametrize("cvn", ["10", "18"])
+def test_block_in_71_runs_before_the_final_ac(cvn: str) -> None:
+    card = make_card(cvn)
+    first = card.first_generate_ac(sale())
+    issuer = emv.EmvIssuer(KEYS)
+    check = issuer.verify(PAN19, Chip("01", cvn), first.tags, 1234)
+    decision = issuer.respond(check, "00", block=True, template="71")
+    assert decision.scripts == ("71",)
+    # even with an approval, the card blocked itself first and declines
+    second = card.second_generate_ac(first, decision.field55, host_approved=True)
+    assert second.issuer_auth == "verified" and second.approved_by_issuer
+    assert second.cryptogram == "AAC" and second.blocked
+    assert second.script_results[:1] == b"\x20"
+
+
+@pytest.mark.parametrize("cvn", ["10", "18"])
 def test_script_with_a_bad_mac_is_refused_by_the_card(cvn: str) -> None:
     card = make_card(cvn)
     first = card.first_generate_ac(sale())
@@ -241,6 +256,7 @@ def test_script_with_a_bad_mac_is_refused_by_the_card(cvn: str) -> None:
     second = card.second_generate_ac(first, bytes(forged), host_approved=False)
     assert not card.blocked and not second.blocked
     assert second.script_results == b"\x11" + emv.BLOCK_SCRIPT_ID  # failed at command 1
+    assert second.tags["95"][4] & 0x10  # TVR: script processing failed after the final AC
 
 
 @pytest.mark.parametrize("cvn", ["10", "18"])

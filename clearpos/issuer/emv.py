@@ -353,9 +353,18 @@ class EmvIssuer:
             return outcome("card.cryptogram_replayed", facts)
         return outcome(None, facts)
 
-    def respond(self, check: ChipCheck, response_code: str, *, block: bool = False) -> ChipDecision:
+    def respond(
+        self,
+        check: ChipCheck,
+        response_code: str,
+        *,
+        block: bool = False,
+        template: Literal["71", "72"] = "72",
+    ) -> ChipDecision:
         """Field 55 of the answer: 91 for the final field 39 ``response_code``,
-        and an application-block script in 72 when ``block``."""
+        and an application-block script when ``block`` -- in ``72`` (run after the
+        card's final GENERATE AC, the default) or ``71`` (run before it, so the
+        card also declines this transaction)."""
         if not check.icc_ac:  # 55 unreadable: nothing to authenticate against
             return ChipDecision(check.reason, b"", check.atc, False, (), check.facts)
         # the SMI key only for a script; SMC never (an application block enciphers nothing)
@@ -372,9 +381,11 @@ class EmvIssuer:
         if block:
             command = script_command(engine, APPLICATION_BLOCK, check.arqc, check.atc_bytes)
             items.append(
-                _tlv.Tlv("72", b"", (_tlv.Tlv("9F18", BLOCK_SCRIPT_ID), _tlv.Tlv("86", command)))
+                _tlv.Tlv(
+                    template, b"", (_tlv.Tlv("9F18", BLOCK_SCRIPT_ID), _tlv.Tlv("86", command))
+                )
             )
-            sent = ("72",)
+            sent = (template,)
         facts = {**check.facts, "response_code": response_code}
         if block:
             facts["script"] = "application block"

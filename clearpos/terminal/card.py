@@ -80,8 +80,11 @@ CID: Final[dict[str, int]] = {"AAC": 0x00, "TC": 0x40, "ARQC": 0x80}
 _CVR1: Final[dict[str, int]] = {"ARQC": 0xA0, "TC": 0x60, "AAC": 0x20}
 #: CVR byte 2 bit 8: issuer authentication performed and failed.
 _CVR2_ISSUER_AUTH_FAILED: Final = 0x80
-#: TVR byte 5 bit 7: issuer authentication failed (EMV Book 3 C5).
+#: TVR byte 5 (EMV Book 3 C5): bit 7 issuer authentication failed, bit 6 script
+#: processing failed before the final GENERATE AC, bit 5 after it.
 _TVR5_ISSUER_AUTH_FAILED: Final = 0x40
+_TVR5_SCRIPT_FAILED_BEFORE: Final = 0x20
+_TVR5_SCRIPT_FAILED_AFTER: Final = 0x10
 #: Issuer script results (9F5B / DF31) byte 1, bits 8-5.
 _SCRIPT_FAILED, _SCRIPT_OK = 0x10, 0x20
 
@@ -258,8 +261,11 @@ class ChipCard:
                 items = ()
         scripts = _tlv.scripts(items)
         results = bytearray()
+        tvr5 = 0
         for script in (s for s in scripts if s.tag == "71"):
-            results += self._run_script(script, first)
+            result = self._run_script(script, first)
+            tvr5 |= _TVR5_SCRIPT_FAILED_BEFORE if result[0] & 0xF0 == _SCRIPT_FAILED else 0
+            results += result
         auth91 = _tlv.flatten(items).get("91")
         issuer_auth: Literal["verified", "failed", "absent"] = "absent"
         approved = False
@@ -272,13 +278,16 @@ class ChipCard:
         cvr2 = _CVR2_ISSUER_AUTH_FAILED if issuer_auth == "failed" else 0x00
         tags["9F10"] = iad_for(self.cvn, bytes([_CVR1[kind], cvr2, 0x00]))
         if issuer_auth == "failed":
-            tvr = bytearray(tags["95"])
-            tvr[4] |= _TVR5_ISSUER_AUTH_FAILED
-            tags["95"] = bytes(tvr)
+            tvr5 |= _TVR5_ISSUER_AUTH_FAILED
+        tags["95"] = _with_tvr5(tags["95"], tvr5)
         tags["9F27"] = bytes([CID[kind]])
         tags["9F26"] = build_ac_input(self._engine(), tags)
+        after = 0
         for script in (s for s in scripts if s.tag == "72"):
-            results += self._run_script(script, first)
+            result = self._run_script(script, first)
+            after |= _TVR5_SCRIPT_FAILED_AFTER if result[0] & 0xF0 == _SCRIPT_FAILED else 0
+            results += result
+        tags["95"] = _with_tvr5(tags["95"], after)  # the terminal sets it after the AC
         if results:
             tags["DF31"] = bytes(results)
         order = [
@@ -373,6 +382,12 @@ class ChipCard:
         """Write the card to its file (no-op for a card without one)."""
         if self.path is not None:
             save_card(self.path, self)
+
+
+def _with_tvr5(tvr: bytes, bits: int) -> bytes:
+    out = bytearray(tvr)
+    out[4] |= bits
+    return bytes(out)
 
 
 def reversal_field55(first: FirstAc, second: SecondAc | None = None) -> bytes:
