@@ -170,3 +170,22 @@ def test_emv_changes_ask_chip_terminals_to_download_again(url: str) -> None:
     with db.reader() as tx:
         terminal = tx.terminal("10000011")
         assert terminal is not None and tx.emv_requirement(terminal) == 5
+
+
+def test_chip_terminal_add_show_and_replace(url: str) -> None:
+    rc, [doc] = run_json("admin", "--db", url, "terminal", "add", "--tid", "10000021",
+                         "--mid", "898310048161234", "--tmk", "00112233445566778899AABBCCDDEE21",
+                         "--chip", "--by", "li")  # fmt: skip
+    assert rc == 0 and doc["detail"]["chip"] is True
+    rc, [doc] = run_json("admin", "--db", url, "terminal", "show", "--tid", "10000021")
+    assert doc["chip"] is True and doc["emv_download"] == "CA keys due"
+    rc, out, _ = run("admin", "--db", url, "terminal", "show", "--tid", "10000021")
+    assert "chip terminal: CA keys due" in out
+    rc, [doc] = run_json("admin", "--db", url, "terminal", "show", "--tid", "10000001")
+    assert doc["chip"] is False and "emv_download" not in doc
+    rc, docs = run_json("admin", "--db", url, "terminal", "replace", "--tid", "10000021",
+                        "--new-tid", "10000022", "--tmk", "00112233445566778899AABBCCDDEE22",
+                        "--by", "li", "--why", "broken")  # fmt: skip
+    assert rc == 0, docs
+    rc, [doc] = run_json("admin", "--db", url, "terminal", "show", "--tid", "10000022")
+    assert doc["chip"] is True  # the replacement reads chips like the device it replaces

@@ -391,7 +391,13 @@ def _terminal_doc(tx: Tx, tid: str) -> tuple[dict[str, Any], str]:
         "tmk_kcv": t.tmk_kcv,
         "replaced_by": t.replaced_by,
         "allowed": list(allowed),
+        "chip": t.chip,
     }
+    emv_state = ""
+    if t.chip:
+        wanted = tx.emv_requirement(t)
+        doc["emv_download"] = {0: "up to date", 4: "CA keys due", 5: "chip parameters due"}[wanted]
+        emv_state = f" · chip terminal: {doc['emv_download']}"
     text = "\n".join(
         [
             f"terminal {t.tid} of merchant {t.mid}",
@@ -399,7 +405,8 @@ def _terminal_doc(tx: Tx, tid: str) -> tuple[dict[str, Any], str]:
             + (f" — {t.status_why}" if t.status_why else "")
             + (f" · replaced by {t.replaced_by}" if t.replaced_by else ""),
             f"  signed on: {'yes, ' + show(t.keys_issued_at) if t.signed_on and t.keys_issued_at else 'no'}"
-            f" · batch {t.batch} · software {t.last_software or '-'} (min {t.min_software}) · TMK KCV {t.tmk_kcv}",
+            f" · batch {t.batch} · software {t.last_software or '-'} (min {t.min_software}) · TMK KCV {t.tmk_kcv}"
+            + emv_state,
             f"  allowed now: {', '.join(allowed) or 'nothing (final)'}",
         ]
     )
@@ -421,6 +428,7 @@ def _terminals(sub: Any) -> None:
                 by=a.by,
                 why=a.why,
                 min_software=a.min_software,
+                chip=a.chip,
             ),
         )
 
@@ -441,6 +449,9 @@ def _terminals(sub: Any) -> None:
         help="32 hex digits, loaded into the terminal out of band",
     )
     p.add_argument("--min-software", default="000100", help="MMmmpp (default 000100)")
+    p.add_argument(
+        "--chip", action="store_true", help="it reads chip cards (swiped chip cards get 45)"
+    )
 
     def show_(a: argparse.Namespace) -> int:
         return _run(a, lambda tx: _terminal_doc(tx, a.tid), write=False)
