@@ -17,9 +17,9 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from clearpos.issuer.card import TerminalData, personalised
 from clearpos.issuer.emv import EmvIssuer, IssuerKeys
 from clearpos.keys import KeyEncryptionKey, MacEngine, SecurityModule, TerminalKeys
-from clearpos.terminal.card import TerminalData, personalised
 
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 MAK = bytes.fromhex("1A2B3C4D5E6F7081")

@@ -1,5 +1,5 @@
 """EMV chip cryptography: the simulated issuer (clearpos.issuer.emv) against the
-simulated card (clearpos.terminal.card), per CVN, plus pyemv's own known answers."""
+simulated card (clearpos.issuer.card), per CVN, plus pyemv's own known answers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pyemv import cvn as pyemv_cvn
 
+from clearpos.issuer import card as simcard
 from clearpos.issuer import emv
-from clearpos.terminal import card as simcard
 from clearpos.wire import tlv
 
 KEYS = emv.IssuerKeys(

@@ -11,11 +11,11 @@ import pytest
 
 from clearpos.host.seed import seed
 from clearpos.host.tokens import PanTokenizer
+from clearpos.issuer.card import bound, personalised
 from clearpos.issuer.emv import EmvIssuer, IssuerKeys
 from clearpos.keys import KeyEncryptionKey, SecurityModule
 from clearpos.lab.leakscan import Secrets, scan_paths
 from clearpos.store import open_database
-from clearpos.terminal.card import bound, personalised
 from clearpos.wire import tlv
 from clearpos.world import load_world
 

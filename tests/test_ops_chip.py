@@ -11,10 +11,10 @@ import pytest
 from test_ops_support import KEK, run, run_json, seeded
 
 from clearpos.host.tokens import PanTokenizer
+from clearpos.issuer.card import TerminalData, load_card
 from clearpos.issuer.chipkeys import stored_issuer_keys
 from clearpos.issuer.emv import EmvIssuer
 from clearpos.keys import SecurityModule
-from clearpos.terminal.card import TerminalData, load_card
 
 CHIP19 = "6214830000000002144"
 CHIP16 = "6225880000001140"

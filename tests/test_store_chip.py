@@ -172,3 +172,38 @@ def test_reset_wipes_chip_tables(store: Store, tmp_path: Path) -> None:
         assert tx.capk("A000000333", "81") is None
         chip = tx.card_chip(card_id(database, CHIP19))
         assert chip is not None and chip.last_atc == -1
+
+
+def test_a_migration_landing_out_of_order_is_still_applied(store: Store, tmp_path: Path) -> None:
+    """Migration numbers are per engineer: a store already at a later number (here a
+    made-up 99) still gets 5 when it arrives."""
+    import sqlite3
+    from typing import Any
+
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from clearpos.store import pg, schema, sqlite
+
+    conn: Any
+    if store.backend == "sqlite":
+        conn, run = sqlite3.connect(tmp_path / "old.db", isolation_level=None), sqlite.migrate
+    else:
+        conn = psycopg.connect(store.new_url(tmp_path, "old"), row_factory=dict_row)
+        run = pg.migrate
+    saved = schema.MIGRATIONS[:]
+    try:
+        schema.MIGRATIONS[:] = [m for m in saved if m[0] < 5]  # a store made before 5
+        run(conn)
+        schema.MIGRATIONS[:] = saved
+        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 'x')")
+        if store.backend == "postgresql":
+            conn.commit()
+        assert run(conn) == 99
+        rows = conn.execute("SELECT version FROM schema_version").fetchall()
+        versions = sorted(int(r[0] if store.backend == "sqlite" else r["version"]) for r in rows)
+        assert versions == [1, 2, 3, 4, 5, 99]
+        conn.execute("SELECT card_id, last_atc FROM card_chips")  # the table exists now
+    finally:
+        schema.MIGRATIONS[:] = saved
+        conn.close()

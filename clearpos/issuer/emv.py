@@ -20,7 +20,7 @@ this module decides which pieces apply and what the outcome means:
   ``block=True`` a ``72`` script carries APPLICATION BLOCK (``84 1E 00 00``)
   MAC'd with the card's secure-messaging integrity session key.
 
-The card's side is :mod:`clearpos.terminal.card`; it uses the same
+The card's side is :mod:`clearpos.issuer.card`; it uses the same
 :func:`cryptogram_engine`, holding only the ICC keys.
 """
 

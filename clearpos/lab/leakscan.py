@@ -53,6 +53,7 @@ from pathlib import Path
 
 from clearpos.keys import KeyEncryptionKey, SealedKeyError
 from clearpos.keys.crypto import PinEngine
+from clearpos.store import Tx
 from clearpos.wire.mask import mask_pan
 
 __all__ = ["Hit", "ScanResult", "Secrets", "clear_pin_block", "scan_bytes", "scan_paths"]
@@ -358,13 +359,11 @@ def _sealed_keys(path: Path) -> list[tuple[str, str, str]]:
                 tid = json.loads(cfg["tid"])
                 for name, sealed in json.loads(cfg["keys"]).items():
                     out.append((name, f"terminal-{name}:{tid}", str(sealed)))
-        if "meta" in tables:
-            for key, value in db.execute(
-                "SELECT key, value FROM meta WHERE key IN "
-                "('issuer.imk_ac', 'issuer.imk_smi', 'issuer.imk_smc')"
-            ):
-                name = str(key).removeprefix("issuer.")
-                out.append((name, f"imk:{name.removeprefix('imk_')}", str(value)))
+        if "meta" in tables:  # a host store: the issuer's chip master keys, sealed
+            db.row_factory = sqlite3.Row
+            for name, value in (Tx(db).issuer_keys_sealed() or {}).items():
+                out.append((f"imk_{name}", f"imk:{name}", value))
+            db.row_factory = None
         if "terminals" in tables:
             for tid, *sealed in db.execute(
                 "SELECT tid, tmk_sealed, pik_sealed, mak_sealed FROM terminals"

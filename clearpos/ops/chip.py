@@ -1,6 +1,6 @@
 """Chip cards in operations: personalising a simulated card, CA keys and chip parameters.
 
-- :func:`personalise` writes a card file (:mod:`clearpos.terminal.card`) for a
+- :func:`personalise` writes a card file (:mod:`clearpos.issuer.card`) for a
   chip card of the store: its ICC master keys derived from the issuer keys the
   store keeps sealed. The file starts at the issuer's last accepted ATC, so a
   re-personalised card is not refused as a replay.
@@ -17,17 +17,15 @@ import os
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..issuer.card import ChipCard, bound, personalised
 from ..issuer.chipkeys import stored_issuer_keys
 from ..issuer.emv import EmvIssuer
 from ..keys import SecurityModule
 from ..store import AidRec, CapkRec, Tx
 from ..world import capk_check_value
 from .common import Change, Refused, check_actor, fen_yuan, now_iso, record
-
-if TYPE_CHECKING:  # the terminal package is imported only when a card is personalised
-    from ..terminal.card import ChipCard
 
 __all__ = [
     "AidChanges",
@@ -66,8 +64,6 @@ def personalise(
     force: bool = False,
 ) -> tuple[ChipCard, Change]:
     """Write the card file of the chip card whose PAN token is ``token``."""
-    from ..terminal.card import bound, personalised
-
     by = check_actor(by)
     card = tx.card_by_token(token)
     if card is None:

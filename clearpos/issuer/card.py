@@ -1,5 +1,10 @@
 """A simulated PBOC/EMV chip card: the card's side of a chip transaction.
 
+It lives with the issuer, which personalises it (``clearpos admin cards
+personalise`` writes the file); the virtual terminal reads it for ``--chip`` /
+``--tap``. The terminal and the host never import each other, and both may use
+this module.
+
 A card file (TOML, written by ``clearpos admin cards personalise``) holds what
 personalisation puts into a real chip: PAN, PAN sequence number, expiry,
 service code, cryptogram version (CVN 10 or 18), the application transaction
@@ -40,7 +45,9 @@ from typing import Final, Literal
 
 from pyemv.cvn import VisaCVN10, VisaCVN18
 
-from ..issuer.emv import (
+from ..wire import DecodeError, mask_pan
+from ..wire import tlv as _tlv
+from .emv import (
     APPLICATION_BLOCK,
     CVNS,
     IccKeys,
@@ -49,8 +56,6 @@ from ..issuer.emv import (
     cryptogram_engine,
     iad_for,
 )
-from ..wire import DecodeError, mask_pan
-from ..wire import tlv as _tlv
 
 __all__ = [
     "DEFAULT_AID",
