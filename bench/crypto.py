@@ -1,4 +1,5 @@
-"""Crypto cost per operation: µs for MAC, PIN block and PIN verification (spec §10 data).
+"""Crypto cost per operation: µs for MAC, PIN block and PIN verification (spec §10 data),
+and for the chip: an ARQC verification and an ARPC generation (spec §8) per CVN.
 
 Run ``.venv/bin/python bench/crypto.py``; other benches can import :func:`measure`
 and the ``bench_*`` functions (each returns best-of-repeats µs per operation).
@@ -16,6 +17,8 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from clearpos.issuer.card import TerminalData, personalised
+from clearpos.issuer.emv import EmvIssuer, IssuerKeys
 from clearpos.keys import KeyEncryptionKey, MacEngine, SecurityModule, TerminalKeys
 
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
@@ -81,11 +84,62 @@ def bench_hsm_verify_pin() -> float:
     return measure(lambda: hsm.verify_pin(TID, sealed_pik, block, PAN, pvv), number=5_000)
 
 
+ISSUER_KEYS = IssuerKeys(
+    bytes.fromhex("0123456789ABCDEF0123456789ABCDEF"),
+    bytes.fromhex("FEDCBA9876543210FEDCBA9876543210"),
+    bytes.fromhex("89ABCDEF0123456789ABCDEF01234567"),
+)
+
+
+class _Chip:
+    """The issuer's record of the bench card: nothing accepted yet."""
+
+    def __init__(self, cvn: str) -> None:
+        self.psn = "01"
+        self.cvn = cvn
+        self.last_atc = -1
+
+
+def _chip_sale(cvn: str) -> tuple[EmvIssuer, _Chip, dict[str, bytes]]:
+    """An issuer and the tags of one first GENERATE AC of a 19-digit card (Option B)."""
+    issuer = EmvIssuer(ISSUER_KEYS)
+    card = personalised(PAN, "01", "2812", "220", cvn, issuer.icc_keys(PAN, "01"))
+    first = card.first_generate_ac(TerminalData(amount_fen=1234, date_yymmdd="261202"))
+    return issuer, _Chip(cvn), first.tags
+
+
+def bench_arqc_verify(cvn: str) -> Callable[[], float]:
+    """EmvIssuer.verify: tag checks, 9F02 = field 4, ICC key derivation, the AC, the ATC."""
+
+    def bench() -> float:
+        issuer, chip, tags = _chip_sale(cvn)
+        assert issuer.verify(PAN, chip, tags, 1234).reason is None
+        return measure(lambda: issuer.verify(PAN, chip, tags, 1234), number=2_000)
+
+    return bench
+
+
+def bench_arpc(cvn: str) -> Callable[[], float]:
+    """EmvIssuer.respond: the ARPC (method 1 or 2) and its 91 in field 55."""
+
+    def bench() -> float:
+        issuer, chip, tags = _chip_sale(cvn)
+        check = issuer.verify(PAN, chip, tags, 1234)
+        assert issuer.respond(check, "00").field55[:1] == b"\x91"
+        return measure(lambda: issuer.respond(check, "00"), number=2_000)
+
+    return bench
+
+
 BENCHES: dict[str, Callable[[], float]] = {
     "MAC generate, MacEngine (98-byte block)": bench_mac_engine,
     "SecurityModule.verify_mac (cached engine)": bench_hsm_verify_mac,
     "PIN block encrypt (TerminalKeys.pin_block)": bench_terminal_pin_block,
     "SecurityModule.verify_pin": bench_hsm_verify_pin,
+    "ARQC verify, CVN 18, 19-digit PAN (EmvIssuer.verify)": bench_arqc_verify("18"),
+    "ARQC verify, CVN 10, 19-digit PAN (EmvIssuer.verify)": bench_arqc_verify("10"),
+    "ARPC method 2 + 91, CVN 18 (EmvIssuer.respond)": bench_arpc("18"),
+    "ARPC method 1 + 91, CVN 10 (EmvIssuer.respond)": bench_arpc("10"),
 }
 
 

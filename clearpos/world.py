@@ -20,6 +20,7 @@ passwords and terminal master keys never appear in an error or a ``repr``.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import math
 import os
@@ -39,6 +40,8 @@ from .wire.dialect import DialectError, FieldSpec, private_fields
 
 __all__ = [
     "CARD_STATUSES",
+    "CVNS",
+    "DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN",
     "MAINTENANCE_WHO",
     "MAX_FEN",
     "MERCHANT_STATUSES",
@@ -50,6 +53,10 @@ __all__ = [
     "Card",
     "CardStatus",
     "CardVelocity",
+    "Chip",
+    "EmvAid",
+    "EmvCapk",
+    "Issuer",
     "Maintenance",
     "MaintenanceWho",
     "Merchant",
@@ -64,6 +71,7 @@ __all__ = [
     "TransactionType",
     "World",
     "WorldError",
+    "capk_check_value",
     "load_world",
     "mask_pan",
     "parse_money",
@@ -79,6 +87,7 @@ TransactionType = Literal[
     "purchase", "void", "refund", "preauth", "completion", "balance", "offline"
 ]
 MaintenanceWho = Literal["host", "issuer"]
+Cvn = Literal["10", "18"]
 
 MERCHANT_STATUSES: Final[tuple[MerchantStatus, ...]] = get_args(MerchantStatus)
 SUSPENSION_CAUSES: Final[tuple[SuspensionCause, ...]] = get_args(SuspensionCause)
@@ -87,6 +96,10 @@ CARD_STATUSES: Final[tuple[CardStatus, ...]] = get_args(CardStatus)
 ORGANISATIONS: Final[tuple[Organisation, ...]] = get_args(Organisation)
 TRANSACTION_TYPES: Final[tuple[TransactionType, ...]] = get_args(TransactionType)
 MAINTENANCE_WHO: Final[tuple[MaintenanceWho, ...]] = get_args(MaintenanceWho)
+CVNS: Final[tuple[Cvn, ...]] = get_args(Cvn)
+
+#: QuickPass taps up to this amount need no PIN (spec §8, world ``[risk]``): ¥1,000.00.
+DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN: Final = 100_000
 
 
 DEFAULT_INSTITUTION: Final = "48020000"
@@ -123,6 +136,60 @@ class RiskRules:
     """Risk rules from ``[risk]``; a rule that is ``None`` is switched off."""
 
     card_velocity: CardVelocity | None = None
+    quickpass_no_pin_limit_fen: int = DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Issuer:
+    """The simulated issuer's chip master keys (``[issuer]``, 16 bytes each):
+    application cryptograms, secure-messaging integrity and confidentiality.
+    Never shown: ``repr`` says only that they are there."""
+
+    imk_ac: bytes
+    imk_smi: bytes
+    imk_smc: bytes
+
+    def __repr__(self) -> str:
+        return "Issuer(imk_ac=<hidden>, imk_smi=<hidden>, imk_smc=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Chip:
+    """A card's chip (``chip = { psn, cvn, service_code }``): PAN sequence number
+    (tag 5F34, field 23), cryptogram version and the service code its track 2
+    equivalent carries (2xx or 6xx: a chip card)."""
+
+    psn: str
+    cvn: Cvn
+    service_code: str = "220"
+
+
+@dataclass(frozen=True, slots=True)
+class EmvCapk:
+    """A certification authority public key (``[[emv.capk]]``). ``check_value`` is
+    the SHA-1 over RID, index, modulus and exponent (EMV Book 2 11.2.2), computed."""
+
+    rid: str
+    index: str
+    modulus: str
+    exponent: str
+    expiry: str
+    check_value: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmvAid:
+    """Chip parameters of one application (``[[emv.aid]]``); amounts in fen, TACs
+    and versions as uppercase hex."""
+
+    aid: str
+    app_version: str
+    floor_limit_fen: int
+    contactless_limit_fen: int
+    contactless_cvm_limit_fen: int
+    tac_default: str
+    tac_online: str
+    tac_denial: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +229,7 @@ class Terminal:
     min_software: str
     operators: tuple[Operator, ...]
     dialect: str = "cup"
+    chip: bool = False
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -182,12 +250,15 @@ status='normal', daily_limit_fen=0, organisation='CUP')
     status: CardStatus
     daily_limit_fen: int
     organisation: Organisation
+    chip: Chip | None = None
 
     def __repr__(self) -> str:
+        chip = f", chip={self.chip!r}" if self.chip is not None else ""
         return (
             f"Card(pan={mask_pan(self.pan)!r}, expiry={self.expiry!r}, pin=<hidden>, "
             f"balance_fen={self.balance_fen!r}, status={self.status!r}, "
-            f"daily_limit_fen={self.daily_limit_fen!r}, organisation={self.organisation!r})"
+            f"daily_limit_fen={self.daily_limit_fen!r}, organisation={self.organisation!r}"
+            f"{chip})"
         )
 
 
@@ -214,6 +285,9 @@ class World:
     terminals: tuple[Terminal, ...]
     cards: tuple[Card, ...]
     maintenance: tuple[Maintenance, ...]
+    issuer: Issuer | None = None
+    capks: tuple[EmvCapk, ...] = ()
+    aids: tuple[EmvAid, ...] = ()
     #: an acquirer's private fields ([[dialect.fields]]), as the codec reads them
     private_fields: tuple[FieldSpec, ...] = ()
 
@@ -329,6 +403,16 @@ def _float_money_message(value: float) -> str:
     return f'{head}; quote it as a string with at most two decimals, such as "12.34"'
 
 
+def capk_check_value(rid: str, index: str, modulus: str, exponent: str) -> str:
+    """SHA-1 over RID || index || modulus || exponent, uppercase hex (EMV Book 2 11.2.2).
+
+    >>> capk_check_value("A000000333", "08", "C0", "03")[:8]
+    'B7791429'
+    """
+    data = bytes.fromhex(rid + index + modulus + exponent)
+    return hashlib.sha1(data).hexdigest().upper()
+
+
 # ------------------------------------------------------------------------ loading
 
 
@@ -358,11 +442,25 @@ def parse_world(text: str, source: str) -> World:
 
 # ------------------------------------------------------------------------ internals
 
-_SINGLE_TABLES: Final = ("acquirer", "risk", "dialect")
+_SINGLE_TABLES: Final = ("acquirer", "issuer", "risk", "emv", "dialect")
 _ARRAY_TABLES: Final = ("merchants", "terminals", "cards", "maintenance")
 
 _ACQUIRER_KEYS: Final = ("institution", "name", "single_des")
-_RISK_KEYS: Final = ("card_velocity",)
+_RISK_KEYS: Final = ("card_velocity", "quickpass_no_pin_limit")
+_ISSUER_KEYS: Final = ("imk_ac", "imk_smi", "imk_smc")
+_EMV_KEYS: Final = ("capk", "aid")
+_CAPK_KEYS: Final = ("rid", "index", "modulus", "exponent", "expiry")
+_AID_KEYS: Final = (
+    "aid",
+    "app_version",
+    "floor_limit",
+    "contactless_limit",
+    "contactless_cvm_limit",
+    "tac_default",
+    "tac_online",
+    "tac_denial",
+)
+_CHIP_KEYS: Final = ("psn", "cvn", "service_code")
 _VELOCITY_KEYS: Final = ("count", "window_s", "lock_s")
 _MERCHANT_KEYS: Final = (
     "mid",
@@ -373,10 +471,28 @@ _MERCHANT_KEYS: Final = (
     "single_limit",
     "restricted_types",
 )
-_TERMINAL_KEYS: Final = ("tid", "mid", "tmk", "status", "min_software", "operators", "dialect")
+_TERMINAL_KEYS: Final = (
+    "tid",
+    "mid",
+    "tmk",
+    "status",
+    "min_software",
+    "operators",
+    "dialect",
+    "chip",
+)
 DIALECTS: Final = ("cup", "clearpos")
 _OPERATOR_KEYS: Final = ("no", "password", "supervisor")
-_CARD_KEYS: Final = ("pan", "expiry", "pin", "balance", "status", "daily_limit", "organisation")
+_CARD_KEYS: Final = (
+    "pan",
+    "expiry",
+    "pin",
+    "balance",
+    "status",
+    "daily_limit",
+    "organisation",
+    "chip",
+)
 _MAINTENANCE_KEYS: Final = ("who", "start", "end", "notice_zh", "notice_en")
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -578,6 +694,29 @@ class _Entry:
             return None
         return value
 
+    def hexa(
+        self, key: str, low: int, high: int, *, even: bool = True, secret: bool = False
+    ) -> str | None:
+        """``low``..``high`` hex digits (an even count when ``even``), as uppercase.
+        Secret values (keys) are never shown."""
+        value = self.text(key)
+        if value is None:
+            return None
+        span = f"exactly {low}" if low == high else f"{low} to {high}"
+        if not _HEX.fullmatch(value):
+            shown = "" if secret else f", got {_show(value)}"
+            self.problem(key, f"must be {span} hex digits (0-9, A-F only){shown}")
+            return None
+        if not low <= len(value) <= high:
+            self.problem(key, f"must be {span} hex digits, got {len(value)}")
+            return None
+        if even and len(value) % 2:
+            self.problem(
+                key, f"must be whole bytes (an even number of hex digits), got {len(value)}"
+            )
+            return None
+        return value.upper()
+
     def moment(self, key: str) -> datetime | None:
         """A timezone-aware date-time: a TOML offset date-time or an ISO 8601 string."""
         if key not in self.raw:
@@ -608,6 +747,16 @@ def _entry_label(index: int, name: str, value: object, *, pan: bool = False) -> 
     return f"#{index}"
 
 
+def _capk_label(index: int, rid: object, key_index: object) -> str:
+    """``#2 (rid "A000000333" index "08")``: a CA key is named by both."""
+    parts = [
+        f"{name} {_show(value)}"
+        for name, value in (("rid", rid), ("index", key_index))
+        if isinstance(value, str) and value
+    ]
+    return f"#{index} ({' '.join(parts)})" if parts else f"#{index}"
+
+
 class _Parser:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -616,6 +765,9 @@ class _Parser:
         self.mids: dict[str, str] = {}
         self.tids: dict[str, str] = {}
         self.pans: dict[str, str] = {}
+        self.capk_ids: dict[tuple[str, str], str] = {}
+        self.aid_ids: dict[str, str] = {}
+        self.chip_cards: list[str] = []
 
     # -- the file -------------------------------------------------------------
 
@@ -637,12 +789,22 @@ class _Parser:
             self.report.add(header, "", "", f"unknown table{hint or self._tables_hint()}")
 
         acquirer = self.acquirer(document.get("acquirer"))
+        issuer = self.issuer(document.get("issuer"))
         risk = self.risk(document.get("risk"))
         merchants = [self.merchant(e) for e in self.entries(document, "merchants")]
         terminals = [self.terminal(e) for e in self.entries(document, "terminals")]
         cards = [self.card(e) for e in self.entries(document, "cards")]
         maintenance = [self.maintenance(e) for e in self.entries(document, "maintenance")]
         fields = self.dialect(document.get("dialect"))
+        capks, aids = self.emv(document.get("emv"))
+        if "issuer" not in document and self.chip_cards:
+            self.report.add(
+                "[issuer]",
+                "",
+                "",
+                f"missing; {self.chip_cards[0]} has a chip, and chip cards need the issuer's "
+                "master keys imk_ac, imk_smi, imk_smc",
+            )
 
         if self.report.problems:
             raise WorldError(self.report.problems)
@@ -655,12 +817,15 @@ class _Parser:
             cards=tuple(map(_present, cards)),
             maintenance=tuple(map(_present, maintenance)),
             private_fields=fields,
+            issuer=issuer,
+            capks=tuple(map(_present, capks)),
+            aids=tuple(map(_present, aids)),
         )
 
     def _tables_hint(self) -> str:
         return (
-            "; known tables: [acquirer] [risk] [dialect] [[merchants]] [[terminals]] [[cards]] "
-            "[[maintenance]]"
+            "; known tables: [acquirer] [issuer] [risk] [dialect] [[merchants]] [[terminals]] "
+            "[[cards]] [[maintenance]] [[emv.capk]] [[emv.aid]]"
         )
 
     def _unknown_table_message(self, name: str, known: Sequence[str]) -> str:
@@ -733,6 +898,7 @@ class _Parser:
         if entry is None:
             return None if value is not None else RiskRules()
         entry.keys(_RISK_KEYS)
+        no_pin = entry.money("quickpass_no_pin_limit", DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN)
         velocity: CardVelocity | None = None
         raw = entry.raw.get("card_velocity")
         if raw is not None:
@@ -749,9 +915,133 @@ class _Parser:
                 if count is not None and window is not None and lock is not None:
                     velocity = CardVelocity(count=count, window_s=window, lock_s=lock)
                 entry.bad = entry.bad or sub.bad
-        if entry.bad:
+        if entry.bad or no_pin is None:
             return None
-        return RiskRules(card_velocity=velocity)
+        return RiskRules(card_velocity=velocity, quickpass_no_pin_limit_fen=no_pin)
+
+    def issuer(self, value: object) -> Issuer | None:
+        entry = self.table(value, "issuer")
+        if entry is None:
+            return None
+        entry.keys(_ISSUER_KEYS, required=_ISSUER_KEYS)
+        keys = [entry.hexa(key, 32, 32, secret=True) for key in _ISSUER_KEYS]
+        ac, smi, smc = keys
+        if entry.bad or ac is None or smi is None or smc is None:
+            return None
+        return Issuer(bytes.fromhex(ac), bytes.fromhex(smi), bytes.fromhex(smc))
+
+    def emv(self, value: object) -> tuple[list[EmvCapk | None], list[EmvAid | None]]:
+        entry = self.table(value, "emv")
+        if entry is None:
+            return [], []
+        entry.keys(_EMV_KEYS)
+        capks = [self.capk(e) for e in self.sub_entries(entry.raw, "emv.capk", "capk")]
+        aids = [self.aid(e) for e in self.sub_entries(entry.raw, "emv.aid", "aid")]
+        return capks, aids
+
+    def sub_entries(self, raw: dict[str, Any], header_name: str, name: str) -> list[_Entry]:
+        header = f"[[{header_name}]]"
+        value = raw.get(name, [])
+        if not isinstance(value, list):
+            self.report.add(
+                header, "", "", f"must be an array of tables: write {header} before each entry"
+            )
+            return []
+        result = []
+        for index, item in enumerate(value, start=1):
+            if not isinstance(item, dict):
+                self.report.add(header, f"#{index}", "", f"must be a table, got {_kind(item)}")
+                continue
+            if name == "aid":
+                label = _entry_label(index, "aid", item.get("aid"))
+            else:
+                label = _capk_label(index, item.get("rid"), item.get("index"))
+            result.append(_Entry(self.report, header, label, item, anchor=f"{header} #{index}"))
+        return result
+
+    def capk(self, entry: _Entry) -> EmvCapk | None:
+        entry.keys(_CAPK_KEYS, required=_CAPK_KEYS)
+        rid = entry.hexa("rid", 10, 10)
+        index = entry.hexa("index", 2, 2)
+        # 512 to 1984 bits: the moduli EMV allows (Book 2 annex A2.1, 248 bytes at most)
+        modulus = entry.hexa("modulus", 128, 496)
+        exponent = entry.text("exponent")
+        if exponent is not None and exponent.upper() not in ("03", "010001"):
+            entry.problem(
+                "exponent",
+                f'must be "03" or "010001" (EMV allows 3 and 65537), got {_show(exponent)}',
+            )
+            exponent = None
+        expiry = entry.digits("expiry", 8, 8)
+        if expiry is not None:
+            try:
+                date(int(expiry[:4]), int(expiry[4:6]), int(expiry[6:]))
+            except ValueError:
+                entry.problem("expiry", f"must be a real date YYYYMMDD, got {_show(expiry)}")
+                expiry = None
+        if rid is not None and index is not None:
+            key = (rid, index)
+            if key in self.capk_ids:
+                entry.problem(
+                    "index", f"duplicate; {self.capk_ids[key]} has the same rid and index"
+                )
+            else:
+                self.capk_ids[key] = entry.anchor
+        if (
+            entry.bad
+            or rid is None
+            or index is None
+            or modulus is None
+            or exponent is None
+            or expiry is None
+        ):
+            return None
+        exponent = exponent.upper()
+        check = capk_check_value(rid, index, modulus, exponent)
+        return EmvCapk(rid, index, modulus, exponent, expiry, check)
+
+    def aid(self, entry: _Entry) -> EmvAid | None:
+        entry.keys(_AID_KEYS, required=("aid",))
+        aid = entry.hexa("aid", 10, 32)
+        if aid is not None:
+            if aid in self.aid_ids:
+                entry.problem("aid", f"duplicate; {self.aid_ids[aid]} has the same aid")
+            else:
+                self.aid_ids[aid] = entry.anchor
+        version = entry.hexa("app_version", 4, 4) if "app_version" in entry.raw else "0030"
+        floor = entry.money("floor_limit", 0)
+        cl_limit = entry.money("contactless_limit", 0)
+        cvm_limit = entry.money("contactless_cvm_limit", 0)
+        tacs = [
+            entry.hexa(key, 10, 10) if key in entry.raw else "0000000000"
+            for key in ("tac_default", "tac_online", "tac_denial")
+        ]
+        if cvm_limit is not None and cl_limit is not None and cl_limit and cvm_limit > cl_limit:
+            entry.problem(
+                "contactless_cvm_limit",
+                "must not be above contactless_limit (taps above it are refused)",
+            )
+        for name, fen in (
+            ("floor_limit", floor),
+            ("contactless_limit", cl_limit),
+            ("contactless_cvm_limit", cvm_limit),
+        ):
+            if fen is not None and fen > 999_999_999_999:
+                entry.problem(name, "too large for a 6-byte n12 chip amount")
+        default, online, denial = tacs
+        if (
+            entry.bad
+            or aid is None
+            or version is None
+            or floor is None
+            or cl_limit is None
+            or cvm_limit is None
+            or default is None
+            or online is None
+            or denial is None
+        ):
+            return None
+        return EmvAid(aid, version, floor, cl_limit, cvm_limit, default, online, denial)
 
     # -- arrays of tables -----------------------------------------------------
 
@@ -852,8 +1142,10 @@ class _Parser:
             min_software = None
         dialect = entry.choice("dialect", DIALECTS, "cup")
         operators = self._operators(entry)
+        chip = entry.flag("chip", False)
         if (
             entry.bad
+            or chip is None
             or tid is None
             or mid is None
             or tmk is None
@@ -863,7 +1155,7 @@ class _Parser:
             or dialect is None
         ):
             return None
-        return Terminal(tid, mid, tmk, status, min_software, operators, dialect)
+        return Terminal(tid, mid, tmk, status, min_software, operators, dialect, chip=chip)
 
     def _tmk(self, entry: _Entry) -> bytes | None:
         value = entry.text("tmk")
@@ -939,6 +1231,7 @@ class _Parser:
         status = entry.choice("status", CARD_STATUSES, "normal")
         daily_limit = entry.money("daily_limit", 0)
         organisation = entry.choice("organisation", ORGANISATIONS, "CUP")
+        chip = self._chip(entry)
         if (
             entry.bad
             or pan is None
@@ -950,7 +1243,37 @@ class _Parser:
             or organisation is None
         ):
             return None
-        return Card(pan, expiry, pin, balance, status, daily_limit, organisation)
+        if chip is not None:
+            self.chip_cards.append(entry.anchor)
+        return Card(pan, expiry, pin, balance, status, daily_limit, organisation, chip)
+
+    def _chip(self, entry: _Entry) -> Chip | None:
+        raw = entry.raw.get("chip")
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            entry.problem(
+                "chip",
+                'must be a table such as { psn = "01", cvn = "18", service_code = "220" }, '
+                f"got {_kind(raw)}",
+            )
+            return None
+        sub = _Entry(self.report, entry.table, entry.entry, raw, prefix="chip.")
+        sub.keys(_CHIP_KEYS, required=("psn", "cvn"))
+        psn = sub.digits("psn", 2, 2)
+        cvn = sub.choice("cvn", CVNS)
+        service_code = sub.digits("service_code", 3, 3, "220")
+        if service_code is not None and service_code[0] not in "26":
+            sub.problem(
+                "service_code",
+                f"{_show(service_code)} does not say chip; a chip card's service code "
+                'starts with 2 (international) or 6 (national), such as "220"',
+            )
+            service_code = None
+        if sub.bad or psn is None or cvn is None or service_code is None:
+            entry.bad = True
+            return None
+        return Chip(psn, cvn, service_code)
 
     def maintenance(self, entry: _Entry) -> Maintenance | None:
         entry.keys(_MAINTENANCE_KEYS, required=_MAINTENANCE_KEYS)

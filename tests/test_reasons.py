@@ -45,6 +45,9 @@ SPEC: list[tuple[str, str, str, str]] = [
     ("card.wrong_pin", "55", "C", ""),
     ("card.pin_tries_exceeded", "75", "C", ""),
     ("card.daily_limit", "61", "C", ""),
+    ("card.cryptogram_invalid", "05", "C", ""),
+    ("card.chip_required", "45", "C", ""),
+    ("card.pin_required", "55", "C", ""),
     ("risk.card_velocity", "65", "C", ""),
     ("issuer.unavailable", "91", "C", ""),
     ("merchant.suspended.arrears", "03", "D", ""),
@@ -88,11 +91,12 @@ EXTRAS: list[tuple[str, str, str, str, int | None]] = [
     ("settlement.error", "", "E", "", 3),
     ("transaction.invalid_amount", "13", "C", "", None),
     ("terminal.signon_rate_limited", "65", "B", "", None),
+    ("card.cryptogram_replayed", "05", "C", "", None),
 ]
 
 # Every field 39 code in spec/reasons.md and spec/pos8583.md (06: reversal reason "other").
 ALL_CODES = [
-    "00", "03", "06", "12", "14", "25", "30", "40", "41", "43", "51", "54", "55", "58",
+    "00", "03", "05", "06", "12", "14", "25", "30", "40", "41", "43", "45", "51", "54", "55", "58",
     "61", "62", "64", "65", "75", "77", "90", "91", "94", "96", "97", "98", "99", "A0",
 ]  # fmt: skip
 

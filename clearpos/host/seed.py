@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 from ..clock import Clock, utc_iso
+from ..issuer.chipkeys import seal_issuer_keys
+from ..issuer.emv import IssuerKeys
 from ..keys import SecurityModule
 from ..keys.tokens import PanTokenizer
-from ..store import Database, Tx
+from ..store import AidRec, CapkRec, Database, Tx
 from ..wire import mask_pan
 from ..wire.dialect import declaration
 from ..world import World
@@ -16,6 +18,9 @@ from ..world import World
 #: it (transactions, operations, tickets). Console users are the provider's staff,
 #: not part of a world, and stay.
 TABLES = (
+    "card_chips",
+    "emv_capks",
+    "emv_aids",
     "ticket_comments",
     "tickets",
     "resumption_requests",
@@ -71,6 +76,10 @@ def seed(
             "risk.card_velocity",
             json.dumps({"count": v.count, "window_s": v.window_s, "lock_s": v.lock_s}) if v else "",
         )
+        tx.set_meta("risk.quickpass_no_pin_limit_fen", str(world.risk.quickpass_no_pin_limit_fen))
+        if world.issuer is not None:
+            i = world.issuer
+            seal_issuer_keys(tx, hsm, IssuerKeys(i.imk_ac, i.imk_smi, i.imk_smc))
         for m in world.merchants:
             tx.insert_merchant(
                 mid=m.mid,
@@ -100,9 +109,10 @@ def seed(
                 status_since=now,
                 status_by="world",
                 status_why=f"loaded from {world.source}",
+                chip=int(t.chip),
             )
         for c in world.cards:
-            tx.insert_card(
+            card_id = tx.insert_card(
                 pan_token=tokens.token(c.pan),
                 pan_masked=mask_pan(c.pan),
                 expiry=c.expiry,
@@ -114,6 +124,25 @@ def seed(
                 daily_limit_fen=c.daily_limit_fen,
                 status_since=now,
                 status_by="world",
+            )
+            if c.chip is not None:
+                tx.insert_card_chip(
+                    card_id, psn=c.chip.psn, cvn=c.chip.cvn, service_code=c.chip.service_code
+                )
+        for k in world.capks:
+            tx.put_capk(CapkRec(k.rid, k.index, k.modulus, k.exponent, k.expiry, k.check_value))
+        for a in world.aids:
+            tx.put_aid(
+                AidRec(
+                    a.aid,
+                    a.app_version,
+                    a.floor_limit_fen,
+                    a.contactless_limit_fen,
+                    a.contactless_cvm_limit_fen,
+                    a.tac_default,
+                    a.tac_online,
+                    a.tac_denial,
+                )
             )
         for w in world.maintenance:
             tx.insert_maintenance(
@@ -133,4 +162,7 @@ def seed(
         "terminals": len(world.terminals),
         "cards": len(world.cards),
         "maintenance": len(world.maintenance),
+        "chip_cards": sum(1 for c in world.cards if c.chip is not None),
+        "capks": len(world.capks),
+        "aids": len(world.aids),
     }

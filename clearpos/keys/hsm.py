@@ -106,6 +106,11 @@ def _check_tid(tid: str) -> None:
         raise ValueError("terminal id must be a non-empty printable string")
 
 
+def _check_issuer_key_name(name: str) -> None:
+    if name not in ("ac", "smi", "smc"):
+        raise ValueError(f"issuer master key name must be ac, smi or smc, got {name!r}")
+
+
 def _parse_pvv(pvv: str) -> tuple[int, str]:
     scheme, _, rest = pvv.partition(":")
     length_text, _, offset = rest.partition(":")
@@ -170,6 +175,23 @@ class SecurityModule:
     def rewrap_tmk(self, tid: str, sealed_tmk: str, new_kek: KeyEncryptionKey) -> str:
         """The TMK sealed under ``new_kek`` instead (KEK rotation)."""
         return new_kek.seal(self._kek.open(sealed_tmk, f"tmk:{tid}"), f"tmk:{tid}")
+
+    # -- the simulated issuer's chip master keys --------------------------
+
+    def seal_issuer_key(self, name: str, clear: bytes) -> str:
+        """Seal one issuer master key (``name``: ``ac``, ``smi`` or ``smc``), bound to
+        ``imk:<name>`` so a sealed AC key cannot be opened as the SMI key."""
+        _check_issuer_key_name(name)
+        if len(clear) != 16:
+            raise ValueError(f"issuer master key imk_{name} must be 16 bytes, got {len(clear)}")
+        return self._kek.seal(clear, f"imk:{name}")
+
+    def open_issuer_key(self, name: str, sealed: str) -> bytes:
+        """The clear issuer master key, for the simulated issuer's EMV engine
+        (:mod:`clearpos.issuer.emv`): the issuer is another party played in this
+        process, and its keys leave this boundary only to it."""
+        _check_issuer_key_name(name)
+        return self._kek.open(sealed, f"imk:{name}")
 
     # -- sign-on ----------------------------------------------------------
 

@@ -17,6 +17,9 @@ Looked for in every byte of every file under the given paths:
                 block encrypted under every known PIN key; raw or hex
 ``tmk``         a terminal master key, raw or hex (either case)
 ``working-key`` a PIN or MAC key issued at a sign-on, raw or hex (either case)
+``issuer-key``  an issuer chip master key (world ``[issuer]``, or unsealed from a
+                host store), raw or hex (either case)
+``icc-key``     a chip card's ICC master key (from a simulated card file), raw or hex
 ``pin``         a known PIN where it reads as a PIN: ``"pin": "123456"``,
                 ``pin=123456``, ``PIN: 123456``, ``--pin 123456`` -- never a
                 PIN's digits inside unrelated numbers
@@ -24,7 +27,11 @@ Looked for in every byte of every file under the given paths:
 
 World files themselves are the secrets' source: a ``.toml`` file with
 ``[[cards]]`` or ``[[terminals]]`` tables is read for secrets and not
-reported. A hit names the file, the byte offset and the secret, masked.
+reported. So is a simulated chip card file (``clearpos admin cards
+personalise``): it is the card itself, PAN and keys included, as a physical
+card is; its PAN, track 2 and ICC keys found anywhere else are leaks. Chip data
+in field 55 holds the PAN (tag 5A) and track 2 (tag 57) as packed BCD, which the
+BCD forms below find. A hit names the file, the byte offset and the secret, masked.
 
 Many patterns, large files: every pattern of 7 bytes or more is indexed by its
 4-byte substrings; a file is read as 32-bit words at offsets 0, 4, 8, ...
@@ -118,6 +125,7 @@ class ScanResult:
     files: int = 0
     bytes: int = 0
     worlds: list[str] = field(default_factory=list)
+    card_files: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
@@ -126,6 +134,7 @@ class ScanResult:
             "files": self.files,
             "bytes": self.bytes,
             "world_files_skipped": self.worlds,
+            "card_files_skipped": self.card_files,
             "unreadable": self.unreadable,
         }
 
@@ -208,6 +217,22 @@ class Secrets:
                 key = bytes.fromhex(tmk)
                 if len(key) in (8, 16, 24):
                     self.add_key(key, "tmk", f"TMK of {entry.get('tid', '?')}")
+        issuer = data.get("issuer")
+        if isinstance(issuer, dict):
+            for name in ("imk_ac", "imk_smi", "imk_smc"):
+                with contextlib.suppress(ValueError):
+                    self.add_key(bytes.fromhex(str(issuer.get(name, ""))), "issuer-key", name)
+
+    def add_card_file(self, path: Path) -> None:
+        """Secrets of a simulated chip card file: its PAN, track 2 and ICC master keys."""
+        with contextlib.suppress(OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            data = tomllib.loads(path.read_text("utf-8"))
+            pan = str(data.get("pan", ""))
+            self.add_card(pan, str(data.get("expiry", "")))
+            for name in ("icc_mk_ac", "icc_mk_smi", "icc_mk_smc"):
+                with contextlib.suppress(ValueError):
+                    key = bytes.fromhex(str(data.get(name, "")))
+                    self.add_key(key, "icc-key", f"{name} of {mask_pan(pan)}")
 
     def add_world(self, path: Path) -> None:
         """Secrets of one world file."""
@@ -240,6 +265,8 @@ class Secrets:
                     found += 1
                     if name == "tmk":
                         self.add_key(key, "tmk", f"TMK ({context})")
+                    elif name.startswith("imk_"):
+                        self.add_key(key, "issuer-key", f"{name} ({context})")
                     else:
                         self.add_working_keys([key], f"{name} ({context})")
                     break
@@ -346,6 +373,10 @@ def _is_world(path: Path, head: bytes) -> bool:
     return path.suffix == ".toml" and (b"[[cards]]" in head or b"[[terminals]]" in head)
 
 
+def _is_card_file(path: Path, head: bytes) -> bool:
+    return path.suffix == ".toml" and b"\nicc_mk_ac = " in head and b"\npan = " in head
+
+
 def scan_bytes(data: bytes, secrets: Secrets, name: str = "<data>") -> list[Hit]:
     """Hits in one buffer; a hit inside a longer hit (a PAN inside its track 2) is dropped."""
     found = sorted(secrets.find(data), key=lambda h: (h[0], -h[1]))
@@ -377,6 +408,10 @@ def scan_paths(paths: Iterable[Path], secrets: Secrets, *, skip: Iterable[Path] 
         if _is_world(f, head):
             secrets.add_world(f)
             result.worlds.append(str(f))
+            continue
+        if _is_card_file(f, head):
+            secrets.add_card_file(f)
+            result.card_files.append(str(f))
             continue
         todo.append(f)
     for f in todo:

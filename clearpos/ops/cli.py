@@ -238,8 +238,8 @@ TID: Arg = ("--tid", {})
 ID: Arg = ("--id", {"type": _positive})
 
 
-def _group(sub: Any, name: str, help_text: str) -> Any:
-    p = sub.add_parser(name, help=help_text, description=help_text)
+def _group(sub: Any, name: str, help_text: str, *, aliases: tuple[str, ...] = ()) -> Any:
+    p = sub.add_parser(name, help=help_text, description=help_text, aliases=list(aliases))
     _common(p)
     g = p.add_subparsers(dest=f"{name}_action", metavar="ACTION")
     g.required = True
@@ -413,7 +413,13 @@ def _terminal_doc(tx: Tx, tid: str) -> tuple[dict[str, Any], str]:
         "tmk_kcv": t.tmk_kcv,
         "replaced_by": t.replaced_by,
         "allowed": list(allowed),
+        "chip": t.chip,
     }
+    emv_state = ""
+    if t.chip:
+        wanted = tx.emv_requirement(t)
+        doc["emv_download"] = {0: "up to date", 4: "CA keys due", 5: "chip parameters due"}[wanted]
+        emv_state = f" · chip terminal: {doc['emv_download']}"
     text = "\n".join(
         [
             f"terminal {t.tid} of merchant {t.mid}",
@@ -421,7 +427,8 @@ def _terminal_doc(tx: Tx, tid: str) -> tuple[dict[str, Any], str]:
             + (f" — {t.status_why}" if t.status_why else "")
             + (f" · replaced by {t.replaced_by}" if t.replaced_by else ""),
             f"  signed on: {'yes, ' + show(t.keys_issued_at) if t.signed_on and t.keys_issued_at else 'no'}"
-            f" · batch {t.batch} · software {t.last_software or '-'} (min {t.min_software}) · TMK KCV {t.tmk_kcv}",
+            f" · batch {t.batch} · software {t.last_software or '-'} (min {t.min_software}) · TMK KCV {t.tmk_kcv}"
+            + emv_state,
             f"  allowed now: {', '.join(allowed) or 'nothing (final)'}",
         ]
     )
@@ -443,6 +450,7 @@ def _terminals(sub: Any) -> None:
                 by=a.by,
                 why=a.why,
                 min_software=a.min_software,
+                chip=a.chip,
             ),
         )
 
@@ -466,6 +474,9 @@ def _terminals(sub: Any) -> None:
         "--min-software",
         default="0.1.0",
         help="lowest application version (field 59 A2/05), e.g. 0.1.0 (default 0.1.0)",
+    )
+    p.add_argument(
+        "--chip", action="store_true", help="it reads chip cards (swiped chip cards get 45)"
     )
 
     def show_(a: argparse.Namespace) -> int:
@@ -600,7 +611,9 @@ def _cards(sub: Any) -> None:
     g = _group(
         sub,
         "card",
-        "card accounts at the simulated issuer: freeze, lost, stolen, close, PIN unlock",
+        "card accounts at the simulated issuer: freeze, lost, stolen, close, PIN unlock, "
+        "personalise a chip card",
+        aliases=("cards",),
     )
 
     def show_(a: argparse.Namespace) -> int:
@@ -636,6 +649,101 @@ def _cards(sub: Any) -> None:
             g, "unlock-pin", "clear a PIN lock after too many wrong PINs", unlock, by=True, why=True
         )
     )
+
+    def personalise(a: argparse.Namespace) -> int:
+        from . import chip
+
+        def body(tx: Tx) -> tuple[dict[str, Any], str]:
+            token = _tokenizer().token(a.pan)
+            card, c = chip.personalise(
+                tx, SecurityModule.load(), token, a.pan, Path(a.out), by=a.by, force=a.force
+            )
+            doc = {**c.to_dict(), "file": str(a.out), "cvn": card.cvn, "atc": card.atc}
+            text = (
+                f"card {c.entity_id} {card!r}: chip card file written to {a.out} "
+                f"(CVN {card.cvn}, ATC {card.atc}); keep it private: it holds the card's keys"
+            )
+            return doc, text
+
+        return _run(a, body, write=True)
+
+    p = _leaf(
+        g,
+        "personalise",
+        "write a simulated chip card file (ICC keys from the issuer keys) for pos --chip/--tap",
+        personalise,
+    )
+    p.add_argument("pan", type=_pan, help="card number (never stored; the file holds it)")
+    p.add_argument("--out", required=True, help="card FILE to write (mode 0600)")
+    p.add_argument("--force", action="store_true", help="overwrite FILE")
+    p.add_argument("--by", default="admin", help="who does this (audit trail; default admin)")
+
+
+# --------------------------------------------------------------------------- chip: CA keys, AIDs
+
+
+def _emv(sub: Any) -> None:
+    from . import chip
+
+    g = _group(sub, "emv", "what chip terminals download: CA public keys and chip parameters")
+    capk = _group(g, "capk", "CA public keys (0820 372 / 0800 370)")
+
+    def capk_list(a: argparse.Namespace) -> int:
+        return _lines(a, lambda tx: [chip.capk_doc(k) for k in tx.capks()], "no CA keys")
+
+    _leaf(capk, "list", "every CA key the host gives terminals", capk_list)
+
+    def capk_add(a: argparse.Namespace) -> int:
+        return _change(
+            a,
+            lambda tx: chip.put_capk(
+                tx, a.rid, a.index, a.modulus, a.exponent, a.expiry, by=a.by, why=a.why
+            ),
+        )
+
+    p = _leaf(capk, "add", "add (or replace) a CA key; chip terminals download again", capk_add,
+              by=True, why=True)  # fmt: skip
+    p.add_argument("--rid", required=True, help="registered application provider id, 10 hex")
+    p.add_argument("--index", required=True, help="key index, 2 hex")
+    p.add_argument("--modulus", required=True, help="the whole modulus, hex")
+    p.add_argument("--exponent", default="03", help='"03" (default) or "010001"')
+    p.add_argument("--expiry", required=True, help="YYYYMMDD")
+
+    def capk_remove(a: argparse.Namespace) -> int:
+        return _change(a, lambda tx: chip.remove_capk(tx, a.rid, a.index, by=a.by, why=a.why))
+
+    p = _leaf(capk, "remove", "withdraw a CA key", capk_remove, by=True, why=True)
+    p.add_argument("--rid", required=True)
+    p.add_argument("--index", required=True)
+
+    aid = _group(g, "aid", "chip parameters per application (0820 382 / 0800 380)")
+
+    def aid_list(a: argparse.Namespace) -> int:
+        return _lines(a, lambda tx: [chip.aid_doc(x) for x in tx.aids()], "no AIDs")
+
+    _leaf(aid, "list", "every AID's chip parameters", aid_list)
+
+    def aid_set(a: argparse.Namespace) -> int:
+        changes = chip.AidChanges(
+            a.app_version,
+            a.floor_limit,
+            a.contactless_limit,
+            a.contactless_cvm_limit,
+            a.tac_default,
+            a.tac_online,
+            a.tac_denial,
+        )
+        return _change(a, lambda tx: chip.set_aid(tx, a.aid, changes, by=a.by, why=a.why))
+
+    p = _leaf(aid, "set", "create an AID or change some of its parameters", aid_set,
+              by=True, why=True)  # fmt: skip
+    p.add_argument("--aid", required=True, help="application id, 10-32 hex")
+    p.add_argument("--app-version", help="4 hex, e.g. 0030")
+    p.add_argument("--floor-limit", type=_yuan0, help="yuan")
+    p.add_argument("--contactless-limit", type=_yuan0, help="yuan; taps above it are refused")
+    p.add_argument("--contactless-cvm-limit", type=_yuan0, help="yuan; taps above it need a PIN")
+    for name in ("tac-default", "tac-online", "tac-denial"):
+        p.add_argument(f"--{name}", help="terminal action code, 10 hex")
 
 
 # --------------------------------------------------------------------------- arrears and resumption
@@ -1334,6 +1442,7 @@ def register(p: argparse.ArgumentParser) -> None:
     _merchants(sub)
     _terminals(sub)
     _cards(sub)
+    _emv(sub)
     _arrears(sub)
     _maintenance(sub)
     _tickets(sub)

@@ -130,9 +130,11 @@ def add_terminal(
     min_software: str = "0.1.0",
     operators: list[dict[str, object]] | None = None,
     now: datetime | None = None,
+    chip: bool = False,
     _replaces: str | None = None,
 ) -> Change:
-    """Register a terminal for an existing merchant, with its TMK sealed under the KEK."""
+    """Register a terminal for an existing merchant, with its TMK sealed under the KEK.
+    ``chip``: it reads chip cards (a swiped chip card is then declined 45)."""
     by = check_actor(by)
     _check_tid(tid)
     min_software = _check_software(min_software)
@@ -166,8 +168,11 @@ def add_terminal(
         status_since=at,
         status_by=by,
         status_why=text,
+        chip=int(chip),
     )
     detail: dict[str, object] = {"mid": mid, "tmk_kcv": kcv, "min_software": min_software}
+    if chip:
+        detail["chip"] = True
     if _replaces:
         detail["replaces"] = _replaces
     return record(
@@ -226,6 +231,7 @@ def replace(
         why=f"replaces {old_tid}: {why}",
         min_software=old.min_software,
         now=now,
+        chip=old.chip,
         _replaces=old_tid,
     )
     retired = _move(

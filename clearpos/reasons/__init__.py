@@ -75,7 +75,7 @@ TERMINAL_ACTIONS = frozenset(
 
 SPEC_CODES = frozenset(
     {
-        "00", "03", "06", "12", "14", "25", "30", "40", "41", "43", "51", "54", "55", "58",
+        "00", "03", "05", "06", "12", "14", "25", "30", "40", "41", "43", "45", "51", "54", "55", "58",
         "61", "62", "64", "65", "75", "77", "90", "91", "94", "96", "97", "98", "99", "A0",
     }
 )  # fmt: skip
@@ -106,6 +106,9 @@ _SPEC: Mapping[str, _Spec] = MappingProxyType(
         "card.wrong_pin": _Spec("55", "C"),
         "card.pin_tries_exceeded": _Spec("75", "C"),
         "card.daily_limit": _Spec("61", "C"),
+        "card.cryptogram_invalid": _Spec("05", "C"),
+        "card.chip_required": _Spec("45", "C"),
+        "card.pin_required": _Spec("55", "C"),
         "risk.card_velocity": _Spec("65", "C"),
         "issuer.unavailable": _Spec("91", "C"),
         "merchant.suspended.arrears": _Spec("03", "D"),

@@ -15,8 +15,11 @@ from typing import Protocol, TypeVar
 
 from .pg import PgDatabase, PgTx, PgWriter
 from .records import (
+    AidRec,
     AuditRec,
+    CapkRec,
     CardRec,
+    ChipRec,
     JournalRec,
     MaintenanceRec,
     MerchantRec,
@@ -27,7 +30,7 @@ from .records import (
 )
 from .sqlite import GroupCommitWriter as SqliteWriter
 from .sqlite import SqliteDatabase, StoreError
-from .tx import CREDIT_KINDS, DEBIT_KINDS, Tx
+from .tx import CREDIT_KINDS, DEBIT_KINDS, EMV_KINDS, ISSUER_KEY_NAMES, Tx
 
 T = TypeVar("T")
 
@@ -68,8 +71,13 @@ __all__ = [
     "CREDIT_KINDS",
     "DEBIT_KINDS",
     "DEFAULT_URL",
+    "EMV_KINDS",
+    "ISSUER_KEY_NAMES",
+    "AidRec",
     "AuditRec",
+    "CapkRec",
     "CardRec",
+    "ChipRec",
     "Database",
     "GroupCommitWriter",
     "JournalRec",

@@ -104,6 +104,11 @@ def sealed_keys(path: Path) -> list[tuple[str, str, str]]:
                 tid = json.loads(cfg["tid"])
                 for name, sealed in json.loads(cfg["keys"]).items():
                     out.append((name, f"terminal-{name}:{tid}", str(sealed)))
+        if "meta" in tables:  # a host store: the issuer's chip master keys, sealed
+            db.row_factory = sqlite3.Row
+            for name, value in (Tx(db).issuer_keys_sealed() or {}).items():
+                out.append((f"imk_{name}", f"imk:{name}", value))
+            db.row_factory = None
         if "terminals" in tables:
             for tid, *sealed in db.execute(
                 "SELECT tid, tmk_sealed, pik_sealed, mak_sealed FROM terminals"

@@ -240,12 +240,12 @@ def migrate(raw: RawConn) -> int:
                 "CREATE TABLE IF NOT EXISTS schema_version "
                 "(version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
             )
-            row = raw.execute(
-                "SELECT COALESCE(MAX(version), 0) AS v FROM schema_version"
-            ).fetchone()
-            current = int(row["v"]) if row else 0
+            # every migration not applied yet, by number (they may land out of order)
+            rows = raw.execute("SELECT version FROM schema_version").fetchall()
+            applied = {int(r["version"]) for r in rows}
+            current = max(applied, default=0)
             for version, title, statements in MIGRATIONS:
-                if version <= current:
+                if version in applied:
                     continue
                 with raw.transaction():
                     for stmt in statements:
@@ -256,7 +256,7 @@ def migrate(raw: RawConn) -> int:
                         (version,),
                     )
                 log.info("store migrated to version %d: %s", version, title)
-                current = version
+                current = max(current, version)
             return current
         finally:
             raw.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))

@@ -78,6 +78,9 @@ class TerminalRec:
     dialect: str = "cup"
     status_records: str = ""
     status_uploaded_at: str | None = None
+    chip: bool = False
+    capk_loaded: str = ""
+    aid_loaded: str = ""
 
     @property
     def signed_on(self) -> bool:
@@ -126,6 +129,9 @@ class TerminalRec:
             r["dialect"],
             r["status_records"],
             r["status_uploaded_at"],
+            bool(r["chip"]),
+            r["capk_loaded"],
+            r["aid_loaded"],
         )
 
 
@@ -345,4 +351,71 @@ class AuditRec:
             r["to_state"],
             r["reason"],
             json.loads(r["detail"] or "{}"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChipRec:
+    """A card's chip as the issuer knows it; ``last_atc`` -1 before the first
+    accepted cryptogram. Fits :class:`clearpos.issuer.emv.ChipRecord`."""
+
+    card_id: int
+    psn: str
+    cvn: str
+    service_code: str
+    last_atc: int
+    atc_at: str
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> ChipRec:
+        return cls(
+            int(r["card_id"]),
+            r["psn"],
+            r["cvn"],
+            r["service_code"],
+            int(r["last_atc"]),
+            r["atc_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CapkRec:
+    """A CA public key the terminals download; hex text, ``expiry`` YYYYMMDD."""
+
+    rid: str
+    index: str
+    modulus: str
+    exponent: str
+    expiry: str
+    check_value: str
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> CapkRec:
+        return cls(r["rid"], r["idx"], r["modulus"], r["exponent"], r["expiry"], r["check_value"])
+
+
+@dataclass(frozen=True, slots=True)
+class AidRec:
+    """Chip parameters of one AID; amounts in fen, TACs and version as hex."""
+
+    aid: str
+    app_version: str
+    floor_limit_fen: int
+    contactless_limit_fen: int
+    contactless_cvm_limit_fen: int
+    tac_default: str
+    tac_online: str
+    tac_denial: str
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> AidRec:
+        return cls(
+            r["aid"],
+            r["app_version"],
+            int(r["floor_limit_fen"]),
+            int(r["contactless_limit_fen"]),
+            int(r["contactless_cvm_limit_fen"]),
+            r["tac_default"],
+            r["tac_online"],
+            r["tac_denial"],
         )

@@ -233,6 +233,45 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        5,
+        "chip cards: per-card chip data and last ATC, CA public keys, chip parameters per AID",
+        [
+            # A terminal that reads chips (swiped chip cards are declined 45 there), and
+            # the generation of CA keys / chip parameters it last downloaded completely:
+            # while these differ from meta emv.capk_gen / emv.aid_gen, its sign-on
+            # answer carries processing requirement 4 / 5.
+            "ALTER TABLE terminals ADD COLUMN chip INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE terminals ADD COLUMN capk_loaded TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE terminals ADD COLUMN aid_loaded TEXT NOT NULL DEFAULT ''",
+            # One row per chip card: what personalisation wrote (PSN, CVN, service
+            # code) and the highest ATC the issuer accepted (-1: none yet), for replays.
+            """CREATE TABLE card_chips (
+                card_id BIGINT PRIMARY KEY,
+                psn TEXT NOT NULL,
+                cvn TEXT NOT NULL,
+                service_code TEXT NOT NULL,
+                last_atc INTEGER NOT NULL DEFAULT -1,
+                atc_at TEXT NOT NULL DEFAULT '')""",
+            """CREATE TABLE emv_capks (
+                rid TEXT NOT NULL,
+                idx TEXT NOT NULL,
+                modulus TEXT NOT NULL,
+                exponent TEXT NOT NULL,
+                expiry TEXT NOT NULL,
+                check_value TEXT NOT NULL,
+                PRIMARY KEY (rid, idx))""",
+            """CREATE TABLE emv_aids (
+                aid TEXT PRIMARY KEY,
+                app_version TEXT NOT NULL,
+                floor_limit_fen BIGINT NOT NULL,
+                contactless_limit_fen BIGINT NOT NULL,
+                contactless_cvm_limit_fen BIGINT NOT NULL,
+                tac_default TEXT NOT NULL,
+                tac_online TEXT NOT NULL,
+                tac_denial TEXT NOT NULL)""",
+        ],
+    ),
+    (
         6,
         "stock terminals: key schemes and TDK, previous keys until proven, dialect, status upload",
         [

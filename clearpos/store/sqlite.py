@@ -111,10 +111,12 @@ def migrate(conn: sqlite3.Connection) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
     )
-    row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-    current = int(row[0])
+    # Every migration not applied yet, by number: migrations are numbered per engineer
+    # and may land out of order (a store at 6 still gets 5 when 5 is merged later).
+    applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version").fetchall()}
+    current = max(applied, default=0)
     for version, _title, statements in MIGRATIONS:
-        if version <= current:
+        if version in applied:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -128,7 +130,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        current = version
+        current = max(current, version)
     return current
 
 

@@ -13,7 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .records import (
+    AidRec,
+    CapkRec,
     CardRec,
+    ChipRec,
     JournalRec,
     MaintenanceRec,
     MerchantRec,
@@ -29,6 +32,17 @@ CREDIT_KINDS = ("refund", "void", "completion_void")
 #: debit amount, debit count, credit amount, credit count
 Sums = tuple[int, int, int, int]
 
+
+#: What terminals download for chip cards: CA public keys (0820 372 / 0800 370) and
+#: chip parameters per AID (0820 382 / 0800 380). Each has a generation in meta
+#: (``emv.capk_gen``, ``emv.aid_gen``) that changes whenever its rows change.
+EMV_KINDS = ("capk", "aid")
+
+#: spec §8: QuickPass taps up to ¥1,000.00 need no PIN unless the world says otherwise
+DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN = 100_000
+
+#: The simulated issuer's chip master keys, sealed, in meta under ``issuer.imk_<name>``.
+ISSUER_KEY_NAMES = ("ac", "smi", "smc")
 
 #: INSERT statements by (table, columns...), built once
 _INSERT_SQL: dict[tuple[str, ...], str] = {}
@@ -212,6 +226,147 @@ class Tx:
 
     def insert_card(self, **cols: Any) -> int:
         return self._insert("cards", cols)
+
+    # ------------------------------------------------------------------ chip cards
+
+    def card_chip(self, card_id: int) -> ChipRec | None:
+        """The card's chip row (locked on PostgreSQL: the ATC check updates it)."""
+        row = self._one("SELECT * FROM card_chips WHERE card_id = ?" + self.lock, (card_id,))
+        return ChipRec.of(row) if row else None
+
+    def insert_card_chip(self, card_id: int, *, psn: str, cvn: str, service_code: str) -> None:
+        self.conn.execute(
+            "INSERT INTO card_chips (card_id, psn, cvn, service_code) VALUES (?, ?, ?, ?)",
+            (card_id, psn, cvn, service_code),
+        )
+
+    def accept_atc(self, card_id: int, atc: int, ts: str) -> bool:
+        """Record ``atc`` as the card's last ATC when it is above the one stored.
+        False when it is not (another unit accepted this or a later ATC first:
+        the caller declines ``card.cryptogram_replayed``)."""
+        cur = self.conn.execute(
+            "UPDATE card_chips SET last_atc = ?, atc_at = ? WHERE card_id = ? AND last_atc < ?",
+            (atc, ts, card_id, atc),
+        )
+        return int(getattr(cur, "rowcount", 0) or 0) == 1
+
+    def quickpass_no_pin_limit_fen(self) -> int:
+        """World ``[risk] quickpass_no_pin_limit`` in fen (default ¥1,000.00)."""
+        value = self.meta("risk.quickpass_no_pin_limit_fen")
+        return int(value) if value.isdigit() else DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN
+
+    # ------------------------------------------------------------------ issuer keys
+
+    def issuer_keys_sealed(self) -> dict[str, str] | None:
+        """The sealed issuer master keys by name (ac, smi, smc), or None when the
+        world declared no ``[issuer]``."""
+        sealed = {name: self.meta(f"issuer.imk_{name}") for name in ISSUER_KEY_NAMES}
+        return sealed if all(sealed.values()) else None
+
+    def set_issuer_keys_sealed(self, sealed: Mapping[str, str]) -> None:
+        for name in ISSUER_KEY_NAMES:
+            self.set_meta(f"issuer.imk_{name}", sealed[name])
+
+    # ------------------------------------------------------------------ CA keys, AIDs
+
+    def emv_generation(self, kind: str) -> str:
+        """The current generation of ``kind`` (``capk`` or ``aid``); ``""`` = never set."""
+        _check_emv_kind(kind)
+        return self.meta(f"emv.{kind}_gen")
+
+    def bump_emv_generation(self, kind: str) -> str:
+        """A new generation for ``kind``: every chip terminal must download it again."""
+        _check_emv_kind(kind)
+        gen = secrets.token_hex(8)
+        self.set_meta(f"emv.{kind}_gen", gen)
+        return gen
+
+    def capks(self) -> list[CapkRec]:
+        rows = self._all("SELECT * FROM emv_capks ORDER BY rid, idx")
+        return [CapkRec.of(r) for r in rows]
+
+    def capk(self, rid: str, index: str) -> CapkRec | None:
+        row = self._one("SELECT * FROM emv_capks WHERE rid = ? AND idx = ?", (rid, index))
+        return CapkRec.of(row) if row else None
+
+    def put_capk(self, key: CapkRec) -> bool:
+        """Insert or replace a CA key; True when it is new. Bumps the CA-key generation."""
+        new = self.capk(key.rid, key.index) is None
+        values = (key.modulus, key.exponent, key.expiry, key.check_value)
+        if new:
+            self.conn.execute(
+                "INSERT INTO emv_capks (rid, idx, modulus, exponent, expiry, check_value) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key.rid, key.index, *values),
+            )
+        else:
+            self.conn.execute(
+                "UPDATE emv_capks SET modulus = ?, exponent = ?, expiry = ?, check_value = ? "
+                "WHERE rid = ? AND idx = ?",
+                (*values, key.rid, key.index),
+            )
+        self.bump_emv_generation("capk")
+        return new
+
+    def delete_capk(self, rid: str, index: str) -> bool:
+        cur = self.conn.execute("DELETE FROM emv_capks WHERE rid = ? AND idx = ?", (rid, index))
+        gone = int(getattr(cur, "rowcount", 0) or 0) == 1
+        if gone:
+            self.bump_emv_generation("capk")
+        return gone
+
+    def aids(self) -> list[AidRec]:
+        return [AidRec.of(r) for r in self._all("SELECT * FROM emv_aids ORDER BY aid")]
+
+    def aid(self, aid: str) -> AidRec | None:
+        row = self._one("SELECT * FROM emv_aids WHERE aid = ?", (aid,))
+        return AidRec.of(row) if row else None
+
+    def put_aid(self, params: AidRec) -> bool:
+        """Insert or replace an AID's parameters; True when new. Bumps the AID generation."""
+        new = self.aid(params.aid) is None
+        cols = {
+            "app_version": params.app_version,
+            "floor_limit_fen": params.floor_limit_fen,
+            "contactless_limit_fen": params.contactless_limit_fen,
+            "contactless_cvm_limit_fen": params.contactless_cvm_limit_fen,
+            "tac_default": params.tac_default,
+            "tac_online": params.tac_online,
+            "tac_denial": params.tac_denial,
+        }
+        if new:
+            names = ", ".join(["aid", *cols])
+            marks = ", ".join("?" for _ in range(len(cols) + 1))
+            self.conn.execute(
+                f"INSERT INTO emv_aids ({names}) VALUES ({marks})", (params.aid, *cols.values())
+            )
+        else:
+            self._update("emv_aids", "aid", params.aid, cols)
+        self.bump_emv_generation("aid")
+        return new
+
+    def delete_aid(self, aid: str) -> bool:
+        cur = self.conn.execute("DELETE FROM emv_aids WHERE aid = ?", (aid,))
+        gone = int(getattr(cur, "rowcount", 0) or 0) == 1
+        if gone:
+            self.bump_emv_generation("aid")
+        return gone
+
+    def mark_emv_loaded(self, tid: str, kind: str, generation: str) -> None:
+        """The terminal finished downloading ``kind`` at ``generation`` (after 371 / 381)."""
+        _check_emv_kind(kind)
+        self._update("terminals", "tid", tid, {f"{kind}_loaded": generation})
+
+    def emv_requirement(self, terminal: TerminalRec) -> int:
+        """Processing requirement for a chip terminal's answers: 4 while its CA keys
+        differ from the host's, else 5 while its chip parameters do, else 0."""
+        if not terminal.chip:
+            return 0
+        if terminal.capk_loaded != self.emv_generation("capk"):
+            return 4
+        if terminal.aid_loaded != self.emv_generation("aid"):
+            return 5
+        return 0
 
     # ------------------------------------------------------------------ journal
 
@@ -408,3 +563,8 @@ class Tx:
             "+ (SELECT COUNT(*) FROM journal) AS n"
         )
         return int(row["n"]) == 0
+
+
+def _check_emv_kind(kind: str) -> None:
+    if kind not in EMV_KINDS:
+        raise ValueError(f"EMV download kind must be one of {', '.join(EMV_KINDS)}, got {kind!r}")
