@@ -428,7 +428,7 @@ def start_host(
     env = dict(os.environ, CLEARPOS_KEK=KEK)
     proc = subprocess.Popen(
         [sys.executable, "-m", "clearpos.cli", "host", "--world", str(world_file), "--db", url,
-         "--listen", "127.0.0.1:0", "--reset", "--quiet-transactions", "--log-level", "WARNING",
+         "--listen", "127.0.0.1:0", "--reset", "--yes", "--quiet-transactions", "--log-level", "WARNING",
          "--workers", str(args.workers)],
         stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )  # fmt: skip

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from .app import session_secret, start_console
 
     try:
-        db = open_database(args.db)
+        db = open_database(args.db, create=False)
         with db.reader() as tx:
             if tx.is_empty():
                 print(

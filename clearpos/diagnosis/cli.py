@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        db = open_database(args.db or DEFAULT_URL)
+        db = open_database(args.db or DEFAULT_URL, create=False)
         with read(db) as tx:
             if args.rrn:
                 found = explain_rrn(tx, args.rrn, lang)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Protocol
@@ -14,7 +15,8 @@ from typing import Protocol
 from ..clock import Clock
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
 from ..reasons import catalog
-from ..store import DEFAULT_URL, Database, StoreError, open_database
+from ..store import DEFAULT_URL, Database, StoreError, open_database, sqlite_path
+from ..store.lock import StoreLock, lock_store
 from ..store.pg import DEFAULT_WRITERS
 from ..world import WorldError, load_world
 from .engine import Engine
@@ -49,7 +51,12 @@ def register(p: argparse.ArgumentParser) -> None:
         default=("127.0.0.1", 5800),
         help="HOST:PORT (default 127.0.0.1:5800; port 0 = any)",
     )
-    p.add_argument("--reset", action="store_true", help="wipe the store before loading --world")
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="wipe the store before loading --world (asks first; off a terminal needs --yes)",
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask before --reset wipes a store")
     p.add_argument("--console", type=hostport, help="also serve the web console on HOST:PORT")
     p.add_argument(
         "--metrics", type=hostport, help="serve Prometheus counters on HOST:PORT /metrics"
@@ -107,16 +114,46 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    held = _Held()
+    try:
+        return _start(args, held)
+    finally:
+        held.release()
+
+
+class _Held:
+    """What a running host holds until it exits: the store's lock and the bound port."""
+
+    def __init__(self) -> None:
+        self.lock: StoreLock | None = None
+        self.sock: socket.socket | None = None
+
+    def release(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _start(args: argparse.Namespace, held: _Held) -> int:
     try:
         kek = KeyEncryptionKey.load()
         if args.supervised_by is None:  # every machine must show the same (docs/scaling.md)
             log.info("KEK fingerprint %s", kek.fingerprint())
+        # Nothing is touched before the store is ours and the port is bound: a second host
+        # pointed at a served store, or at a taken port, leaves the store as it found it.
+        path = sqlite_path(args.db)
+        if path is not None:
+            held.lock = lock_store(path)
+        if args.workers == 1:
+            held.sock = _bind(*args.listen, reuse_port=args.reuse_port)
         db = open_database(args.db)
         engine, hsm, tokens = build_engine(kek)
         if args.world is not None:
             world = load_world(args.world)
             with db.reader() as tx:
-                same = not tx.is_empty() and tx.meta("world.source") == world.source
+                empty = tx.is_empty()
+                same = not empty and tx.meta("world.source") == world.source
             if same and not args.reset:
                 log.info(
                     "store %s already loaded from %s; keeping it (use --reset to start over)",
@@ -124,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
                     world.source,
                 )
             else:
+                if args.reset and not empty and not _confirm_reset(args, db.url):
+                    return _refuse_reset(args, db.url)
                 counts = seed(db, world, hsm, tokens, reset=args.reset)
                 log.info("loaded %s into %s: %s", world.source, db.url, counts)
         else:
@@ -137,9 +176,78 @@ def run(args: argparse.Namespace) -> int:
     except WorldError as exc:
         print(f"clearpos host: world file refused, nothing was loaded:\n{exc}", file=sys.stderr)
         return 1
+    except _PortTaken as exc:
+        print(f"clearpos host: {exc}; the store was not touched", file=sys.stderr)
+        return 1
     except (SeedRefused, StoreError, KekError, OSError) as exc:
         print(f"clearpos host: {exc}", file=sys.stderr)
         return 1
+    return _run_host(args, db, engine, held.sock)
+
+
+class _PortTaken(OSError):
+    """The listen address cannot be bound."""
+
+
+def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """The listening socket, bound before the store is opened."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise _PortTaken(f"cannot listen on {host}:{port}: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise _PortTaken(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+#: the listen backlog asyncio.start_server uses by default
+_BACKLOG = 100
+
+
+def _confirm_reset(args: argparse.Namespace, url: str) -> bool:
+    """--yes, or a "yes" typed on the terminal; never a guess off a terminal."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    print(
+        f"--reset wipes every merchant, terminal, card, transaction and ticket in {url}.",
+        file=sys.stderr,
+    )
+    print("Type yes to wipe it: ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _refuse_reset(args: argparse.Namespace, url: str) -> int:
+    if args.yes or sys.stdin.isatty():
+        print(f"clearpos host: not confirmed; {url} was left as it was", file=sys.stderr)
+        return 1
+    print(
+        f"clearpos host: --reset would wipe {url}, which holds data, and there is no terminal "
+        "to ask on: add --yes to wipe it; nothing was changed",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _run_host(
+    args: argparse.Namespace, db: Database, engine: Engine, listening: socket.socket | None
+) -> int:
     if args.workers > 1:
         from .supervisor import supervise
 
@@ -150,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
 
         uvloop.install()
     try:
-        asyncio.run(_serve(args, db, engine, limits))
+        asyncio.run(_serve(args, db, engine, limits, listening))
     except OSError as exc:
         print(
             f"clearpos host: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}",
@@ -164,11 +272,17 @@ class _Closable(Protocol):
     def close(self) -> None: ...
 
 
-async def _serve(args: argparse.Namespace, db: Database, engine: Engine, limits: Limits) -> None:
+async def _serve(
+    args: argparse.Namespace,
+    db: Database,
+    engine: Engine,
+    limits: Limits,
+    listening: socket.socket | None,
+) -> None:
     writer = db.writer()
     await writer.start()
     server = HostServer(engine, writer, limits)
-    host, port = await server.start(*args.listen, reuse_port=args.reuse_port)
+    host, port = await server.start(*args.listen, reuse_port=args.reuse_port, sock=listening)
     print(f"clearpos host listening on {host}:{port} store {db.url}", flush=True)
     extra: list[_Closable] = []
     if args.metrics:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -42,12 +43,24 @@ class HostServer:
         self._server: asyncio.Server | None = None
         self._open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._serve, host, port, reuse_port=reuse_port or None, limit=self.limits.max_frame * 4
-        )
-        sock = self._server.sockets[0].getsockname()
-        return str(sock[0]), int(sock[1])
+    async def start(
+        self, host: str, port: int, *, reuse_port: bool = False, sock: socket.socket | None = None
+    ) -> tuple[str, int]:
+        """Listen on ``host:port``, or on ``sock`` when the caller bound it already."""
+        if sock is not None:
+            self._server = await asyncio.start_server(
+                self._serve, sock=sock, limit=self.limits.max_frame * 4
+            )
+        else:
+            self._server = await asyncio.start_server(
+                self._serve,
+                host,
+                port,
+                reuse_port=reuse_port or None,
+                limit=self.limits.max_frame * 4,
+            )
+        name = self._server.sockets[0].getsockname()
+        return str(name[0]), int(name[1])
 
     async def serve_forever(self) -> None:
         assert self._server is not None

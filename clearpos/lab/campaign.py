@@ -357,7 +357,7 @@ class HostRunner:
             # a supervisor and its workers (kill() below takes the whole process group)
             cmd += ["--workers", str(self.workers)]
         if world is not None:
-            cmd += ["--world", str(world), "--reset"]
+            cmd += ["--world", str(world), "--reset", "--yes"]
         for attempt in range(6):
             with open(log, "ab") as fh:
                 # its own process group: a kill takes the supervisor and every worker down

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..audit import audit_tx
 from ..clock import show
@@ -189,6 +189,20 @@ def restore_sqlite(source: Path, url: str, *, force: bool = False) -> BackupChec
             f"backup {source} failed its check, nothing restored: " + "; ".join(check.problems)
         )
     target = sqlite_path(url)
+    from ..store.lock import StoreInUse, lock_store
+
+    try:
+        lock = lock_store(target)  # a host serving the target would go on with a wiped store
+    except StoreInUse as exc:
+        raise Refused(f"nothing restored: {exc}") from None
+    try:
+        _restore_locked(source, target, force=force)
+    finally:
+        lock.release()
+    return check
+
+
+def _restore_locked(source: Path, target: Path, *, force: bool) -> None:
     if _has_data(target) and not force:
         raise Refused(
             f"store {target} already holds merchants, cards, transactions or audit rows: "
@@ -207,7 +221,6 @@ def restore_sqlite(source: Path, url: str, *, force: bool = False) -> BackupChec
     from ..store import open_database
 
     open_database(f"sqlite:///{target}")  # brings an older backup up to the current schema
-    return check
 
 
 EXPORT_HEADER = (
@@ -242,39 +255,44 @@ def export_journal(
     """
     if target.exists() and not force:
         raise Refused(f"{target} already exists: choose another file or give --force")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8", newline="") as fh:
+        return write_journal_csv(tx, fh, since=since, until=until)
+
+
+def write_journal_csv(tx: Tx, fh: TextIO, *, since: str, until: str | None = None) -> int:
+    """Journal rows from ``since`` as CSV on ``fh`` (a file, or standard output for ``-``)."""
     sql = "SELECT * FROM journal WHERE ts >= ?"
     params: list[Any] = [since]
     if until:
         sql += " AND ts < ?"
         params.append(until)
     n = 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(EXPORT_HEADER)
-        for r in tx.conn.execute(sql + " ORDER BY id", params).fetchall():
-            w.writerow(
-                (
-                    f"{int(r['id']):012d}",
-                    show(r["ts"], seconds=True),
-                    r["business_date"],
-                    r["tid"],
-                    r["mid"],
-                    r["batch"],
-                    r["stan"],
-                    r["mti"],
-                    r["kind"],
-                    fen_yuan(int(r["amount_fen"])) if r["amount_fen"] is not None else "",
-                    r["pan_masked"],
-                    (r["organisation"] or "").strip(),
-                    r["code"],
-                    r["reason"],
-                    r["status"],
-                    r["auth_code"],
-                    r["entry_mode"],
-                    f"{int(r['original_id']):012d}" if r["original_id"] is not None else "",
-                    r["settlement_id"] if r["settlement_id"] is not None else "",
-                )
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(EXPORT_HEADER)
+    for r in tx.conn.execute(sql + " ORDER BY id", params).fetchall():
+        w.writerow(
+            (
+                f"{int(r['id']):012d}",
+                show(r["ts"], seconds=True),
+                r["business_date"],
+                r["tid"],
+                r["mid"],
+                r["batch"],
+                r["stan"],
+                r["mti"],
+                r["kind"],
+                fen_yuan(int(r["amount_fen"])) if r["amount_fen"] is not None else "",
+                r["pan_masked"],
+                (r["organisation"] or "").strip(),
+                r["code"],
+                r["reason"],
+                r["status"],
+                r["auth_code"],
+                r["entry_mode"],
+                f"{int(r['original_id']):012d}" if r["original_id"] is not None else "",
+                r["settlement_id"] if r["settlement_id"] is not None else "",
             )
-            n += 1
+        )
+        n += 1
     return n

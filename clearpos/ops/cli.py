@@ -33,6 +33,7 @@ from .backup import (
     export_journal,
     is_postgres,
     restore_sqlite,
+    write_journal_csv,
 )
 from .common import Change, Refused, fen_yuan, parse_yuan
 from .queries import read
@@ -124,7 +125,8 @@ def _change_text(c: Change) -> str:
 
 
 def _db(args: argparse.Namespace) -> Database:
-    return open_database(args.db)
+    """The store ``--db`` names; one that does not exist is refused, not created."""
+    return open_database(args.db, create=False)
 
 
 def _tokenizer() -> Any:
@@ -1023,7 +1025,7 @@ def _report(a: argparse.Namespace) -> int:
         out = out + "\n" if out else ""
     else:
         out = text
-    if a.to:
+    if a.to and a.to != "-":
         Path(a.to).write_text(out, encoding="utf-8")
         print(
             f"report for {a.date} written to {a.to} ({len(doc['days'])} merchants)", file=sys.stderr
@@ -1083,17 +1085,61 @@ def _export(a: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
-    def body(tx: Tx) -> tuple[dict[str, Any], str]:
-        n = export_journal(tx, Path(a.to), since=since, until=until, force=a.force)
-        return {
-            "ok": True,
-            "to": a.to,
-            "rows": n,
-            "since": since,
-            "until": until,
-        }, f"{n} journal rows written to {a.to} (card numbers masked)"
+    to_stdout = a.to == "-"
 
-    return _run(a, body, write=False)
+    def body(tx: Tx) -> tuple[dict[str, Any], str]:
+        if to_stdout:
+            n = write_journal_csv(tx, sys.stdout, since=since, until=until)
+        else:
+            n = export_journal(tx, Path(a.to), since=since, until=until, force=a.force)
+        return (
+            {
+                "ok": True,
+                "to": a.to,
+                "rows": n,
+                "since": since,
+                "until": until,
+            },
+            f"{n} journal rows written to {'standard output' if to_stdout else a.to} (card numbers masked)",
+        )
+
+    if not to_stdout:
+        return _run(a, body, write=False)
+    # the CSV is standard output; the summary (text or JSON) goes to standard error
+    try:
+        with read(_db(a)) as tx:
+            doc, text = body(tx)
+    except Refused as exc:
+        return _refused(a, exc)
+    except StoreError as exc:
+        return _error(a, str(exc))
+    sys.stdout.flush()
+    print(json.dumps(doc, ensure_ascii=False, sort_keys=True) if a.json else text, file=sys.stderr)
+    return 0
+
+
+def _init(a: argparse.Namespace) -> int:
+    """Create an empty store with the current schema; an existing one is left alone."""
+    from ..store import sqlite_path
+
+    try:
+        path = sqlite_path(a.db)
+        if path is not None and path.exists():
+            return _error(a, f"store {path.absolute()} already exists; nothing was changed")
+        db = open_database(a.db, create=True)
+        with read(db) as tx:
+            if not tx.is_empty():
+                return _error(a, f"store {db.url} already holds data; nothing was changed")
+    except StoreError as exc:
+        return _error(a, str(exc))
+    _emit(
+        a,
+        {"ok": True, "created": db.url},
+        f"created an empty store {db.url}; load a world with "
+        f"`clearpos host --world FILE --db {db.url}`, then add the first console user with "
+        f"`clearpos admin --db {db.url} user add --username NAME --role admin --by NAME`",
+    )
+    return 0
 
 
 def _lifecycles(a: argparse.Namespace) -> int:
@@ -1125,7 +1171,7 @@ def _records(sub: Any) -> None:
     p.add_argument("--date", required=True, type=_day, help="business date YYYY-MM-DD (China time)")
     p.add_argument("--mid")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
-    p.add_argument("--to", help="write to FILE instead of standard output")
+    p.add_argument("--to", help="write to FILE instead of standard output (- is standard output)")
 
     p = _leaf(
         sub,
@@ -1144,9 +1190,10 @@ def _records(sub: Any) -> None:
     p = _leaf(sub, "export", "journal as CSV, card numbers masked", _export)
     p.add_argument("--since", required=True, help="15m, 1d, 7d or a date like 2026-11-20")
     p.add_argument("--until", help="same forms; default now")
-    p.add_argument("--to", required=True, help="CSV FILE")
+    p.add_argument("--to", required=True, help="CSV FILE, or - for standard output")
     p.add_argument("--force", action="store_true", help="overwrite FILE")
 
+    _leaf(sub, "init", "create an empty store (the only admin command that creates one)", _init)
     _leaf(sub, "lifecycles", "the state machines: allowed transitions of each entity", _lifecycles)
 
 
