@@ -8,6 +8,7 @@ from .model import (
     Fix,
     HistoryEntry,
     MerchantDiagnosis,
+    Resolved,
     TerminalDiagnosis,
 )
 from .sentences import t
@@ -53,15 +54,27 @@ def render_explanation(e: Explanation) -> str:
 
 
 def _fix(
-    lang: str, fix: Fix | None, failures: tuple[FailureGroup, ...], blocking: tuple[Fix, ...] = ()
+    lang: str,
+    fix: Fix | None,
+    failures: tuple[FailureGroup, ...],
+    blocking: tuple[Fix, ...] = (),
+    resolved: Resolved | None = None,
+) -> list[str]:
+    """The headline, then (when there is one) what was wrong before and is resolved."""
+    after = [resolved.line] if resolved is not None else []
+    return _headline(lang, fix, failures, blocking) + after
+
+
+def _headline(
+    lang: str, fix: Fix | None, failures: tuple[FailureGroup, ...], blocking: tuple[Fix, ...]
 ) -> list[str]:
     if fix is None:
         if failures:
             return [
                 t(
                     lang,
-                    "最可能要处理的：无。近期失败都需持卡人处理或等待，商户、服务商和终端无需处理。",
-                    "Most likely fix: nothing on the merchant, provider or terminal side; recent failures are for the cardholder or a wait.",
+                    "最可能要处理的：无。没有阻断状态；上一笔成功交易之后没有需要商户、服务商或终端处理的失败。",
+                    "Most likely fix: nothing now. No blocking state, and no failure since the last approved transaction that the merchant, provider or terminal must act on.",
                 )
             ]
         return [
@@ -156,7 +169,7 @@ def render_terminal(d: TerminalDiagnosis) -> str:
             )
     lines += [
         "",
-        *_fix(lang, d.fix, d.failures, d.blocking),
+        *_fix(lang, d.fix, d.failures, d.blocking, d.resolved),
         "",
         *_failures(lang, _since(d.window_start), d.failures),
     ]
@@ -210,7 +223,7 @@ def render_merchant(d: MerchantDiagnosis) -> str:
             lines.append(f"    #{r['id']} {r['requested_time']} {r['requested_by']}{decided}")
     lines += [
         "",
-        *_fix(lang, d.fix, d.failures, d.blocking),
+        *_fix(lang, d.fix, d.failures, d.blocking, d.resolved),
         "",
         *_failures(lang, _since(d.window_start), d.failures),
     ]

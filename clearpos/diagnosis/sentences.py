@@ -43,6 +43,29 @@ STATUS = {
     "completed": ("已完成", "completed"),
     "unbalanced": ("对账不平", "unbalanced"),
 }
+#: journal kinds (what the terminal did) in the words of a POS receipt
+KIND = {
+    "purchase": ("消费", "purchase"),
+    "void": ("消费撤销", "void"),
+    "refund": ("退货", "refund"),
+    "preauth": ("预授权", "pre-authorisation"),
+    "preauth_void": ("预授权撤销", "pre-authorisation void"),
+    "completion": ("预授权完成", "completion"),
+    "completion_void": ("预授权完成撤销", "completion void"),
+    "balance": ("余额查询", "balance inquiry"),
+    "offline": ("离线消费", "offline sale"),
+    "reversal": ("冲正", "reversal"),
+    "settle": ("结算", "settlement"),
+    "settlement": ("结算", "settlement"),
+    "batch_upload": ("批上送", "batch upload"),
+    "signon": ("签到", "sign-on"),
+    "signoff": ("签退", "sign-off"),
+    "login": ("操作员签到", "operator sign-in"),
+    "logout": ("操作员签退", "operator sign-out"),
+    "parameters": ("参数下载", "parameter download"),
+    "echo": ("回响测试", "echo test"),
+    "invalid": ("无效报文", "invalid message"),
+}
 
 
 def t(lang: str, zh: str, en: str) -> str:
@@ -74,6 +97,12 @@ def who(tx: Tx, name: str, lang: str) -> str:
     return name
 
 
+def state_why(by: str, why: str) -> str:
+    """The recorded why, except the seed's "loaded from FILE": the world file set the state,
+    which "by the world file" already says, and a path is not a reason."""
+    return "" if by == "world" and why.startswith("loaded from ") else why
+
+
 def why_part(why: str, lang: str) -> str:
     return (t(lang, "：", ": ") + why) if why else ""
 
@@ -91,8 +120,8 @@ def merchant_state(tx: Tx, m: MerchantRec, lang: str) -> str:
         cause = m.suspension_cause or "manual"
         text = t(
             lang,
-            f"商户 {label} 自 {since} 起因{word(CAUSE, cause, lang)}被{by}停机{why_part(m.status_why, lang)}",
-            f"merchant {label} suspended for {cause} since {since} by {by}{why_part(m.status_why, lang)}",
+            f"商户 {label} 自 {since} 起因{word(CAUSE, cause, lang)}被{by}停机{why_part(state_why(m.status_by, m.status_why), lang)}",
+            f"merchant {label} suspended for {cause} since {since} by {by}{why_part(state_why(m.status_by, m.status_why), lang)}",
         )
         if cause == "arrears" or m.arrears_fen:
             text += t(
@@ -102,20 +131,20 @@ def merchant_state(tx: Tx, m: MerchantRec, lang: str) -> str:
     if m.status == "closed":
         return t(
             lang,
-            f"商户 {label} 已于 {since} 由{by}解约{why_part(m.status_why, lang)}",
-            f"merchant {label} closed since {since} by {by}{why_part(m.status_why, lang)}",
+            f"商户 {label} 已于 {since} 由{by}解约{why_part(state_why(m.status_by, m.status_why), lang)}",
+            f"merchant {label} closed since {since} by {by}{why_part(state_why(m.status_by, m.status_why), lang)}",
         )
     if m.status == "restricted":
         types = ", ".join(m.restricted_types) or "-"
         return t(
             lang,
-            f"商户 {label} 自 {since} 起被{by}限制交易类型 {types}{why_part(m.status_why, lang)}",
-            f"merchant {label} restricted ({types}) since {since} by {by}{why_part(m.status_why, lang)}",
+            f"商户 {label} 自 {since} 起被{by}限制交易类型 {types}{why_part(state_why(m.status_by, m.status_why), lang)}",
+            f"merchant {label} restricted ({types}) since {since} by {by}{why_part(state_why(m.status_by, m.status_why), lang)}",
         )
     return t(
         lang,
-        f"商户 {label} 自 {since} 起正常交易（{by}{why_part(m.status_why, lang)}）",
-        f"merchant {label} active since {since} (by {by}{why_part(m.status_why, lang)})",
+        f"商户 {label} 自 {since} 起正常交易（{by}{why_part(state_why(m.status_by, m.status_why), lang)}）",
+        f"merchant {label} active since {since} (by {by}{why_part(state_why(m.status_by, m.status_why), lang)})",
     )
 
 
@@ -126,19 +155,19 @@ def terminal_state(tx: Tx, term: TerminalRec, lang: str) -> str:
     if term.status == "replaced":
         return t(
             lang,
-            f"终端 {term.tid} 已于 {since} 由{by}更换为 {term.replaced_by}{why_part(term.status_why, lang)}；请使用 {term.replaced_by}",
-            f"terminal {term.tid} was replaced by {term.replaced_by} on {since} by {by}{why_part(term.status_why, lang)}; use {term.replaced_by}",
+            f"终端 {term.tid} 已于 {since} 由{by}更换为 {term.replaced_by}{why_part(state_why(term.status_by, term.status_why), lang)}；请使用 {term.replaced_by}",
+            f"terminal {term.tid} was replaced by {term.replaced_by} on {since} by {by}{why_part(state_why(term.status_by, term.status_why), lang)}; use {term.replaced_by}",
         )
     if term.status == "suspended":
         return t(
             lang,
-            f"终端 {term.tid} 自 {since} 起被{by}停机{why_part(term.status_why, lang)}",
-            f"terminal {term.tid} suspended since {since} by {by}{why_part(term.status_why, lang)}",
+            f"终端 {term.tid} 自 {since} 起被{by}停机{why_part(state_why(term.status_by, term.status_why), lang)}",
+            f"terminal {term.tid} suspended since {since} by {by}{why_part(state_why(term.status_by, term.status_why), lang)}",
         )
     return t(
         lang,
-        f"终端 {term.tid} 自 {since} 起正常（{by}{why_part(term.status_why, lang)}）",
-        f"terminal {term.tid} active since {since} (by {by}{why_part(term.status_why, lang)})",
+        f"终端 {term.tid} 自 {since} 起正常（{by}{why_part(state_why(term.status_by, term.status_why), lang)}）",
+        f"terminal {term.tid} active since {since} (by {by}{why_part(state_why(term.status_by, term.status_why), lang)})",
     )
 
 
@@ -147,8 +176,8 @@ def card_state(tx: Tx, card: CardRec, lang: str) -> str:
     since = when(card.status_since)
     return t(
         lang,
-        f"卡 {card.pan_masked} 自 {since} 起状态为{word(STATUS, card.status, lang)}（{by}{why_part(card.status_why, lang)}）",
-        f"card {card.pan_masked} is {card.status} since {since} (by {by}{why_part(card.status_why, lang)})",
+        f"卡 {card.pan_masked} 自 {since} 起状态为{word(STATUS, card.status, lang)}（{by}{why_part(state_why(card.status_by, card.status_why), lang)}）",
+        f"card {card.pan_masked} is {card.status} since {since} (by {by}{why_part(state_why(card.status_by, card.status_why), lang)})",
     )
 
 
