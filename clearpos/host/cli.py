@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-from ..clock import Clock
+from ..clock import Clock, log_to_stderr
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
 from ..reasons import catalog
 from ..store import DEFAULT_URL, Database, StoreError, open_database, sqlite_path
@@ -92,11 +92,7 @@ def build_engine(kek: KeyEncryptionKey) -> tuple[Engine, SecurityModule, PanToke
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    log_to_stderr(args.log_level)
     if args.quiet_transactions:
         logging.getLogger("clearpos.host.txn").setLevel(logging.WARNING)
     if args.supervised_by is not None:

@@ -32,6 +32,7 @@ __all__ = [
     "KeyEncryptionKey",
     "SealedKeyError",
     "default_kek_path",
+    "new_kek_file",
 ]
 
 ENV_KEK = "CLEARPOS_KEK"
@@ -104,6 +105,23 @@ def _read_key_file(path: Path) -> bytes:
             f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
         )
     return _parse_hex_key(text, f"KEK file {path} is malformed")
+
+
+def new_kek_file(path: Path | None = None) -> KeyEncryptionKey:
+    """Write a fresh KEK to ``path`` (default :func:`default_kek_path`), mode 0600 in a
+    0700 directory, once: an existing file is never replaced (every key sealed under it
+    would be lost), :class:`KekError` instead."""
+    path = (path or default_kek_path()).expanduser()
+    if path.exists():
+        raise KekError(
+            f"KEK file {path} already exists; it is kept (replacing it would make every key "
+            "sealed under it unreadable)"
+        )
+    try:
+        _create_key_file(path)
+    except OSError as error:
+        raise KekError(f"cannot create KEK file {path}: {error.strerror}") from None
+    return KeyEncryptionKey(_read_key_file(path))
 
 
 class KeyEncryptionKey:

@@ -1142,6 +1142,35 @@ def _init(a: argparse.Namespace) -> int:
     return 0
 
 
+def _kek_new(a: argparse.Namespace) -> int:
+    """A fresh KEK file, made once; the one every clearpos command then reads."""
+    from ..keys.kek import default_kek_path, new_kek_file
+
+    path = Path(a.out).expanduser() if a.out else default_kek_path()
+    try:
+        kek = new_kek_file(path)
+    except KekError as exc:
+        return _error(a, str(exc))
+    hint = (
+        ""
+        if path.absolute() == default_kek_path().absolute()
+        else f"; point clearpos at it with: export CLEARPOS_KEK_FILE={path.absolute()}"
+    )
+    _emit(
+        a,
+        {"ok": True, "file": str(path.absolute()), "fingerprint": kek.fingerprint()},
+        f"KEK written to {path.absolute()} (mode 0600, fingerprint {kek.fingerprint()}){hint}. "
+        "Keep a copy somewhere safe: without it no stored key can be opened.",
+    )
+    return 0
+
+
+def _kek(sub: Any) -> None:
+    g = _group(sub, "kek", "the key-encryption key that seals every stored key")
+    p = _leaf(g, "new", "make the KEK file once (never replaces one)", _kek_new)
+    p.add_argument("--out", help="KEK FILE (default $CLEARPOS_KEK_FILE or ~/.clearpos/kek)")
+
+
 def _lifecycles(a: argparse.Namespace) -> int:
     tables = [
         merchants.MERCHANT,
@@ -1221,3 +1250,4 @@ def register(p: argparse.ArgumentParser) -> None:
     _tickets(sub)
     _users(sub)
     _records(sub)
+    _kek(sub)
