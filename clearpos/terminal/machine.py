@@ -110,6 +110,10 @@ class TerminalError(Exception):
     """A configuration problem (wrong state directory, missing TMK...): bad usage."""
 
 
+class TerminalKekError(TerminalError):
+    """The state's keys cannot be opened (KEK unusable or not theirs): refused, not bad usage."""
+
+
 # ---------------------------------------------------------------------------- inputs
 
 
@@ -276,7 +280,7 @@ class Terminal:
         try:
             self.kek = kek or KeyEncryptionKey.load(state_dir / "kek")
         except KekError as exc:
-            raise TerminalError(str(exc)) from None
+            raise TerminalKekError(str(exc)) from None
         self.sealer = RequestSealer(self.kek, tid)
         sealed = s.get("keys")
         keys: TerminalKeys | None = None
@@ -284,7 +288,7 @@ class Terminal:
             try:
                 keys = TerminalKeys.from_sealed(self.kek, sealed, tid)
             except SealedKeyError as exc:
-                raise TerminalError(
+                raise TerminalKekError(
                     f"the keys in {state_dir} do not open with this KEK ({exc}); "
                     "use the KEK they were sealed with"
                 ) from None
