@@ -76,7 +76,7 @@ from clearpos.wire.mask import mask_pan
 from . import store as st
 from .client import Link, LinkError, NoAnswer, Unreachable
 from .receipts import Receipt, SettlementSlip, save_text
-from .screens import Outcome, fen_text, note, reason_of, remedy_of, screen_of
+from .screens import Outcome, fen_text, finish, note, reason_of, remedy_of, screen_of
 
 if TYPE_CHECKING:
     from .doctor import DoctorReport
@@ -388,7 +388,7 @@ class Terminal:
                 out = body()
             except _Abort as stop:
                 out = stop.outcome
-            return self._after(out)
+            return finish(self._after(out), self.lang)  # the words of the outcome's kind
         finally:
             self.link.close()  # one connection per command
 
