@@ -42,6 +42,11 @@ STATUS = {
     "voided": ("已撤销", "voided"),
     "completed": ("已完成", "completed"),
     "unbalanced": ("对账不平", "unbalanced"),
+    "pending": ("待审批", "pending"),
+    "rejected": ("已驳回", "rejected"),
+    "open": ("待处理", "open"),
+    "in_progress": ("处理中", "in progress"),
+    "resolved": ("已解决", "resolved"),
 }
 #: journal kinds (what the terminal did) in the words of a POS receipt
 KIND = {
@@ -66,6 +71,65 @@ KIND = {
     "echo": ("回响测试", "echo test"),
     "invalid": ("无效报文", "invalid message"),
 }
+
+#: audited actions (the audit trail's ``action``) as a person says them
+ACTION = {
+    "add": ("新增", "added"),
+    "suspend": ("停机", "suspended"),
+    "resume": ("复机", "resumed"),
+    "restrict": ("限制交易类型", "restricted"),
+    "lift": ("解除限制", "restriction lifted"),
+    "set_limit": ("设置单笔限额", "single limit set"),
+    "close": ("关闭", "closed"),
+    "replace": ("更换终端", "replaced"),
+    "rotate_tmk": ("更换主密钥", "TMK rotated"),
+    "set_software": ("设置最低软件版本", "minimum software set"),
+    "freeze": ("冻结", "frozen"),
+    "unfreeze": ("解冻", "unfrozen"),
+    "report_lost": ("挂失", "reported lost"),
+    "report_stolen": ("报失窃", "reported stolen"),
+    "unlock_pin": ("解锁密码", "PIN unlocked"),
+    "charge": ("记欠费", "charged"),
+    "arrears.fee": ("记服务费", "fee charged"),
+    "arrears.fine": ("记罚款", "fine charged"),
+    "resume request": ("申请复机", "resumption asked"),
+    "arrears.payment": ("缴费", "payment recorded"),
+    "resumption.request": ("申请复机", "resumption requested"),
+    "resumption.approve": ("批准复机", "resumption approved"),
+    "resumption.reject": ("驳回复机", "resumption rejected"),
+    "request": ("申请", "requested"),
+    "approve": ("批准", "approved"),
+    "reject": ("驳回", "rejected"),
+    "schedule": ("安排维护", "scheduled"),
+    "move": ("调整维护时间", "moved"),
+    "cancel": ("取消", "cancelled"),
+    "open": ("开单", "opened"),
+    "assign": ("指派", "assigned"),
+    "comment": ("备注", "commented"),
+    "resolve": ("解决", "resolved"),
+    "reopen": ("重新打开", "reopened"),
+    "disable": ("停用", "disabled"),
+    "login": ("登录", "signed in"),
+    "login.failed": ("登录失败", "sign-in refused"),
+    "seed": ("由世界文件载入", "loaded from the world file"),
+}
+
+
+def action_word(action: str, lang: str) -> str:
+    """``resumption.approve`` -> ``批准复机`` / ``resumption approved``."""
+    return word(ACTION, action, lang)
+
+
+def state_word(value: str, lang: str) -> str:
+    """An audited state such as ``suspended(arrears)`` in words: ``停机（欠费）``."""
+    if not value:
+        return "–"
+    base, _, cause = value.partition("(")
+    text = word(STATUS, base, lang)
+    if cause:
+        why = word(CAUSE, cause.rstrip(")"), lang)
+        text += f"（{why}）" if lang == "zh" else f" ({why})"
+    return text
 
 
 def t(lang: str, zh: str, en: str) -> str:
@@ -185,9 +249,14 @@ def audit_sentence(tx: Tx, a: AuditRec, lang: str) -> str:
     """An audit row as a sentence: 'resume on 2026-11-23 10:02 by supervisor li: paid'."""
     by = who(tx, a.actor, lang)
     move = f" ({a.from_state} → {a.to_state})" if a.from_state != a.to_state and a.to_state else ""
+    moved = (
+        f"（{state_word(a.from_state, lang)} → {state_word(a.to_state, lang)}）"
+        if a.from_state != a.to_state and a.to_state
+        else ""
+    )
     return t(
         lang,
-        f"{when(a.ts)} {by} 执行 {a.action}{move}{why_part(a.reason, lang)}",
+        f"{when(a.ts)} {by}{action_word(a.action, lang)}{moved}{why_part(a.reason, lang)}",
         f"{a.action}{move} on {when(a.ts)} by {by}{why_part(a.reason, lang)}",
     )
 

@@ -35,7 +35,16 @@ from .model import (
     TerminalDiagnosis,
     TerminalState,
 )
-from .sentences import KIND, STATUS, merchant_state, t, terminal_state, who, word
+from .sentences import (
+    KIND,
+    action_word,
+    merchant_state,
+    state_word,
+    t,
+    terminal_state,
+    who,
+    word,
+)
 
 __all__ = [
     "NotFound",
@@ -45,6 +54,7 @@ __all__ = [
     "failures",
     "headline",
     "merchant_snapshot",
+    "outcome_points",
     "parse_since",
     "terminal_snapshot",
 ]
@@ -265,6 +275,22 @@ def _is_approval(row: JournalRec) -> bool:
     return row.reason == "approved" and row.code == "00" and row.kind != "reversal"
 
 
+def outcome_points(rows: Sequence[JournalRec]) -> list[tuple[str, bool]]:
+    """(time, approved) of every row that is an approval or a failure, for a chart
+    of failures over time (sign-ons, parameters and settlements are left out)."""
+    out = []
+    for r in rows:
+        if _is_approval(r) and r.kind not in _MANAGEMENT_KINDS:
+            out.append((r.ts, True))
+        elif _failure_reason(r) is not None:
+            out.append((r.ts, False))
+    return out
+
+
+#: journal kinds that are not a customer's transaction
+_MANAGEMENT_KINDS = ("signon", "signoff", "login", "logout", "parameters", "echo", "settle")
+
+
 def headline(
     tx: Tx,
     blocking: Sequence[Fix],
@@ -352,7 +378,7 @@ def _resolution(
         at, by = c.ts, who(tx, c.actor, lang)
         how = t(
             lang,
-            f"{c.action}：{word(STATUS, c.from_state, lang)} → {word(STATUS, c.to_state, lang)}",
+            f"{action_word(c.action, lang)}：{state_word(c.from_state, lang)} → {state_word(c.to_state, lang)}",
             f"{c.action}: {c.from_state} → {c.to_state}",
         )
     elif approvals:
