@@ -103,6 +103,15 @@ class Acquirer:
 
     institution: str = DEFAULT_INSTITUTION
     name: str = DEFAULT_ACQUIRER_NAME
+    #: what merchants see in the help center: who they deal with, how to reach them
+    company: str = ""
+    hotline: str = ""
+    hours: str = ""
+
+    @property
+    def company_name(self) -> str:
+        """The company merchants deal with: ``company``, else the acquirer's name."""
+        return self.company or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +390,9 @@ def parse_world(text: str, source: str) -> World:
 _SINGLE_TABLES: Final = ("acquirer", "risk")
 _ARRAY_TABLES: Final = ("merchants", "terminals", "cards", "maintenance")
 
-_ACQUIRER_KEYS: Final = ("institution", "name")
+_ACQUIRER_KEYS: Final = ("institution", "name", "company", "hotline", "hours")
+#: a service hotline as printed: digits, with spaces, dashes or a leading +
+_HOTLINE = re.compile(r"^\+?[0-9][0-9 -]{2,22}[0-9]$")
 _RISK_KEYS: Final = ("card_velocity",)
 _VELOCITY_KEYS: Final = ("count", "window_s", "lock_s")
 _MERCHANT_KEYS: Final = (
@@ -722,9 +733,20 @@ class _Parser:
         name = entry.label("name", DEFAULT_ACQUIRER_NAME)
         if name is not None and not name.strip():
             entry.problem("name", "must not be empty")
-        if entry.bad or institution is None or name is None:
+        company = entry.label("company", "")
+        hotline = entry.text("hotline", "")
+        if hotline and not _HOTLINE.match(hotline):
+            entry.problem(
+                "hotline", f"must be a phone number such as 95516 or 400-820-1234, got {hotline!r}"
+            )
+        hours = entry.label("hours", "")
+        if hours is not None and len(hours) > 60:
+            entry.problem("hours", f"must be at most 60 characters, got {len(hours)}")
+        if entry.bad or institution is None or name is None or company is None or hours is None:
             return None
-        return Acquirer(institution=institution, name=name)
+        return Acquirer(
+            institution=institution, name=name, company=company, hotline=hotline or "", hours=hours
+        )
 
     def risk(self, value: object) -> RiskRules | None:
         entry = self.table(value, "risk")

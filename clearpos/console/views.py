@@ -504,6 +504,10 @@ class Views:
         """``/help`` (``?reason=KEY`` for one reason's page) -> the help centre in the language."""
         lang = visitor(request).lang
         reason = request.query_params.get("reason", "")
+        query = request.query_params.get("q", "")
+        if query:  # the search box: a help code, a code, a key or the words of a screen
+            found = helpcenter.resolve(query, lang)
+            return RedirectResponse(found or f"/help/{lang}", 303)
         return RedirectResponse(
             helpcenter.help_url(reason, lang) if reason else f"/help/{lang}", 303
         )
@@ -512,7 +516,8 @@ class Views:
         """One page of the help centre, exactly as :mod:`clearpos.helpcenter` renders it."""
         lang = request.path_params["lang"]
         slug = request.path_params.get("slug", "index")
-        page = await asyncio.to_thread(helpcenter.render_page, lang, slug)
+        contact = await self.console.read(_contact)
+        page = await asyncio.to_thread(helpcenter.render_page, lang, slug, contact)
         if page is None:
             return self.pages.message(
                 request, "notfound.title", "notfound.body", 404, what=request.url.path
@@ -526,6 +531,14 @@ class Views:
 
     async def healthz(self, request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
+
+
+def _contact(tx: Tx) -> helpcenter.Contact | None:
+    """The company, hotline and hours the loaded world gave (None: an older store)."""
+    company = tx.meta("acquirer.company")
+    if not company:
+        return None
+    return helpcenter.Contact(company, tx.meta("acquirer.hotline"), tx.meta("acquirer.hours"))
 
 
 def _epoch_iso(epoch: float) -> str:

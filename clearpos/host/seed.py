@@ -60,6 +60,9 @@ def seed(
             wipe(tx)
         tx.set_meta("acquirer.institution", world.acquirer.institution)
         tx.set_meta("acquirer.name", world.acquirer.name)
+        tx.set_meta("acquirer.company", world.acquirer.company_name)
+        tx.set_meta("acquirer.hotline", world.acquirer.hotline)
+        tx.set_meta("acquirer.hours", world.acquirer.hours)
         tx.set_meta("world.source", world.source)
         tx.set_meta("world.loaded_at", now)
         v = world.risk.card_velocity

@@ -218,6 +218,11 @@ _NO_HOST_REMEDY = (
 )
 
 
+def help_code(key: str) -> str | None:
+    """The short help code of a reason (``H62A``), shown on the screen for the help center."""
+    return catalog().help_codes().get(key)
+
+
 def kind_of(command: str, reason: str) -> str:
     """``financial``, ``inquiry``, ``management`` or ``local`` (the terminal decided)."""
     r = catalog().get(reason)
@@ -343,6 +348,7 @@ class Outcome:
         }
         if self.financial:
             out["charged"] = bool(self.charged)
+        out["help_code"] = help_code(self.reason)
         out["remedy"] = list(self.remedy)
         out["lines"] = list(self.lines)
         if self.notice is not None:
@@ -365,6 +371,7 @@ class Outcome:
             "amount": ("金额", "Amount"),
             "code": ("应答码", "Code"),
             "reason": ("原因", "Reason"),
+            "help": ("帮助码", "Help code"),
             "receipt": ("签购单", "Receipt"),
         }
 
@@ -381,6 +388,7 @@ class Outcome:
         add("auth_code", self.extra.get("auth_code"))
         add("code", self.code)
         add("reason", self.reason)
+        add("help", help_code(self.reason))
         add("receipt", self.extra.get("receipt"))
         out.extend(f"  {k}: {v}" for k, v in facts)
         if self.notice:
