@@ -144,8 +144,12 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .progress import work
+
     try:
-        found = run_audit(args.db)
+        with work(f"auditing {args.db}", quiet=args.json) as w:
+            w.step("balances, holds, settlements and reasons")
+            found = run_audit(args.db)
     except StoreError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": str(exc)}, ensure_ascii=False))

@@ -305,6 +305,8 @@ class LabConfig:
     db: str | None = None
     workers: int = 1  # host processes (--workers; PostgreSQL only)
     progress: Callable[[str], None] | None = None
+    #: called with (transactions done, transactions wanted) after every operation
+    tick: Callable[[int, int], None] | None = None
 
 
 # ---------------------------------------------------------------------------- the host process
@@ -998,6 +1000,8 @@ class Campaign:
             if step % 50 == 0:
                 self._note_keys(self.terminal(tid))
             step += 1
+            if cfg.tick is not None:
+                cfg.tick(self.report.transactions, cfg.transactions)
             if time.monotonic() - last > 30:
                 last = time.monotonic()
                 self._say(

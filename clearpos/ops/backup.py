@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..audit import audit_tx
 from ..clock import show
+from ..progress import Work
 from ..store import Tx
 from ..store.schema import LATEST
 from .common import Refused, fen_yuan
@@ -97,8 +98,9 @@ def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def check_backup(path: Path) -> BackupCheck:
+def check_backup(path: Path, progress: Work | None = None) -> BackupCheck:
     """Integrity, schema version and the audit invariants of a backup file."""
+    w = progress or Work()
     if not path.is_file():
         raise Refused(f"no backup file {path}")
     with path.open("rb") as fh:
@@ -110,6 +112,7 @@ def check_backup(path: Path) -> BackupCheck:
     integrity = "not checked"
     with _read_only(path) as conn:
         try:
+            w.step("integrity check")
             integrity = "; ".join(
                 str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()
             )
@@ -128,8 +131,11 @@ def check_backup(path: Path) -> BackupCheck:
                     "upgrade clearpos first"
                 )
             if version and not problems:
+                w.step("counting rows", len(_TABLES))
                 for table in _TABLES:
                     counts[table] = int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                    w.advance()
+                w.step("audit")
                 for d in audit_tx(Tx(conn)):
                     problems.append(f"audit {d.check}: {d.detail}")
         except sqlite3.DatabaseError as exc:
@@ -139,8 +145,11 @@ def check_backup(path: Path) -> BackupCheck:
     )
 
 
-def backup_sqlite(url: str, target: Path, *, force: bool = False) -> BackupCheck:
+def backup_sqlite(
+    url: str, target: Path, *, force: bool = False, progress: Work | None = None
+) -> BackupCheck:
     """A consistent copy of a (running) SQLite store at ``target``, checked after writing."""
+    w = progress or Work()
     source = sqlite_path(url)
     if not source.is_file():
         raise Refused(f"no SQLite store at {source}")
@@ -155,13 +164,26 @@ def backup_sqlite(url: str, target: Path, *, force: bool = False) -> BackupCheck
     try:
         dst = sqlite3.connect(str(target))
         try:
-            src.backup(dst)  # the online backup API: a consistent snapshot, writers go on
+            w.step("copying pages")
+            # the online backup API: a consistent snapshot, writers go on
+            src.backup(dst, pages=_PAGES, progress=_pages_done(w))
             dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
         finally:
             dst.close()
     finally:
         src.close()
-    return check_backup(target)
+    return check_backup(target, w)
+
+
+#: pages the backup API copies per step (between progress reports)
+_PAGES = 4096
+
+
+def _pages_done(w: Work) -> Callable[[int, int, int], None]:
+    def report(status: int, remaining: int, total: int) -> None:
+        w.at(total - remaining, total)
+
+    return report
 
 
 def _has_data(path: Path) -> bool:
@@ -177,13 +199,16 @@ def _has_data(path: Path) -> bool:
     return False
 
 
-def restore_sqlite(source: Path, url: str, *, force: bool = False) -> BackupCheck:
+def restore_sqlite(
+    source: Path, url: str, *, force: bool = False, progress: Work | None = None
+) -> BackupCheck:
     """Check ``source`` and copy it into the store at ``url``.
 
     Refused when the check finds a problem, or when the target holds data and
     ``force`` is not given. Stop the host using the target first.
     """
-    check = check_backup(source)
+    w = progress or Work()
+    check = check_backup(source, w)
     if not check.ok:
         raise Refused(
             f"backup {source} failed its check, nothing restored: " + "; ".join(check.problems)
@@ -196,13 +221,13 @@ def restore_sqlite(source: Path, url: str, *, force: bool = False) -> BackupChec
     except StoreInUse as exc:
         raise Refused(f"nothing restored: {exc}") from None
     try:
-        _restore_locked(source, target, force=force)
+        _restore_locked(source, target, force=force, progress=w)
     finally:
         lock.release()
     return check
 
 
-def _restore_locked(source: Path, target: Path, *, force: bool) -> None:
+def _restore_locked(source: Path, target: Path, *, force: bool, progress: Work) -> None:
     if _has_data(target) and not force:
         raise Refused(
             f"store {target} already holds merchants, cards, transactions or audit rows: "
@@ -213,7 +238,8 @@ def _restore_locked(source: Path, target: Path, *, force: bool) -> None:
     try:
         dst = sqlite3.connect(str(target), timeout=30)
         try:
-            src.backup(dst)
+            progress.step("copying pages")
+            src.backup(dst, pages=_PAGES, progress=_pages_done(progress))
         finally:
             dst.close()
     finally:
@@ -247,7 +273,13 @@ EXPORT_HEADER = (
 
 
 def export_journal(
-    tx: Tx, target: Path, *, since: str, until: str | None = None, force: bool = False
+    tx: Tx,
+    target: Path,
+    *,
+    since: str,
+    until: str | None = None,
+    force: bool = False,
+    progress: Work | None = None,
 ) -> int:
     """Journal rows from ``since`` (UTC ISO) as CSV at ``target``; returns the row count.
 
@@ -257,10 +289,12 @@ def export_journal(
         raise Refused(f"{target} already exists: choose another file or give --force")
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w", encoding="utf-8", newline="") as fh:
-        return write_journal_csv(tx, fh, since=since, until=until)
+        return write_journal_csv(tx, fh, since=since, until=until, progress=progress)
 
 
-def write_journal_csv(tx: Tx, fh: TextIO, *, since: str, until: str | None = None) -> int:
+def write_journal_csv(
+    tx: Tx, fh: TextIO, *, since: str, until: str | None = None, progress: Work | None = None
+) -> int:
     """Journal rows from ``since`` as CSV on ``fh`` (a file, or standard output for ``-``)."""
     sql = "SELECT * FROM journal WHERE ts >= ?"
     params: list[Any] = [since]
@@ -268,6 +302,8 @@ def write_journal_csv(tx: Tx, fh: TextIO, *, since: str, until: str | None = Non
         sql += " AND ts < ?"
         params.append(until)
     n = 0
+    shown = progress or Work()
+    shown.step("journal rows")
     w = csv.writer(fh, lineterminator="\n")
     w.writerow(EXPORT_HEADER)
     for r in tx.conn.execute(sql + " ORDER BY id", params).fetchall():
@@ -295,4 +331,6 @@ def write_journal_csv(tx: Tx, fh: TextIO, *, since: str, until: str | None = Non
             )
         )
         n += 1
+        if n % 1000 == 0:
+            shown.advance(1000)
     return n

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..clock import show, utc_iso
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
+from ..progress import work
 from ..store import DEFAULT_URL, Database, StoreError, Tx, open_database
 from . import arrears, cards, maintenance, merchants, reports, terminals, tickets, users
 from .backup import (
@@ -1039,7 +1040,8 @@ def _backup(a: argparse.Namespace) -> int:
     if is_postgres(a.db):
         return _error(a, PG_GUIDANCE)
     try:
-        check = backup_sqlite(a.db, Path(a.to), force=a.force)
+        with work(f"backing up {a.db}", quiet=a.json) as w:
+            check = backup_sqlite(a.db, Path(a.to), force=a.force, progress=w)
     except Refused as exc:
         return _refused(a, exc)
     doc = {"ok": check.ok, "to": a.to, **check.to_dict()}
@@ -1056,9 +1058,13 @@ def _restore(a: argparse.Namespace) -> int:
     if is_postgres(a.db):
         return _error(a, PG_GUIDANCE)
     try:
-        check = (
-            check_backup if a.check_only else lambda p: restore_sqlite(p, a.db, force=a.force)
-        )(Path(a.source))
+        with work(f"checking {a.source}", quiet=a.json) as w:
+            source = Path(a.source)
+            check = (
+                check_backup(source, w)
+                if a.check_only
+                else restore_sqlite(source, a.db, force=a.force, progress=w)
+            )
     except Refused as exc:
         return _refused(a, exc)
     if a.check_only:
@@ -1088,10 +1094,13 @@ def _export(a: argparse.Namespace) -> int:
     to_stdout = a.to == "-"
 
     def body(tx: Tx) -> tuple[dict[str, Any], str]:
-        if to_stdout:
-            n = write_journal_csv(tx, sys.stdout, since=since, until=until)
-        else:
-            n = export_journal(tx, Path(a.to), since=since, until=until, force=a.force)
+        with work("exporting", quiet=a.json) as w:
+            if to_stdout:
+                n = write_journal_csv(tx, sys.stdout, since=since, until=until, progress=w)
+            else:
+                n = export_journal(
+                    tx, Path(a.to), since=since, until=until, force=a.force, progress=w
+                )
         return (
             {
                 "ok": True,
