@@ -25,10 +25,13 @@ def local(dt: datetime) -> datetime:
     return dt.astimezone(CST)
 
 
-def show(text_or_dt: str | datetime, *, seconds: bool = False) -> str:
-    """A time as people in China read it: ``2026-11-23 10:02`` (CST)."""
+def show(text_or_dt: str | datetime, *, seconds: bool = False, zone: bool = False) -> str:
+    """A time as people in China read it: ``2026-11-23 10:02`` (CST); with ``zone``,
+    ``2026-11-23 10:02 +08:00`` for a time read on its own, away from a page or
+    report that says once that its times are China time."""
     dt = parse_iso(text_or_dt) if isinstance(text_or_dt, str) else text_or_dt
-    return local(dt).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    text = local(dt).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return text + " +08:00" if zone else text
 
 
 class LogFormatter(logging.Formatter):

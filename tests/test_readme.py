@@ -108,3 +108,15 @@ def test_readme_block_runs_in_a_fresh_shell_twice(tmp_path: Path) -> None:
     assert "卡已冻结" in second.stdout and "Most likely fix" in second.stdout
     assert "keeping it" in (work / "host.log").read_text("utf-8")
     assert stopped(int((work / "host.pid").read_text("ascii")), work / "host.log")
+
+
+def test_readme_links_stay_inside_the_repository() -> None:
+    text = README.read_text("utf-8")
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert links
+    for link in links:
+        if link.startswith(("http://", "https://", "#", "mailto:")):
+            continue
+        target = (ROOT / link.split("#", 1)[0]).resolve()
+        assert target.is_relative_to(ROOT), f"{link} points outside the repository"
+        assert target.exists(), f"{link} does not exist"

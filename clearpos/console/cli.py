@@ -43,6 +43,7 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT / SIGTERM; 1 when the store, the KEK or the port is unusable."""
     from ..keys import KekError
+    from ..ops.users import list_users
     from ..store import StoreError, open_database
     from .app import session_secret, start_console
 
@@ -55,6 +56,13 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
+            if not list_users(tx):
+                print(
+                    f"clearpos console: no console user yet, so nobody can sign in; create the "
+                    f"first one with: clearpos admin --db {db.url} user add --username NAME "
+                    "--role admin --by NAME",
+                    file=sys.stderr,
+                )
         secret = session_secret()
     except (StoreError, KekError, OSError) as exc:
         print(f"clearpos console: {exc}", file=sys.stderr)

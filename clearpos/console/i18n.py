@@ -80,6 +80,10 @@ STRINGS: Final[Mapping[str, tuple[str, str]]] = {
     "event.fine": ("罚款", "fine"),
     "event.payment": ("缴费", "payment"),
     # the diagnosis on merchant and terminal pages
+    "times.zone": (
+        "本控制台的时间均为北京时间（UTC+08:00）。",
+        "All times are China time (UTC+08:00).",
+    ),
     "dx.title": ("诊断", "Diagnosis"),
     "dx.fix": ("最可能要处理的", "Most likely fix"),
     "dx.nothing": (

@@ -11,7 +11,7 @@ from .model import (
     Resolved,
     TerminalDiagnosis,
 )
-from .sentences import t
+from .sentences import state_word, t
 
 __all__ = ["render_explanation", "render_merchant", "render_terminal"]
 
@@ -128,7 +128,7 @@ def _history(lang: str, history: tuple[HistoryEntry, ...]) -> list[str]:
 def _since(window_start: str) -> str:
     from ..clock import show
 
-    return show(window_start)
+    return show(window_start, zone=True)
 
 
 def render_terminal(d: TerminalDiagnosis) -> str:
@@ -144,7 +144,7 @@ def render_terminal(d: TerminalDiagnosis) -> str:
         if d.merchant is not None:
             lines[-1] += f" {d.merchant.name}"
         lines.append(
-            f"  {t(lang, '状态', 'state')}: {s.status} {t(lang, '自', 'since')} {s.since} ({s.by}{': ' + s.why if s.why else ''})"
+            f"  {t(lang, '状态', 'state')}: {state_word(s.status, lang) if lang == 'zh' else s.status} {t(lang, '自', 'since')} {s.since} ({s.by}{': ' + s.why if s.why else ''})"
         )
         if s.replaced_by:
             lines.append(f"  {t(lang, '已更换为', 'replaced by')}: {s.replaced_by}")
@@ -187,7 +187,7 @@ def render_merchant(d: MerchantDiagnosis) -> str:
     cause = f"({m.suspension_cause})" if m.suspension_cause else ""
     lines = [
         t(lang, f"商户 {m.mid} {m.name}", f"Merchant {m.mid} {m.name}"),
-        f"  {t(lang, '状态', 'state')}: {m.status}{cause} {t(lang, '自', 'since')} {m.since} ({m.by}{': ' + m.why if m.why else ''})",
+        f"  {t(lang, '状态', 'state')}: {state_word(m.status, lang) if lang == 'zh' else m.status}{cause} {t(lang, '自', 'since')} {m.since} ({m.by}{': ' + m.why if m.why else ''})",
         f"  {t(lang, '欠费', 'owes')}: ¥{m.owed} · {t(lang, '单笔限额', 'single limit')} ¥{m.single_limit}"
         + (
             f" · {t(lang, '受限类型', 'restricted')} {', '.join(m.restricted_types)}"

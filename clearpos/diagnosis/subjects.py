@@ -394,9 +394,9 @@ def _resolution(
         how = t(lang, "该状态已不存在", "the state no longer holds")
     line = t(
         lang,
-        f"此前：「{g.screen}」（{g.reason}，最后一次 {g.last_time}），已于 {show(at)} 由{by}解决：{how}",
-        f"It was '{g.screen}' ({g.reason}, last at {g.last_time}); now resolved at {show(at)} "
-        f"by {by}: {how}",
+        f"此前：「{g.screen}」（{g.reason}，最后一次 {g.last_time}），已于 {show(at, zone=True)} 由{by}解决：{how}",
+        f"It was '{g.screen}' ({g.reason}, last at {g.last_time}); now resolved at "
+        f"{show(at, zone=True)} by {by}: {how}",
     )
     return Resolved(
         reason=g.reason,

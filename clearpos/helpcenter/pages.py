@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from ..reasons import LANGS, Catalog, Lang, Reason
+from ..terminal.screens import doctor_label
 from .doc import Block, Code, Heading, Inline, Items, Link, Page, Para, Run, Strong, prose
 from .guide import GROUPS, Entry, Guide, Situation
 from .words import for_merchant
@@ -432,7 +433,7 @@ class HelpSite:
         for cause in entry.causes:
             run: list[Inline] = [Strong(cause.text.get(lang)), " ", w["tell"]]
             if cause.doctor:
-                run += self._prose(w["doctor"].format(cause.doctor))
+                run += self._prose(w["doctor"].format(doctor_label(cause.doctor, lang)))
             run += self._prose(cause.tell.get(lang))
             causes.append(tuple(run))
         blocks.append(Items(tuple(causes)))

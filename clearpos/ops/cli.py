@@ -122,7 +122,7 @@ def _change_text(c: Change) -> str:
         f"{c.from_state} → {c.to_state}" if c.from_state != c.to_state else (c.to_state or "done")
     )
     why = f" — {c.why}" if c.why else ""
-    return f"{c.entity} {c.entity_id}: {c.action}: {move} by {c.by} at {show(c.at)}{why}"
+    return f"{c.entity} {c.entity_id}: {c.action}: {move} by {c.by} at {show(c.at, zone=True)}{why}"
 
 
 def _db(args: argparse.Namespace) -> Database:

@@ -14,8 +14,10 @@ from typing import Any
 from clearpos.reasons import Lang, catalog
 
 __all__ = [
+    "DOCTOR_LABELS",
     "NOTES",
     "Outcome",
+    "doctor_label",
     "fen_text",
     "finish",
     "kind_of",
@@ -90,6 +92,27 @@ NOTES: dict[str, tuple[str, str]] = {
     "notice": ("维护公告：{text}", "Notice: {text}"),
     "balance": ("可用余额：{amount}", "Available balance: {amount}"),
 }
+
+
+#: the lines of ``pos doctor`` (their stable names, as in --json) as the operator reads them
+DOCTOR_LABELS: dict[str, tuple[str, str]] = {
+    "state directory": ("状态目录", "state directory"),
+    "host": ("主机地址", "host"),
+    "pending reversal": ("待发冲正", "pending reversal"),
+    "echo test": ("回响测试", "echo test"),
+    "signed on": ("签到状态", "signed on"),
+    "clock": ("时钟", "clock"),
+    "offline queue": ("离线队列", "offline queue"),
+    "batch": ("批次", "batch"),
+    "software": ("软件版本", "software"),
+    "operator": ("操作员", "operator"),
+}
+
+
+def doctor_label(name: str, lang: Lang) -> str:
+    """A doctor line's label in ``lang`` (its name when unknown)."""
+    pair = DOCTOR_LABELS.get(name)
+    return (pair[0] if lang == "zh" else pair[1]) if pair else name
 
 
 def note(name: str, lang: Lang, **facts: object) -> str:
