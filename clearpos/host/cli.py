@@ -275,6 +275,13 @@ async def _serve(
     limits: Limits,
     listening: socket.socket | None,
 ) -> None:
+    # the stop signals are ours before anyone is told we listen: a SIGTERM sent on
+    # "listening on" stops the host cleanly instead of killing it mid-start
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     writer = db.writer()
     await writer.start()
     server = HostServer(engine, writer, limits)
@@ -292,11 +299,6 @@ async def _serve(
             extra.append(await start_console(db, *args.console))
         except ImportError:
             log.warning("the web console is not part of this build; --console ignored")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(server.serve_forever())
     await stop.wait()
     serving.cancel()
