@@ -219,3 +219,39 @@ def test_bad_tid_or_first_use_without_tmk_leaves_no_state(tmp_path: Path) -> Non
     )
     assert r.returncode == 2 and "give the TMK" in r.stderr
     assert list(tmp_path.iterdir()) == [] or list((tmp_path / "pos-state").iterdir()) == []
+
+
+PURCHASE_HEX = (
+    "007560000300006031000001000200302404C020C09811000000000000001234000017281202100006376222021234"
+    "567890123D2812201000000000003130303030303031383938333130303438313631323334313536"
+    "3D8CF07ABF66B432260000000000000000112200000100004232343343373530"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("wire", "decode", PURCHASE_HEX, "--json"),
+        ("docs", "build", "--check", "--json"),
+    ],
+    ids=["wire decode", "docs build"],
+)
+def test_other_commands_json(argv: tuple[str, ...]) -> None:
+    r = clearpos(*argv)
+    assert r.returncode == 0, r.stderr
+    (doc,) = json_lines(r)
+    assert doc and "6222021234567890123" not in r.stdout
+
+
+def test_init_and_kek_json(tmp_path: Path) -> None:
+    (init,) = json_lines(
+        clearpos("admin", "init", "--db", f"sqlite:///{tmp_path / 'n.db'}", "--json")
+    )
+    assert init["ok"] is True and init["created"].endswith("n.db")
+    kek_file = tmp_path / "kek"
+    (kek,) = json_lines(clearpos("admin", "kek", "new", "--out", str(kek_file), "--json"))
+    assert kek["file"] == str(kek_file) and len(kek["fingerprint"]) == 8
+    assert (kek_file.stat().st_mode & 0o777) == 0o600
+    again = clearpos("admin", "kek", "new", "--out", str(kek_file), "--json")
+    (refused,) = json_lines(again)
+    assert again.returncode == 1 and refused["ok"] is False and "already exists" in refused["error"]
