@@ -492,6 +492,14 @@ def prepare_dir(out: Path, *, force: bool) -> None:
     """
     if out.exists() and not out.is_dir():
         raise DirRefused(f"--dir {out} is a file, not a directory; nothing was changed")
+    from .store.lock import holder
+
+    running = holder(out / "clearpos.db") if out.is_dir() else None
+    if running is not None:
+        raise DirRefused(
+            f"--dir {out.absolute()} is in use by a running demo or host (PID {running}); "
+            "stop it first or give another --dir; nothing was changed"
+        )
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file() and not force:
             raise DirRefused(
@@ -542,6 +550,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _story(args: argparse.Namespace, out: Path) -> tuple[int, Demo, float]:
+    from .store.lock import lock_store
+
+    lock = lock_store(out / "clearpos.db")  # a second demo or host on this store is refused
+    try:
+        return _told(args, out)
+    finally:
+        lock.release()
+
+
+def _told(args: argparse.Namespace, out: Path) -> tuple[int, Demo, float]:
     console = None
     if args.console and args.console != "off":
         from .host.cli import hostport

@@ -77,6 +77,18 @@ def test_demo_dir_marker_and_force(tmp_path: Path) -> None:
     prepare_dir(other, force=True)
     assert sorted(p.name for p in other.iterdir()) == [MARKER]
 
+    from clearpos.store.lock import lock_store
+
+    held = lock_store(fresh / "clearpos.db")  # a demo (or host) running on it
+    try:
+        with pytest.raises(
+            DirRefused, match=f"in use by a running demo or host \\(PID {os.getpid()}\\)"
+        ):
+            prepare_dir(fresh, force=True)
+    finally:
+        held.release()
+    assert (fresh / MARKER).is_file()
+
     empty = tmp_path / "empty"
     empty.mkdir()
     prepare_dir(empty, force=False)  # an empty directory destroys nothing
