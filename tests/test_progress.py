@@ -94,6 +94,17 @@ def test_progress_on_a_terminal_only(
     assert rc == 0 and words not in quiet, quiet[-2000:]
 
 
+def test_lab_run_shows_its_progress_on_a_terminal(tmp_path: Path) -> None:
+    args = ["lab", "run", "--terminals", "2", "--transactions", "20", "--no-faults",
+            "--host-kill-rate", "0", "--host-kill-between", "0", "--cli-rate", "0",
+            "--no-leak-scan", "--out", str(tmp_path / "lab")]  # fmt: skip
+    rc, drawn = on_a_terminal(args, tmp_path)
+    assert rc == 0 and "lab run: transactions" in drawn, drawn[-2000:]
+    assert "RESULT: OK" in drawn
+    piped = in_pipes(args, tmp_path)
+    assert piped.returncode == 0 and "lab run: transactions" not in piped.stderr
+
+
 @pytest.mark.parametrize(
     "script", sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))
 )
