@@ -149,6 +149,12 @@ def run() -> dict[str, float]:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
+        epilog="Prints µs per operation (best of repeats); takes no options.",
+    ).parse_args()
     width = max(len(name) for name in BENCHES)
     for name, micros in run().items():
         print(f"{name:<{width}}  {micros:7.2f} µs")

@@ -91,6 +91,10 @@ def run(cases: int, seed: int) -> int:
 
 
 if __name__ == "__main__":
-    cases = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 8583
-    sys.exit(run(cases, seed))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
+    parser.add_argument("cases", nargs="?", type=int, default=100_000, help="default 100000")
+    parser.add_argument("seed", nargs="?", type=int, default=8583, help="default 8583")
+    args = parser.parse_args()
+    sys.exit(run(args.cases, args.seed))

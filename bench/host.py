@@ -118,6 +118,17 @@ class Tally:
     reversed_fen: int = 0
     reversals: int = 0
     lat: list[float] = field(default_factory=list)
+    #: open loop: seconds from the first due time to the last answer, and the requests offered
+    elapsed: float = 0.0
+    offered: int = 0
+
+    def achieved(self) -> float:
+        """Answers (approved or declined) per second over the time the run really took."""
+        return (self.ok + self.declined) / self.elapsed if self.elapsed > 0 else 0.0
+
+
+#: the open loop kept up when it answered at least this share of the offered rate
+KEPT_UP = 0.95
 
 
 class Terminal:
@@ -261,7 +272,16 @@ async def open_loop(
                 return
 
     await asyncio.gather(*(run(i, t) for i, t in enumerate(terms)))
+    tally.elapsed = time.perf_counter() - start
+    tally.offered = per * len(terms)
     return tally
+
+
+def kept_up(t: Tally, rate: float) -> bool:
+    """Whether the host answered the offered rate: every request answered, at no less than
+    ``KEPT_UP`` of the rate over the time the run took (a host that falls behind stretches
+    the run, so the achieved rate drops below the offered one)."""
+    return t.failed == 0 and t.ok + t.declined == t.offered and t.achieved() >= KEPT_UP * rate
 
 
 def pct(values: list[float], q: float) -> float:
@@ -428,7 +448,7 @@ def start_host(
     env = dict(os.environ, CLEARPOS_KEK=KEK)
     proc = subprocess.Popen(
         [sys.executable, "-m", "clearpos.cli", "host", "--world", str(world_file), "--db", url,
-         "--listen", "127.0.0.1:0", "--reset", "--quiet-transactions", "--log-level", "WARNING",
+         "--listen", "127.0.0.1:0", "--reset", "--yes", "--quiet-transactions", "--log-level", "WARNING",
          "--workers", str(args.workers),
          # every bench terminal connects from loopback: one source, not a flood
          "--max-per-source", "0"],
@@ -573,8 +593,18 @@ async def main_async(args: argparse.Namespace) -> int:
         f"| closed loop, {len(terms)} terminals, {args.seconds:.0f} s | {closed.ok} | {closed.declined} | {closed.failed} | {closed.reversals} | {closed.ok / dt:,.0f} | {pct(closed.lat, 0.5):.2f} | {pct(closed.lat, 0.95):.2f} | {pct(closed.lat, 0.99):.2f} |"
     )
     if args.rate:
+        approved_rate = opened.ok / opened.elapsed if opened.elapsed > 0 else 0.0
         print(
-            f"| open loop at {args.rate:.0f}/s | {opened.ok} | {opened.declined} | {opened.failed} | {opened.reversals} | {opened.ok / args.seconds:,.0f} | {pct(opened.lat, 0.5):.2f} | {pct(opened.lat, 0.95):.2f} | {pct(opened.lat, 0.99):.2f} |"
+            f"| open loop, offered {args.rate:.0f}/s | {opened.ok} | {opened.declined} | {opened.failed} | {opened.reversals} | {approved_rate:,.0f} | {pct(opened.lat, 0.5):.2f} | {pct(opened.lat, 0.95):.2f} | {pct(opened.lat, 0.99):.2f} |"
+        )
+        verdict = (
+            "kept up"
+            if kept_up(opened, args.rate)
+            else "FELL BEHIND: the latencies above include the queue behind the schedule"
+        )
+        print(
+            f"open loop: offered {args.rate:,.0f}/s for {args.seconds:.0f} s, achieved "
+            f"{opened.achieved():,.0f}/s answered over {opened.elapsed:.1f} s — {verdict}"
         )
     if closed.ok:
         used = {k: (cpu1[k] - cpu0[k]) / closed.ok * 1e6 for k in cpu0}

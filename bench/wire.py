@@ -83,6 +83,12 @@ def measure() -> dict[str, float]:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
+        epilog="Prints a Markdown table of µs per operation; takes no options.",
+    ).parse_args()
     r = measure()
     print(
         f"# bench/wire.py — {platform.node()} {platform.machine()} Python {platform.python_version()}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -103,7 +104,8 @@ def audit_tx(tx: Tx) -> list[Discrepancy]:
 
 
 def run_audit(url: str) -> list[Discrepancy]:
-    db = open_database(url)
+    """Every discrepancy of the store at ``url`` (which must exist)."""
+    db = open_database(url, create=False)
     with db.reader() as tx:
         return audit_tx(tx)
 
@@ -115,10 +117,17 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .progress import work
+
     try:
-        found = run_audit(args.db)
+        with work(f"auditing {args.db}", quiet=args.json) as w:
+            w.step("balances, holds, settlements and reasons")
+            found = run_audit(args.db)
     except StoreError as exc:
-        print(f"clearpos audit: {exc}")
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc)}, ensure_ascii=False))
+        else:
+            print(f"clearpos audit: {exc}", file=sys.stderr)
         return 1
     if args.json:
         doc: dict[str, Any] = {"ok": not found, "discrepancies": [asdict(d) for d in found]}

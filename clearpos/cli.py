@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .errors import UsageError
 
@@ -32,11 +33,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpfulParser(argparse.ArgumentParser):
+    """An argparse parser that answers a missing command with its help, not a bare error.
+
+    ``clearpos`` or ``clearpos admin`` alone prints the help of that level (the commands
+    to choose from) on standard error and exits 2, argparse's status for bad usage:
+    a script that forgot the command still fails. ``--help`` prints it and exits 0.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required:") and any(
+            isinstance(a, argparse._SubParsersAction) and str(a.metavar) in message
+            for a in self._actions
+        ):
+            self.print_help(sys.stderr)
+            self.exit(2, f"\n{self.prog}: error: {message}\n")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from . import __version__
+
+    parser = HelpfulParser(
         prog="clearpos",
         description="clearpos — POS acquiring host, virtual terminal and help desk.",
     )
+    parser.add_argument("--version", action="version", version=f"clearpos {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
@@ -58,4 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m clearpos.cli`` runs this file as ``__main__``; the subcommands raise
+    # ``clearpos.cli.UsageError``, so dispatch through that module, not this copy of it.
+    from clearpos.cli import main as _main
+
+    sys.exit(_main())

@@ -5,6 +5,7 @@ China has no daylight saving, so a fixed +08:00 offset is exact.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -28,10 +29,28 @@ def local(dt: datetime) -> datetime:
     return dt.astimezone(CST)
 
 
-def show(text_or_dt: str | datetime, *, seconds: bool = False) -> str:
-    """A time as people in China read it: ``2026-11-23 10:02`` (CST)."""
+def show(text_or_dt: str | datetime, *, seconds: bool = False, zone: bool = False) -> str:
+    """A time as people in China read it: ``2026-11-23 10:02`` (CST); with ``zone``,
+    ``2026-11-23 10:02 +08:00`` for a time read on its own, away from a page or
+    report that says once that its times are China time."""
     dt = parse_iso(text_or_dt) if isinstance(text_or_dt, str) else text_or_dt
-    return local(dt).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    text = local(dt).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return text + " +08:00" if zone else text
+
+
+class LogFormatter(logging.Formatter):
+    """Log lines stamped in ISO 8601 China time with the offset:
+    ``2026-11-23T10:02:03.123+08:00``, so a line read anywhere says when it was."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, CST).isoformat(timespec="milliseconds")
+
+
+def log_to_stderr(level: str) -> None:
+    """The root logger: standard error, :class:`LogFormatter` lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 class Clock:

@@ -468,7 +468,13 @@ def register(p: argparse.ArgumentParser) -> None:
         "--dir",
         type=Path,
         default=Path("demo-run"),
-        help="where the store, keys and terminal state go (wiped first)",
+        help="where the store, keys and terminal state go (default demo-run). A directory an "
+        "earlier demo made is wiped first; any other non-empty directory is refused",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="wipe --dir even though the demo did not make it",
     )
     p.add_argument("--lang", choices=["zh", "en"], default="zh")
     p.add_argument(
@@ -482,15 +488,98 @@ def register(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the host and console running after the story (Ctrl-C ends)",
     )
-    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print only a JSON summary on standard output (the story goes to standard error)",
+    )
     p.set_defaults(run=run)
+
+
+#: the file that marks a directory as the demo's own, so a later run may wipe it
+MARKER = ".clearpos-demo"
+
+
+class DirRefused(Exception):
+    """``--dir`` names something the demo must not wipe."""
+
+
+def prepare_dir(out: Path, *, force: bool) -> None:
+    """Make ``out`` an empty directory the demo owns, wiping only what the demo made.
+
+    A missing or empty directory is taken; one holding the marker of an earlier
+    demo is wiped; anything else is refused unless ``force``.
+    """
+    if out.exists() and not out.is_dir():
+        raise DirRefused(f"--dir {out} is a file, not a directory; nothing was changed")
+    from .store.lock import holder
+
+    running = holder(out / "clearpos.db") if out.is_dir() else None
+    if running is not None:
+        raise DirRefused(
+            f"--dir {out.absolute()} is in use by a running demo or host (PID {running}); "
+            "stop it first or give another --dir; nothing was changed"
+        )
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file() and not force:
+            raise DirRefused(
+                f"--dir {out.absolute()} is not empty and was not made by clearpos demo: "
+                "give an empty or new directory, or add --force to wipe it; nothing was changed"
+            )
+        for child in out.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(
+        "made by `clearpos demo`; the next demo run with this --dir wipes this directory\n",
+        encoding="utf-8",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.dir
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    try:
+        prepare_dir(out, force=args.force)
+    except DirRefused as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc)}, ensure_ascii=False))
+        else:
+            print(f"clearpos demo: {exc}", file=sys.stderr)
+        return 1
+    if args.json:  # stdout carries the JSON document alone
+        with contextlib.redirect_stdout(sys.stderr):
+            rc, demo, elapsed = _story(args, out)
+    else:
+        rc, demo, elapsed = _story(args, out)
+        print(f"\n({elapsed:.1f} s)")
+    if args.json:
+        counts = Counter(o.reason for _, o in demo.outcomes)
+        print(
+            json.dumps(
+                {
+                    "ok": rc == 0,
+                    "seconds": round(elapsed, 1),
+                    "outcomes": dict(counts),
+                    "db": demo.db.url,
+                }
+            )
+        )
+    return rc
+
+
+def _story(args: argparse.Namespace, out: Path) -> tuple[int, Demo, float]:
+    from .store.lock import lock_store
+
+    lock = lock_store(out / "clearpos.db")  # a second demo or host on this store is refused
+    try:
+        return _told(args, out)
+    finally:
+        lock.release()
+
+
+def _told(args: argparse.Namespace, out: Path) -> tuple[int, Demo, float]:
     console = None
     if args.console and args.console != "off":
         from .host.cli import hostport
@@ -512,22 +601,14 @@ def run(args: argparse.Namespace) -> int:
                     time.sleep(3600)
     finally:
         demo.close()
-    elapsed = time.monotonic() - started
-    print(f"\n({elapsed:.1f} s)")
-    if args.json:
-        counts = Counter(o.reason for _, o in demo.outcomes)
-        print(
-            json.dumps(
-                {
-                    "ok": rc == 0,
-                    "seconds": round(elapsed, 1),
-                    "outcomes": dict(counts),
-                    "db": demo.db.url,
-                }
-            )
-        )
-    return rc
+    return rc, demo, time.monotonic() - started
 
 
 if __name__ == "__main__":
-    sys.exit(run(argparse.Namespace(dir=Path("demo-run"), lang="zh", console=None, json=False)))
+    sys.exit(
+        run(
+            argparse.Namespace(
+                dir=Path("demo-run"), lang="zh", console=None, json=False, force=False, stay=False
+            )
+        )
+    )

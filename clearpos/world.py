@@ -119,6 +119,15 @@ class Acquirer:
     name: str = DEFAULT_ACQUIRER_NAME
     #: allow sign-ons asking for single-length DES keys (60.3 = 001, spec §4)
     single_des: bool = False
+    #: what merchants see in the help center: who they deal with, how to reach them
+    company: str = ""
+    hotline: str = ""
+    hours: str = ""
+
+    @property
+    def company_name(self) -> str:
+        """The company merchants deal with: ``company``, else the acquirer's name."""
+        return self.company or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +454,9 @@ def parse_world(text: str, source: str) -> World:
 _SINGLE_TABLES: Final = ("acquirer", "issuer", "risk", "emv", "dialect")
 _ARRAY_TABLES: Final = ("merchants", "terminals", "cards", "maintenance")
 
-_ACQUIRER_KEYS: Final = ("institution", "name", "single_des")
+_ACQUIRER_KEYS: Final = ("institution", "name", "single_des", "company", "hotline", "hours")
+#: a service hotline as printed: digits, with spaces, dashes or a leading +
+_HOTLINE = re.compile(r"^\+?[0-9][0-9 -]{2,22}[0-9]$")
 _RISK_KEYS: Final = ("card_velocity", "quickpass_no_pin_limit")
 _ISSUER_KEYS: Final = ("imk_ac", "imk_smi", "imk_smc")
 _EMV_KEYS: Final = ("capk", "aid")
@@ -871,9 +882,32 @@ class _Parser:
         if name is not None and not name.strip():
             entry.problem("name", "must not be empty")
         single_des = entry.flag("single_des", False)
-        if entry.bad or institution is None or name is None or single_des is None:
+        company = entry.label("company", "")
+        hotline = entry.text("hotline", "")
+        if hotline and not _HOTLINE.match(hotline):
+            entry.problem(
+                "hotline", f"must be a phone number such as 95516 or 400-820-1234, got {hotline!r}"
+            )
+        hours = entry.label("hours", "")
+        if hours is not None and len(hours) > 60:
+            entry.problem("hours", f"must be at most 60 characters, got {len(hours)}")
+        if (
+            entry.bad
+            or institution is None
+            or name is None
+            or single_des is None
+            or company is None
+            or hours is None
+        ):
             return None
-        return Acquirer(institution=institution, name=name, single_des=single_des)
+        return Acquirer(
+            institution=institution,
+            name=name,
+            single_des=single_des,
+            company=company,
+            hotline=hotline or "",
+            hours=hours,
+        )
 
     def dialect(self, value: object) -> tuple[FieldSpec, ...]:
         """``[dialect]``: ``fields = [ { number, format, length_type, length, meaning,

@@ -168,7 +168,7 @@ def start_host(
     args = [
         sys.executable, "-m", "clearpos.cli", "host",
         "--world", str(world), "--db", url, "--listen", f"127.0.0.1:{port}",
-        *(["--reset"] if reset else []), *workers, *extra,
+        *(["--reset", "--yes"] if reset else []), *workers, *extra,
     ]  # fmt: skip
     logf = log.open("a", encoding="utf-8")
     proc = subprocess.Popen(

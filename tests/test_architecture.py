@@ -103,9 +103,16 @@ def arrows() -> Iterator[Arrow]:
                     target = ".".join([*base, node.module] if node.module else base)
                 else:
                     target = node.module or ""
-                # ``from clearpos import money`` imports clearpos.money
+                # ``from clearpos import money`` imports clearpos.money; a name that is no
+                # module (``from . import __version__``) is the package's own attribute
                 targets = (
-                    [target] if target != "clearpos" else [f"clearpos.{a.name}" for a in node.names]
+                    [target]
+                    if target != "clearpos"
+                    else [
+                        f"clearpos.{a.name}"
+                        for a in node.names
+                        if (PACKAGE / a.name).is_dir() or (PACKAGE / f"{a.name}.py").is_file()
+                    ]
                 )
             for target in targets:
                 if target.startswith("clearpos.") and _unit(target) != _unit(module):

@@ -523,16 +523,29 @@ def test_blocking_state_is_the_fix(
     )
 
 
-def test_no_blocking_state_then_the_most_frequent_fixable_decline(
+def test_no_blocking_state_then_the_latest_fixable_decline_since_the_last_approval(
     world: tuple[HostProc, dict[str, str]],
 ) -> None:
+    """Issue 17: a count of older failures never heads the diagnosis; what is true now does."""
     h, _ = world
     *_txns, d = diagnose(h, "--tid", "10000001", "--lang", "en")
-    assert d["blocking"] == [] and d["fix"]["source"] == "declines"
+    assert d["blocking"] == []
+    (last_ok,) = h.one(
+        "SELECT MAX(ts) FROM journal WHERE tid = '10000001' AND reason = 'approved' "
+        "AND code = '00' AND kind <> 'reversal'"
+    )
     fixable = [g for g in d["failures"] if g["fixable"]]
-    top = max(g["count"] for g in fixable)
-    assert d["fix"]["reason"] in [g["reason"] for g in fixable if g["count"] == top]
-    assert d["fix"]["count"] == top
+    now = [g for g in fixable if g["last"] > last_ok]
+    if now:
+        latest = max(now, key=lambda g: g["last"])
+        assert d["fix"]["source"] == "declines" and d["fix"]["reason"] == latest["reason"]
+        assert "since the last approved transaction" in d["fix"]["headline"]
+    else:
+        assert d["fix"] is None
+    before = [g for g in fixable if g["last"] <= last_ok]
+    if before:
+        assert d["resolved"]["reason"] == max(before, key=lambda g: g["last"])["reason"]
+        assert d["resolved"]["at"] > d["resolved"]["last_failure"]
     by_reason = {g["reason"]: g for g in d["failures"]}
     assert not by_reason["card.frozen"]["fixable"]  # the cardholder's, never the merchant's fix
     assert by_reason["card.wrong_pin"]["count"] == 2 and by_reason["network.timeout"]["count"] == 1

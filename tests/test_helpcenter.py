@@ -42,6 +42,7 @@ from clearpos.helpcenter import (
 from clearpos.helpcenter.build import render_files
 from clearpos.helpcenter.commands import Mention, check_mention, find_mentions
 from clearpos.helpcenter.doc import Code, Heading, Items, Link, Para, Run, Strong
+from clearpos.helpcenter.words import for_merchant
 from clearpos.reasons import LANGS, Lang, catalog
 from clearpos.wire import FIELDS
 
@@ -161,7 +162,11 @@ def test_docs_build_writes_checks_and_removes_stale_pages(
 
 def test_output_is_deterministic() -> None:
     first = render_files(site())
-    again = render_files(clearpos.helpcenter.HelpSite(catalog(), load_guide()))
+    again = render_files(
+        clearpos.helpcenter.HelpSite(
+            catalog(), load_guide(), clearpos.helpcenter.packaged_contact()
+        )
+    )
     assert first == again
     assert list(first) == sorted(first)
 
@@ -198,7 +203,23 @@ def _page_texts() -> tuple[tuple[str, str], ...]:
 def _mentions() -> dict[str, tuple[Mention, list[str]]]:
     """Every distinct command named by a page or docs/protocol.md, with where."""
     found: dict[str, tuple[Mention, list[str]]] = {}
-    sources = [*_page_texts(), ("docs/protocol.md", PROTOCOL.read_text(encoding="utf-8"))]
+    # merchant pages name no command (test_no_merchant_page_names_a_command); the catalog
+    # and the guide still do (terminal screens, the console, the provider's words)
+    sources = [
+        *_page_texts(),
+        ("docs/protocol.md", PROTOCOL.read_text(encoding="utf-8")),
+        *(  # the guide's texts, not its comments
+            ("clearpos/helpcenter/guide.toml", line)
+            for line in GUIDE.read_text(encoding="utf-8").splitlines()
+            if not line.lstrip().startswith("#")
+        ),
+        *(
+            (f"catalog {r.key}", step)
+            for r in catalog()
+            for lang in LANGS
+            for step in r.remedy_steps(lang)
+        ),
+    ]
     for where, text in sources:
         for mention in find_mentions(text):
             found.setdefault(mention.text, (mention, []))[1].append(where)
@@ -358,6 +379,8 @@ def test_generated_files_link_only_to_generated_files() -> None:
     files = render_files(site())
     md_link = re.compile(r"\]\(([^)\s]+)\)")
     for rel, data in files.items():
+        if rel.endswith(".js"):  # the offline search's index and script
+            continue
         text = data.decode("utf-8")
         here = Path(rel).parent
         targets = (
@@ -407,14 +430,16 @@ def test_each_reason_page_has_every_part_of_the_issue(lang: Lang) -> None:
             for i, b in enumerate(page.blocks)
             if isinstance(b, Items) and b.ordered and _headings(page.blocks[:i])[-1] == want[2]
         )
-        assert ["".join(_texts(s)) for s in steps.items] == reason.remedy_steps(lang)
+        assert ["".join(_texts(s)) for s in steps.items] == [
+            for_merchant(s, lang) for s in reason.remedy_steps(lang)
+        ]
         entry = load_guide().reasons[reason.key]
         body = "\n".join(t for w, t in _page_texts() if w == f"{lang}/r/{reason.key}")
-        assert entry.meaning.get(lang) in body
-        assert entry.ticket.get(lang) in body
+        assert for_merchant(entry.meaning.get(lang), lang) in body
+        assert for_merchant(entry.ticket.get(lang), lang) in body
         for cause in entry.causes:
-            assert cause.tell.get(lang) in body
-        assert reason.key in body  # the help code
+            assert for_merchant(cause.tell.get(lang), lang) in body
+        assert catalog().help_code(reason.key) in body  # the help code, as on the screen
 
 
 def test_code_pages_list_every_reason_with_that_code() -> None:
@@ -449,7 +474,7 @@ def test_a_merchant_finds_qing_chong_xin_qian_dao_from_the_index_and_reaches_the
     href = next(h for h, text in index.links if text == "请重新签到")
     page = render_page("zh", href.removeprefix("/help/zh/"))
     assert page is not None and "<h1>POS机显示 请重新签到</h1>" in page
-    assert "<ol>" in page and "clearpos pos ... signon" in page
+    assert "<ol>" in page and "签到" in page and "clearpos " not in page
     reason_href = next(h for h, t in _parse(page).links if t == "MAC校验错，请重新签到")
     steps_page = render_page("zh", reason_href.removeprefix("/help/zh/"))
     assert steps_page is not None
@@ -464,7 +489,7 @@ def test_html_escapes_text() -> None:
     page = Page("en", "r/x", "<b>&", 'd"', (Para(("<script>", Code("a<b"))),))
     html = to_html(page, ServedLinks())
     assert "<script>" not in html and "&lt;script&gt;" in html and "<code>a&lt;b</code>" in html
-    assert "<title>&lt;b&gt;&amp; · clearpos Help Center</title>" in html
+    assert "<title>&lt;b&gt;&amp; · POS Help Center</title>" in html
     assert 'content="d&quot;"' in html
     assert "\\<script\\>" in to_markdown(page)
 
@@ -495,8 +520,15 @@ def test_help_url(given: str, lang: str, url: str) -> None:
 
 def test_short_codes_lead_back_to_their_page() -> None:
     for reason in catalog():
-        assert short_code(reason.key) == reason.key
-        assert resolve(short_code(reason.key), "en") == f"/help/en/r/{reason.key}"
+        code = short_code(reason.key)
+        assert code == catalog().help_code(reason.key) and re.fullmatch(
+            r"H[0-9A-Z]{2}[A-Z]?|HL\d\d", code
+        )
+        alone = reason.code and len(catalog().keys_for_code(reason.code)) == 1
+        want = f"/help/en/c/{reason.code}" if alone else f"/help/en/r/{reason.key}"
+        assert resolve(code, "en") == want  # a code's only reason: the code page has its steps
+        assert resolve(code.lower(), "en") == want
+        assert resolve(reason.key, "en") == f"/help/en/r/{reason.key}"
     for code in catalog().codes:
         assert short_code(code) == f"H{code}"
         assert resolve(f"H{code}".lower()) == f"/help/zh/c/{code}"

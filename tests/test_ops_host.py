@@ -167,6 +167,32 @@ def test_arrears_payment_request_approval_resumes_trading(host: HostProc) -> Non
         "resumption.approve",
         "resume",
     ]
+    # issue 17: the headline says what is true now; the arrears are the second line
+    for argv in (("--mid", ARREARS_MID), ("--tid", "10000003")):
+        for lang in ("en", "zh"):
+            rc, docs = run_json("diagnose", "--db", host.url, *argv, "--lang", lang)
+            d = docs[-1]
+            assert rc == 0 and d["blocking"] == [], d
+            fix = d["fix"]
+            assert fix is None or fix["reason"] != "merchant.suspended.arrears", fix
+            assert d["resolved"]["reason"] == "merchant.suspended.arrears"
+            assert "li" in d["resolved"]["by"] and d["resolved"]["at"] > d["failures"][0]["last"]
+            rc, text, _ = run("diagnose", "--db", host.url, *argv, "--lang", lang)
+            head = next(x for x in text.splitlines() if x.startswith(("Most likely", "最可能")))
+            assert "arrears" not in head and "欠费" not in head and "pay" not in head, head
+            second = text.splitlines()[text.splitlines().index(head) + 1]
+            assert second.startswith(("It was", "此前")) and "merchant.suspended.arrears" in second
+    rc, docs = run_json(
+        "admin", "--db", host.url, "ticket", "open", "--tid", "10000003", "--title", "was it fixed?",
+        "--by", "wang",
+    )  # fmt: skip
+    assert rc == 0, docs
+    rc, docs = run_json("admin", "--db", host.url, "ticket", "show", "--id", str(docs[0]["id"]))
+    evidence = docs[0]["evidence"]["diagnosis"]
+    for lang in ("zh", "en"):
+        fix = evidence[lang]["fix"]
+        assert fix is None or fix["reason"] != "merchant.suspended.arrears"
+        assert evidence[lang]["resolved"]["reason"] == "merchant.suspended.arrears"
 
 
 def test_terminal_suspend_and_resume_reach_the_host(host: HostProc) -> None:

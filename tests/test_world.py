@@ -65,7 +65,13 @@ def world() -> World:
 
 def test_example_acquirer_and_risk(world: World) -> None:
     assert world.source == str(EXAMPLE)
-    assert world.acquirer == Acquirer("48020000", "Demo Acquiring")
+    assert world.acquirer == Acquirer(
+        "48020000",
+        "Demo Acquiring",
+        company="演示收单服务有限公司 Demo Acquiring Services",
+        hotline="400-820-0000",
+        hours="每天 8:00–22:00 / daily 8:00–22:00",
+    )
     velocity = world.risk.card_velocity
     assert velocity is not None
     assert (velocity.count, velocity.window_s, velocity.lock_s) == (5, 60, 1800)

@@ -9,22 +9,61 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Sequence
+from datetime import datetime
 
 from markupsafe import Markup, escape
 
 from ..reasons import Lang
 
-__all__ = ["per_minute", "top_reasons"]
+__all__ = ["over_time", "per_minute", "time_buckets", "top_reasons"]
+
+#: bucket widths the failure chart chooses from, in seconds, with their label formats
+_BUCKETS = ((60, "%H:%M"), (600, "%H:%M"), (3600, "%m-%d %H:00"), (86400, "%m-%d"))
+
+
+def time_buckets(
+    stamps: Sequence[tuple[str, bool]], now: datetime, *, most: int = 48
+) -> tuple[list[tuple[str, int, int]], int]:
+    """(label, approved, all) per bucket from the first stamp to ``now``, China time, and the
+    bucket width in seconds: the narrowest width that needs at most ``most`` buckets.
+    ``stamps`` are (UTC ISO time, approved) pairs."""
+    from ..clock import CST, parse_iso
+
+    if not stamps:
+        return [], 0
+    times = [(parse_iso(ts).astimezone(CST), ok) for ts, ok in stamps]
+    start = min(t for t, _ in times)
+    end = max(now.astimezone(CST), max(t for t, _ in times))
+    span = (end - start).total_seconds()
+    width, fmt = next(((w, f) for w, f in _BUCKETS if span / w < most), _BUCKETS[-1])
+    base = start.timestamp() // width * width
+    n = int((end.timestamp() - base) // width) + 1
+    counts = [[0, 0] for _ in range(n)]
+    for t, ok in times:
+        i = int((t.timestamp() - base) // width)
+        counts[i][1] += 1
+        counts[i][0] += int(ok)
+    labels = [datetime.fromtimestamp(base + i * width, CST).strftime(fmt) for i in range(n)]
+    return [(labels[i], ok, all_) for i, (ok, all_) in enumerate(counts)], width
+
+
+def over_time(points: Sequence[tuple[str, int, int]], lang: Lang, title: str) -> Markup:
+    """Stacked bars over time (approved bottom, failed top) under ``title``."""
+    return _stacked(points, title)
 
 
 def per_minute(points: Sequence[tuple[str, int, int]], lang: Lang) -> Markup:
     """Stacked bars per minute: approved (bottom) and declined (top), with time labels."""
+    title = "每分钟批准/拒绝笔数" if lang == "zh" else "Approved / declined per minute"
+    return _stacked(points, title)
+
+
+def _stacked(points: Sequence[tuple[str, int, int]], title: str) -> Markup:
     w, h, pad_l, pad_b, pad_t = 420, 170, 26, 20, 8
     n = max(len(points), 1)
     top = max([all_ for _, _, all_ in points] + [1])
     bar = (w - pad_l) / n
     inner = h - pad_b - pad_t
-    title = "每分钟批准/拒绝笔数" if lang == "zh" else "Approved / declined per minute"
     parts = [
         f'<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',

@@ -91,11 +91,12 @@ def web_options(args: argparse.Namespace) -> WebOptions:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT / SIGTERM; 1 when the store, the KEK or the port is unusable."""
     from ..keys import KekError
+    from ..ops.users import list_users
     from ..store import StoreError, open_database
     from .app import session_secret, start_console
 
     try:
-        db = open_database(args.db)
+        db = open_database(args.db, create=False)
         with db.reader() as tx:
             if tx.is_empty():
                 print(
@@ -103,6 +104,13 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
+            if not list_users(tx):
+                print(
+                    f"clearpos console: no console user yet, so nobody can sign in; create the "
+                    f"first one with: clearpos admin --db {db.url} user add --username NAME "
+                    "--role admin --by NAME",
+                    file=sys.stderr,
+                )
         from ..host.kekcheck import check_store_kek
         from ..keys import KeyEncryptionKey
 

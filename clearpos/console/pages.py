@@ -9,12 +9,13 @@ same thing.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -56,6 +57,67 @@ def help_link(key_or_code: str, lang: Lang) -> str:
     return help_url(key_or_code, lang)
 
 
+_COMMAND = re.compile(
+    r"clearpos(?: (?:\.\.\.|--?[\w-]+|[A-Z][A-Z_]*|[0-9][\w.]*|(?!(?:to|and|or|the|with|for|"
+    r"once|if|then|again|when|first|before|after|on|in|it)\b)[a-z][a-z_-]*))+"
+)
+
+
+def commands(text: str) -> Markup:
+    """Escape ``text`` and set each ``clearpos ...`` command in it as code, so a reader
+    (and the check for untranslated words) tells a command from prose."""
+    out, last = [], 0
+    for m in _COMMAND.finditer(text):
+        out.append(escape(text[last : m.start()]))
+        out.append(Markup('<code class="cmd key">{}</code>').format(m.group(0)))
+        last = m.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
+
+
+def enum_word(group: str, value: str, lang: Lang) -> str:
+    """``enum_word("kind", "purchase", "zh")`` -> ``消费``; the value itself when unknown
+    (a test fails on any shown untranslated)."""
+    from ..diagnosis.sentences import ACTION, KIND
+
+    pair = STRINGS.get(f"{group}.{value}")
+    if pair is None:
+        pair = {"kind": KIND, "action": ACTION}.get(group, {}).get(value)
+    return (pair[0] if lang == "zh" else pair[1]) if pair else value
+
+
+def entry_mode_text(mode: str | None, lang: Lang) -> str:
+    """Field 22 in words: ``022`` -> ``刷卡，不能输密码 (022)``; ``-`` when missing."""
+    if not mode:
+        return "–"
+    how = STRINGS.get(f"entry.{mode[:2]}")
+    pin = STRINGS.get(f"pin.{mode[2:3]}")
+    if how is None:
+        return mode
+    i = 0 if lang == "zh" else 1
+    words = how[i] + (("，" if lang == "zh" else ", ") + pin[i] if pin else "")
+    return f"{words} ({mode})"
+
+
+def state_text(value: str, lang: Lang) -> str:
+    """An audited state such as ``suspended(arrears)`` in words: ``停机（欠费）``."""
+    if not value:
+        return "–"
+    base, _, cause = value.partition("(")
+    shown = enum_word("state", base, lang)
+    if cause:
+        why = enum_word("cause", cause.rstrip(")"), lang)
+        shown += f"（{why}）" if lang == "zh" else f" ({why})"
+    return shown
+
+
+def state_why(by: str, why: str) -> str:
+    """The why of a state as shown (the seed's "loaded from FILE" is no reason)."""
+    from ..diagnosis.sentences import state_why as why_of
+
+    return why_of(by, why) or "–"
+
+
 class Pages:
     """Renders templates for one console."""
 
@@ -71,6 +133,7 @@ class Pages:
         self.env.filters["yuan"] = yuan
         self.env.filters["local"] = local_time
         self.env.filters["scrub"] = mask_text
+        self.env.filters["commands"] = lambda s: commands(mask_text(s))
         self.env.filters["pct"] = lambda x: "-" if x is None else f"{x * 100:.1f}%"
 
     def render(
@@ -105,6 +168,10 @@ class Pages:
                 word += f"（{why}）" if lang == "zh" else f" ({why})"
             return word
 
+        def enum(group: str, value: str) -> str:
+            """A stored value (a kind, an action, a ledger event) in the page's language."""
+            return enum_word(group, value, lang)
+
         def lang_url(to: str) -> str:
             q = dict(request.query_params)
             q["lang"] = to
@@ -125,6 +192,10 @@ class Pages:
             "reason_screen": reason_screen,
             "reason_actor": reason_actor,
             "state": state,
+            "enum": enum,
+            "entry": lambda mode: entry_mode_text(mode, lang),
+            "state_text": lambda value: state_text(value, lang),
+            "why": lambda by, why: state_why(by, why),
             "help_link": lambda key: help_link(key, lang),
             "catalog": cat,
         }

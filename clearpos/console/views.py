@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import urllib.parse
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
@@ -23,7 +24,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .. import helpcenter
-from ..clock import local, show
+from ..clock import local, show, utc_iso
+from ..diagnosis import diagnose_merchant, diagnose_terminal
+from ..diagnosis.subjects import outcome_points
 from ..ops import arrears as ops_arrears
 from ..ops import cards as ops_cards
 from ..ops import merchants as ops_merchants
@@ -32,12 +35,14 @@ from ..ops import tickets as ops_tickets
 from ..ops import users as ops_users
 from ..ops.common import Refused, now_iso, record
 from ..ops.tickets import mask_text
+from ..reasons import Lang
 from ..store import Tx
-from ..store.queries.ops import audit_rows
+from ..store.queries.ops import audit_rows, journal_rows
 from ..world import SUSPENSION_CAUSES, TRANSACTION_TYPES
 from . import charts, queries
 from .explain import explain, fact_items
 from .gate import masked_target, visitor
+from .i18n import text
 from .security import ROLES, Perm, allowed
 
 if TYPE_CHECKING:
@@ -301,14 +306,30 @@ class Views:
         rows = await self.console.read(queries.merchant_rows)
         return self.pages.render(request, "merchants.html", rows=rows)
 
+    def _diagnosis(self, tx: Tx, lang: Lang, *, mid: str = "", tid: str = "") -> dict[str, Any]:
+        """The diagnosis headline (the one of ``clearpos diagnose``) and the failure chart."""
+        now = self.console.clock.now()
+        since = now - timedelta(days=7)
+        if tid:
+            d: Any = diagnose_terminal(tx, tid, since=since, lang=lang, limit=5)
+            rows = journal_rows(tx, tids=[tid], since=utc_iso(since))
+        else:
+            d = diagnose_merchant(tx, mid, since=since, lang=lang, limit=5)
+            rows = journal_rows(tx, mid=mid, since=utc_iso(since))
+        points, _ = charts.time_buckets(outcome_points(rows), now)
+        chart = charts.over_time(points, lang, text("dx.chart", lang)) if points else None
+        return {"dx": d, "dx_chart": chart}
+
     async def merchant(self, request: Request) -> Response:
         mid = request.path_params["mid"]
+        lang = visitor(request).lang
 
         def load(tx: Tx) -> dict[str, Any] | None:
             m = tx.merchant(mid)
             if m is None:
                 return None
             return {
+                **self._diagnosis(tx, lang, mid=mid),
                 "m": m,
                 "terminals": tx.terminals(mid),
                 "ledger": list(reversed(ops_arrears.ledger(tx, mid))),
@@ -335,12 +356,14 @@ class Views:
 
     async def terminal(self, request: Request) -> Response:
         tid = request.path_params["tid"]
+        lang = visitor(request).lang
 
         def load(tx: Tx) -> dict[str, Any] | None:
             t = tx.terminal(tid)
             if t is None:
                 return None
             return {
+                **self._diagnosis(tx, lang, tid=tid),
                 "term": t,
                 "m": tx.merchant(t.mid),
                 "history": list(reversed(audit_rows(tx, "terminal", [tid], limit=50))),
@@ -481,6 +504,10 @@ class Views:
         """``/help`` (``?reason=KEY`` for one reason's page) -> the help centre in the language."""
         lang = visitor(request).lang
         reason = request.query_params.get("reason", "")
+        query = request.query_params.get("q", "")
+        if query:  # the search box: a help code, a code, a key or the words of a screen
+            found = helpcenter.resolve(query, lang)
+            return RedirectResponse(found or f"/help/{lang}", 303)
         return RedirectResponse(
             helpcenter.help_url(reason, lang) if reason else f"/help/{lang}", 303
         )
@@ -489,7 +516,8 @@ class Views:
         """One page of the help centre, exactly as :mod:`clearpos.helpcenter` renders it."""
         lang = request.path_params["lang"]
         slug = request.path_params.get("slug", "index")
-        page = await asyncio.to_thread(helpcenter.render_page, lang, slug)
+        contact = await self.console.read(_contact)
+        page = await asyncio.to_thread(helpcenter.render_page, lang, slug, contact)
         if page is None:
             return self.pages.message(
                 request, "notfound.title", "notfound.body", 404, what=request.url.path
@@ -503,6 +531,14 @@ class Views:
 
     async def healthz(self, request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
+
+
+def _contact(tx: Tx) -> helpcenter.Contact | None:
+    """The company, hotline and hours the loaded world gave (None: an older store)."""
+    company = tx.meta("acquirer.company")
+    if not company:
+        return None
+    return helpcenter.Contact(company, tx.meta("acquirer.hotline"), tx.meta("acquirer.hours"))
 
 
 def _epoch_iso(epoch: float) -> str:

@@ -7,10 +7,11 @@
 ``--explain`` needs no store: the catalog's words for a reason key, for
 outcomes the terminal decides alone (``operator.wrong_password``...).
 
-With ``--json``: one JSON document per line — one per transaction for
-``--rrn`` and ``--code`` (``{"rrn", "tid", "reason", "cause", "actor",
-"remedy": [...], ...}``), one document for ``--tid`` / ``--mid`` with the
-explained transactions under ``"transactions"``.
+With ``--json``: one JSON document per line — one per transaction
+(``{"rrn", "tid", "reason", "cause", "actor", "remedy": [...], ...}``); for
+``--tid`` / ``--mid`` those lines, then the terminal or merchant document
+(headline ``fix``, ``resolved``, failures, history) whose ``"transactions"``
+counts the lines before it.
 
 Exit status: 0 diagnosed, 1 nothing found (no such RRN, terminal or merchant)
 or the store cannot be opened, 2 bad usage.
@@ -19,6 +20,7 @@ or the store cannot be opened, 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from typing import Any, cast
@@ -49,7 +51,11 @@ def register(p: argparse.ArgumentParser) -> None:
     what.add_argument("--tid", help="a terminal: failures, history, the most likely fix")
     what.add_argument("--mid", help="a merchant: failures, arrears, history, the most likely fix")
     what.add_argument("--code", help="every transaction with this field 39 code or reason key")
-    what.add_argument("--explain", metavar="KEY", help="a reason key from the catalog alone")
+    what.add_argument(
+        "--explain",
+        metavar="KEY",
+        help="a reason key, or the text the screen showed (卡已冻结), from the catalog alone",
+    )
     p.add_argument("--since", default="7d", help="window: 15m, 1h, 7d, 2w or a date (default 7d)")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="language (default zh)")
     p.add_argument(
@@ -83,14 +89,59 @@ def _fail(args: argparse.Namespace, message: str) -> int:
     return 1
 
 
+def _plain(text: str) -> str:
+    """Screen text as compared: no case, spaces or punctuation, digits kept."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def explain_key(text: str) -> str:
+    """The reason key ``--explain`` means: a key, or the words a screen showed.
+
+    >>> explain_key("card.frozen"), explain_key("卡已冻结"), explain_key("card frozen")
+    ('card.frozen', 'card.frozen', 'card.frozen')
+
+    Anything else is bad usage with the nearest keys offered (``card.frozn`` ->
+    did you mean card.frozen?).
+    """
+    from ..errors import UsageError
+
+    cat = catalog()
+    if text in cat:
+        return text
+    wanted = _plain(text)
+    screens: dict[str, set[str]] = {}
+    for r in cat:
+        for lang in ("zh", "en"):
+            screens.setdefault(_plain(r.screen_text(lang)), set()).add(r.key)
+    by_key = {_plain(r.key): r.key for r in cat}
+    hits = screens.get(wanted) or ({by_key[wanted]} if wanted in by_key else set())
+    if not hits and len(wanted) >= 2:  # the first words of a screen that ran on
+        hits = {k for s, keys in screens.items() if s.startswith(wanted) for k in keys}
+    if len(hits) == 1:
+        return next(iter(hits))
+    if hits:
+        raise UsageError(
+            f"--explain: the screen {text!r} is shown for several reasons: "
+            + ", ".join(sorted(hits))
+            + "; give one of them"
+        )
+    near = difflib.get_close_matches(text.strip().lower(), list(cat.keys()), n=3, cutoff=0.75)
+    if not near:  # the nearest screens, for words typed from a terminal
+        near = sorted(
+            {k for s in difflib.get_close_matches(wanted, list(screens), n=3) for k in screens[s]}
+        )
+    hint = f"; did you mean {' or '.join(near)}?" if near else ""
+    raise UsageError(
+        f"--explain: {text!r} is neither a reason key nor a screen text of the catalog{hint}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     lang = cast(Lang, args.lang)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     if args.explain:
-        if args.explain not in catalog():
-            raise UsageError(f"--explain: {args.explain!r} is not a reason key of the catalog")
-        e = explain_reason(args.explain, lang)
+        e = explain_reason(explain_key(args.explain), lang)
         if args.json:
             _emit(e.to_dict())
         else:
@@ -101,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        db = open_database(args.db or DEFAULT_URL)
+        db = open_database(args.db or DEFAULT_URL, create=False)
         with read(db) as tx:
             if args.rrn:
                 found = explain_rrn(tx, args.rrn, lang)

@@ -17,6 +17,7 @@ __all__ = [
     "HistoryEntry",
     "MerchantDiagnosis",
     "MerchantState",
+    "Resolved",
     "TerminalDiagnosis",
     "TerminalState",
 ]
@@ -137,6 +138,28 @@ class Fix:
 
 
 @dataclass(frozen=True, slots=True)
+class Resolved:
+    """What went wrong before and is no longer true: the headline's second line.
+
+    ``line`` reads "It was X, now resolved at T by Y"; ``at`` is UTC ISO, ``time``
+    China time with its zone, ``by`` who or what resolved it (an audited change,
+    or the approved transaction that showed it works again).
+    """
+
+    reason: str
+    screen: str
+    last_failure: str
+    at: str
+    time: str
+    by: str
+    how: str
+    line: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
 class TerminalState:
     tid: str
     mid: str
@@ -191,6 +214,7 @@ class TerminalDiagnosis:
     history: tuple[HistoryEntry, ...]
     transactions: tuple[Explanation, ...]
     lang: str
+    resolved: Resolved | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -203,6 +227,7 @@ class TerminalDiagnosis:
             "blocking": [b.to_dict() for b in self.blocking],
             "failures": [f.to_dict() for f in self.failures],
             "fix": self.fix.to_dict() if self.fix else None,
+            "resolved": self.resolved.to_dict() if self.resolved else None,
             "history": [h.to_dict() for h in self.history],
             "transactions": [t.to_dict() for t in self.transactions],
             "lang": self.lang,
@@ -223,6 +248,7 @@ class MerchantDiagnosis:
     history: tuple[HistoryEntry, ...]
     transactions: tuple[Explanation, ...]
     lang: str
+    resolved: Resolved | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -236,6 +262,7 @@ class MerchantDiagnosis:
             "blocking": [b.to_dict() for b in self.blocking],
             "failures": [f.to_dict() for f in self.failures],
             "fix": self.fix.to_dict() if self.fix else None,
+            "resolved": self.resolved.to_dict() if self.resolved else None,
             "history": [h.to_dict() for h in self.history],
             "transactions": [t.to_dict() for t in self.transactions],
             "lang": self.lang,

@@ -8,9 +8,10 @@ from .model import (
     Fix,
     HistoryEntry,
     MerchantDiagnosis,
+    Resolved,
     TerminalDiagnosis,
 )
-from .sentences import t
+from .sentences import state_word, t
 
 __all__ = ["render_explanation", "render_merchant", "render_terminal"]
 
@@ -53,15 +54,27 @@ def render_explanation(e: Explanation) -> str:
 
 
 def _fix(
-    lang: str, fix: Fix | None, failures: tuple[FailureGroup, ...], blocking: tuple[Fix, ...] = ()
+    lang: str,
+    fix: Fix | None,
+    failures: tuple[FailureGroup, ...],
+    blocking: tuple[Fix, ...] = (),
+    resolved: Resolved | None = None,
+) -> list[str]:
+    """The headline, then (when there is one) what was wrong before and is resolved."""
+    after = [resolved.line] if resolved is not None else []
+    return _headline(lang, fix, failures, blocking) + after
+
+
+def _headline(
+    lang: str, fix: Fix | None, failures: tuple[FailureGroup, ...], blocking: tuple[Fix, ...]
 ) -> list[str]:
     if fix is None:
         if failures:
             return [
                 t(
                     lang,
-                    "最可能要处理的：无。近期失败都需持卡人处理或等待，商户、服务商和终端无需处理。",
-                    "Most likely fix: nothing on the merchant, provider or terminal side; recent failures are for the cardholder or a wait.",
+                    "最可能要处理的：无。没有阻断状态；上一笔成功交易之后没有需要商户、服务商或终端处理的失败。",
+                    "Most likely fix: nothing now. No blocking state, and no failure since the last approved transaction that the merchant, provider or terminal must act on.",
                 )
             ]
         return [
@@ -115,7 +128,7 @@ def _history(lang: str, history: tuple[HistoryEntry, ...]) -> list[str]:
 def _since(window_start: str) -> str:
     from ..clock import show
 
-    return show(window_start)
+    return show(window_start, zone=True)
 
 
 def render_terminal(d: TerminalDiagnosis) -> str:
@@ -131,7 +144,7 @@ def render_terminal(d: TerminalDiagnosis) -> str:
         if d.merchant is not None:
             lines[-1] += f" {d.merchant.name}"
         lines.append(
-            f"  {t(lang, '状态', 'state')}: {s.status} {t(lang, '自', 'since')} {s.since} ({s.by}{': ' + s.why if s.why else ''})"
+            f"  {t(lang, '状态', 'state')}: {state_word(s.status, lang) if lang == 'zh' else s.status} {t(lang, '自', 'since')} {s.since} ({s.by}{': ' + s.why if s.why else ''})"
         )
         if s.replaced_by:
             lines.append(f"  {t(lang, '已更换为', 'replaced by')}: {s.replaced_by}")
@@ -156,7 +169,7 @@ def render_terminal(d: TerminalDiagnosis) -> str:
             )
     lines += [
         "",
-        *_fix(lang, d.fix, d.failures, d.blocking),
+        *_fix(lang, d.fix, d.failures, d.blocking, d.resolved),
         "",
         *_failures(lang, _since(d.window_start), d.failures),
     ]
@@ -174,7 +187,7 @@ def render_merchant(d: MerchantDiagnosis) -> str:
     cause = f"({m.suspension_cause})" if m.suspension_cause else ""
     lines = [
         t(lang, f"商户 {m.mid} {m.name}", f"Merchant {m.mid} {m.name}"),
-        f"  {t(lang, '状态', 'state')}: {m.status}{cause} {t(lang, '自', 'since')} {m.since} ({m.by}{': ' + m.why if m.why else ''})",
+        f"  {t(lang, '状态', 'state')}: {state_word(m.status, lang) if lang == 'zh' else m.status}{cause} {t(lang, '自', 'since')} {m.since} ({m.by}{': ' + m.why if m.why else ''})",
         f"  {t(lang, '欠费', 'owes')}: ¥{m.owed} · {t(lang, '单笔限额', 'single limit')} ¥{m.single_limit}"
         + (
             f" · {t(lang, '受限类型', 'restricted')} {', '.join(m.restricted_types)}"
@@ -210,7 +223,7 @@ def render_merchant(d: MerchantDiagnosis) -> str:
             lines.append(f"    #{r['id']} {r['requested_time']} {r['requested_by']}{decided}")
     lines += [
         "",
-        *_fix(lang, d.fix, d.failures, d.blocking),
+        *_fix(lang, d.fix, d.failures, d.blocking, d.resolved),
         "",
         *_failures(lang, _since(d.window_start), d.failures),
     ]

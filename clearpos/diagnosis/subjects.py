@@ -1,11 +1,14 @@
 """Diagnose a terminal, a merchant, or every transaction with one code.
 
 For a terminal or merchant: its recent failures grouped by reason (count,
-first and last time), its state history (the audit trail), and the single most
-likely thing to fix, ranked: a current blocking state first — merchant closed
-or suspended, terminal replaced or suspended, software below the minimum, no
-working keys — then the most frequent recent decline whose actor is the
-merchant, the provider or the terminal.
+first and last time), its state history (the audit trail), and the headline
+(:func:`headline`): the single most likely thing to fix *now*. A current
+blocking state comes first — merchant closed or suspended, terminal replaced or
+suspended, software below the minimum, no working keys; else the latest decline
+since the last approved transaction whose actor is the merchant, the provider
+or the terminal. A failure that is no longer true (its state lifted, or an
+approval came after it) never heads the diagnosis; the latest one becomes the
+second line, "it was X, now resolved at T by Y".
 """
 
 from __future__ import annotations
@@ -28,10 +31,20 @@ from .model import (
     HistoryEntry,
     MerchantDiagnosis,
     MerchantState,
+    Resolved,
     TerminalDiagnosis,
     TerminalState,
 )
-from .sentences import merchant_state, t, terminal_state
+from .sentences import (
+    KIND,
+    action_word,
+    merchant_state,
+    state_word,
+    t,
+    terminal_state,
+    who,
+    word,
+)
 
 __all__ = [
     "NotFound",
@@ -39,7 +52,9 @@ __all__ = [
     "diagnose_merchant",
     "diagnose_terminal",
     "failures",
+    "headline",
     "merchant_snapshot",
+    "outcome_points",
     "parse_since",
     "terminal_snapshot",
 ]
@@ -214,28 +229,158 @@ def _terminal_blockers(tx: Tx, term: TerminalRec, lang: Lang) -> list[Fix]:
     return []
 
 
-def _decline_fix(groups: Sequence[FailureGroup], lang: Lang, *, mid: str, tid: str) -> Fix | None:
-    for g in groups:
-        if g.fixable:
-            r = catalog()[g.reason]
-            head = t(
-                lang,
-                f"最近 {g.count} 笔失败为「{g.screen}」（{g.reason}，{g.first_time} 至 {g.last_time}）",
-                f"{g.count} recent failure{'s' if g.count > 1 else ''}: '{g.screen}' "
-                f"({g.reason}, {g.first_time} to {g.last_time})",
-            )
-            return Fix(
-                reason=g.reason,
-                source="declines",
-                headline=head,
-                cause=r.cause_text(lang),
-                actor=g.actor,
-                remedy=fill_ids(
-                    r.remedy_steps(lang), mid=mid, tid=tid, rrn=g.rrns[-1] if g.rrns else ""
-                ),
-                count=g.count,
-            )
-    return None
+#: reasons caused by a state of the merchant or terminal: current exactly while that
+#: state is (the blockers say so), whatever the journal shows since
+_STATE_REASONS = (
+    "merchant.closed",
+    "terminal.suspended",
+    "terminal.update_required",
+    "terminal.not_signed_on",
+    "terminal.unknown",
+)
+
+
+def _is_state_reason(key: str) -> bool:
+    return key.startswith("merchant.suspended.") or key in _STATE_REASONS
+
+
+def _is_approval(row: JournalRec) -> bool:
+    return row.reason == "approved" and row.code == "00" and row.kind != "reversal"
+
+
+def outcome_points(rows: Sequence[JournalRec]) -> list[tuple[str, bool]]:
+    """(time, approved) of every row that is an approval or a failure, for a chart
+    of failures over time (sign-ons, parameters and settlements are left out)."""
+    out = []
+    for r in rows:
+        if _is_approval(r) and r.kind not in _MANAGEMENT_KINDS:
+            out.append((r.ts, True))
+        elif _failure_reason(r) is not None:
+            out.append((r.ts, False))
+    return out
+
+
+#: journal kinds that are not a customer's transaction
+_MANAGEMENT_KINDS = ("signon", "signoff", "login", "logout", "parameters", "echo", "settle")
+
+
+def headline(
+    tx: Tx,
+    blocking: Sequence[Fix],
+    rows: Sequence[JournalRec],
+    lang: Lang,
+    *,
+    mid: str,
+    tid: str,
+) -> tuple[Fix | None, Resolved | None]:
+    """The most likely fix now, and what was wrong before and is resolved.
+
+    The one function behind ``clearpos diagnose``, the console's merchant and
+    terminal pages and the ticket evidence. ``blocking`` is the subject's
+    current blocking states (most important first); ``rows`` its journal in
+    the window, oldest first. A count of older failures never decides: a
+    decline heads only when it came after the last approved transaction, and a
+    state's decline only while that state holds.
+    """
+    last_ok = max((r.ts for r in rows if _is_approval(r)), default="")
+    fix = blocking[0] if blocking else None
+    if fix is None:
+        since_ok = [r for r in rows if r.ts > last_ok]
+        now = [g for g in failures(since_ok, lang) if g.fixable and not _is_state_reason(g.reason)]
+        if now:
+            latest = max(now, key=lambda g: g.last)
+            fix = _decline_fix(latest, lang, mid=mid, tid=tid, after_approval=bool(last_ok))
+    blocked = {b.reason for b in blocking}
+
+    def still_true(g: FailureGroup) -> bool:
+        if _is_state_reason(g.reason):
+            return g.reason in blocked
+        return g.last > last_ok
+
+    past = [
+        g
+        for g in failures(rows, lang)
+        if g.fixable and not still_true(g) and (fix is None or g.reason != fix.reason)
+    ]
+    if not past:
+        return fix, None
+    return fix, _resolution(tx, max(past, key=lambda g: g.last), rows, lang, mid=mid, tid=tid)
+
+
+def _decline_fix(g: FailureGroup, lang: Lang, *, mid: str, tid: str, after_approval: bool) -> Fix:
+    r = catalog()[g.reason]
+    n = g.count
+    if after_approval:
+        head = t(
+            lang,
+            f"上一笔成功交易之后 {n} 笔失败为「{g.screen}」（{g.reason}，{g.first_time} 至 {g.last_time}）",
+            f"{n} failure{'s' if n > 1 else ''} since the last approved transaction: "
+            f"'{g.screen}' ({g.reason}, {g.first_time} to {g.last_time})",
+        )
+    else:
+        head = t(
+            lang,
+            f"最近 {n} 笔失败为「{g.screen}」且此后没有成功交易（{g.reason}，{g.first_time} 至 {g.last_time}）",
+            f"{n} recent failure{'s' if n > 1 else ''}: '{g.screen}' and no approval since "
+            f"({g.reason}, {g.first_time} to {g.last_time})",
+        )
+    return Fix(
+        reason=g.reason,
+        source="declines",
+        headline=head,
+        cause=r.cause_text(lang),
+        actor=g.actor,
+        remedy=fill_ids(r.remedy_steps(lang), mid=mid, tid=tid, rrn=g.rrns[-1] if g.rrns else ""),
+        count=g.count,
+    )
+
+
+def _resolution(
+    tx: Tx, g: FailureGroup, rows: Sequence[JournalRec], lang: Lang, *, mid: str, tid: str
+) -> Resolved:
+    """When and by whom (or by what) the failures of ``g`` stopped being true."""
+    entity, ids = ("terminal", [tid]) if g.reason.startswith("terminal.") else ("merchant", [mid])
+    changes = [
+        a
+        for a in audit_rows(tx, entity, [i for i in ids if i], since=g.last)
+        if a.ts > g.last and a.from_state != a.to_state
+    ]
+    approvals = [r for r in rows if _is_approval(r) and r.ts > g.last]
+    if changes and (_is_state_reason(g.reason) or not approvals):
+        c = changes[-1]
+        at, by = c.ts, who(tx, c.actor, lang)
+        how = t(
+            lang,
+            f"{action_word(c.action, lang)}：{state_word(c.from_state, lang)} → {state_word(c.to_state, lang)}",
+            f"{c.action}: {c.from_state} → {c.to_state}",
+        )
+    elif approvals:
+        a = approvals[0]
+        at, by = a.ts, t(lang, f"终端 {a.tid}", f"terminal {a.tid}")
+        how = t(
+            lang,
+            f"一笔{word(KIND, a.kind, lang)}成功（RRN {a.rrn}）",
+            f"an approved {a.kind} (RRN {a.rrn})",
+        )
+    else:
+        at, by = g.last, t(lang, "状态已变更", "a change of state")
+        how = t(lang, "该状态已不存在", "the state no longer holds")
+    line = t(
+        lang,
+        f"此前：「{g.screen}」（{g.reason}，最后一次 {g.last_time}），已于 {show(at, zone=True)} 由{by}解决：{how}",
+        f"It was '{g.screen}' ({g.reason}, last at {g.last_time}); now resolved at "
+        f"{show(at, zone=True)} by {by}: {how}",
+    )
+    return Resolved(
+        reason=g.reason,
+        screen=g.screen,
+        last_failure=g.last,
+        at=at,
+        time=show(at),
+        by=by,
+        how=how,
+        line=line,
+    )
 
 
 def _explained(
@@ -278,7 +423,7 @@ def diagnose_terminal(
         blocking += _merchant_blockers(tx, m, lang)
     blocking += _terminal_blockers(tx, term, lang)
     groups = failures(rows, lang)
-    fix = blocking[0] if blocking else _decline_fix(groups, lang, mid=term.mid, tid=tid)
+    fix, resolved = headline(tx, blocking, rows, lang, mid=term.mid, tid=tid)
     ids = [tid]
     state = terminal_snapshot(tx, term)
     if state.replaces:
@@ -294,6 +439,7 @@ def diagnose_terminal(
         history=tuple(_history(tx, "terminal", ids)),
         transactions=_explained(tx, rows, lang, limit),
         lang=lang,
+        resolved=resolved,
     )
 
 
@@ -312,7 +458,7 @@ def diagnose_merchant(
         if term.status != "replaced":
             blocking += _terminal_blockers(tx, term, lang)
     groups = failures(rows, lang)
-    fix = blocking[0] if blocking else _decline_fix(groups, lang, mid=mid, tid="")
+    fix, resolved = headline(tx, blocking, rows, lang, mid=mid, tid="")
     return MerchantDiagnosis(
         mid=mid,
         window_start=start,
@@ -326,6 +472,7 @@ def diagnose_merchant(
         history=tuple(_history(tx, "merchant", [mid])),
         transactions=_explained(tx, rows, lang, limit),
         lang=lang,
+        resolved=resolved,
     )
 
 

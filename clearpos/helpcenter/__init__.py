@@ -10,7 +10,8 @@ For the console and everything that links to help:
 
 - :func:`render_index` / :func:`render_page` -- HTML with console links;
 - :func:`help_url` -- the stable path of a reason key or code's page;
-- :func:`short_code` -- what a merchant types to find it (``H62``, ``card.frozen``);
+- :func:`short_code` -- what a merchant reads off the screen and types to find it
+  (``H62`` for a code, ``H62A`` for a reason);
 - :func:`resolve` -- the page for what a merchant typed.
 
 URL scheme (``slug`` is the same in both languages)::
@@ -25,9 +26,9 @@ URL scheme (``slug`` is the same in both languages)::
 >>> help_url("62", "en"), help_url("code.A0"), help_url("Z9")
 ('/help/en/c/62', '/help/zh/c/A0', '/help/zh')
 >>> short_code("62"), short_code("card.frozen")
-('H62', 'card.frozen')
->>> resolve("h62"), resolve("请重新签到"), resolve("MAC校验错，请重新签到", "en")
-('/help/zh/c/62', '/help/zh/s/sign-on-again', '/help/en/r/mac.invalid')
+('H62', 'H62A')
+>>> resolve("h62"), resolve("H62A"), resolve("请重新签到"), resolve("MAC校验错，请重新签到", "en")
+('/help/zh/c/62', '/help/zh/r/card.frozen', '/help/zh/s/sign-on-again', '/help/en/r/mac.invalid')
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ from .build import BuildReport
 from .build import build as _build
 from .build import stale as _stale
 from .guide import Guide, GuideError, load_guide
-from .pages import HelpSite
+from .pages import Contact, HelpSite
 from .pages import short_code as _short_code
 from .render import HELP_PREFIX, ServedLinks, to_html
 
 __all__ = [
     "HELP_PREFIX",
     "BuildReport",
+    "Contact",
     "Guide",
     "GuideError",
     "HelpSite",
@@ -64,16 +66,34 @@ __all__ = [
 
 
 @cache
-def site() -> HelpSite:
-    """The help pages of the packaged catalog and guide (built once)."""
-    return HelpSite(catalog(), _guide.guide())
+def packaged_contact() -> Contact:
+    """The company, hotline and hours of the packaged demo world (``clearpos demo``'s)."""
+    from importlib import resources
+
+    with resources.as_file(resources.files("clearpos.data").joinpath("world.toml")) as path:
+        return contact_of(path)
+
+
+def contact_of(world_file: Path) -> Contact:
+    """The ``[acquirer]`` company, hotline and hours of a world file (WorldError if bad)."""
+    from ..world import load_world
+
+    a = load_world(world_file).acquirer
+    return Contact(a.company_name, a.hotline, a.hours)
+
+
+@cache
+def site(contact: Contact | None = None) -> HelpSite:
+    """The help pages of the packaged catalog and guide for ``contact`` (default: the
+    packaged world's), built once per contact."""
+    return HelpSite(catalog(), _guide.guide(), contact or packaged_contact())
 
 
 def _lang(lang: str) -> Lang | None:
     return "zh" if lang == "zh" else "en" if lang == "en" else None
 
 
-def render_page(lang: str, slug: str) -> str | None:
+def render_page(lang: str, slug: str, contact: Contact | None = None) -> str | None:
     """The HTML of page ``slug`` in ``lang`` with console links, or None if there is none.
 
     ``slug`` is ``""`` or ``index``, ``r/<reason key>``, ``c/<code>`` (any case) or
@@ -81,16 +101,16 @@ def render_page(lang: str, slug: str) -> str | None:
     show it: pages hold no merchant data.
     """
     code = _lang(lang)
-    page = site().page(code, slug) if code is not None else None
+    page = site(contact).page(code, slug) if code is not None else None
     return to_html(page, ServedLinks()) if page is not None else None
 
 
-def render_index(lang: str) -> str:
+def render_index(lang: str, contact: Contact | None = None) -> str:
     """The HTML of the index in ``lang`` (``zh`` or ``en``) with console links.
 
     ValueError for another language.
     """
-    html = render_page(lang, "index")
+    html = render_page(lang, "index", contact)
     if html is None:
         raise ValueError(f"no help pages in {lang!r}: use one of {', '.join(LANGS)}")
     return html
@@ -108,6 +128,9 @@ def help_url(key_or_code: str, lang: str = "zh") -> str:
     cat = catalog()
     if text in cat:
         return f"{HELP_PREFIX}/{code}/r/{text}"
+    named = cat.for_help_code(text)
+    if named is not None and text.upper() not in ("H" + c for c in cat.codes):
+        return f"{HELP_PREFIX}/{code}/r/{named}"
     candidates = [text]
     if text.startswith("code."):
         candidates.append(text[5:])
@@ -165,11 +188,11 @@ def resolve(query: str, lang: str = "zh") -> str | None:
     return None
 
 
-def build(out: Path) -> BuildReport:
+def build(out: Path, contact: Contact | None = None) -> BuildReport:
     """Write the help pages of the packaged catalog and guide under ``out``."""
-    return _build(out, site())
+    return _build(out, site(contact))
 
 
-def stale(out: Path) -> list[str]:
+def stale(out: Path, contact: Contact | None = None) -> list[str]:
     """How ``out`` differs from a fresh build (empty when it is current)."""
-    return _stale(out, site())
+    return _stale(out, site(contact))

@@ -24,11 +24,16 @@ EXTENSIONS = ("md", "html")
 
 def render_files(site: HelpSite) -> dict[str, bytes]:
     """Every generated file: path under the output directory -> its bytes (UTF-8, LF)."""
+    from .search import SEARCH_JS, index_js
+
     md, html = FileLinks("md"), FileLinks("html")
     files: dict[str, bytes] = {}
-    for page in site.pages():
+    pages = list(site.pages())
+    for page in pages:
         files[file_path(page.lang, page.slug, "md")] = to_markdown(page, md).encode("utf-8")
         files[file_path(page.lang, page.slug, "html")] = to_html(page, html).encode("utf-8")
+    files["search-index.js"] = index_js(pages).encode("utf-8")  # the offline search
+    files["search.js"] = SEARCH_JS.encode("utf-8")
     return dict(sorted(files.items()))
 
 

@@ -37,17 +37,25 @@ def register(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write nothing; exit 1 listing every missing, different or stale file",
     )
+    b.add_argument(
+        "--world",
+        type=Path,
+        help="take the company, hotline and hours the pages give merchants from this world "
+        "file's [acquirer] (default: the packaged demo world)",
+    )
     b.add_argument("--json", action="store_true", help="one JSON document on stdout")
     b.set_defaults(run=_build)
 
 
 def _build(args: argparse.Namespace) -> int:
-    from . import build, stale
+    from ..world import WorldError
+    from . import build, contact_of, stale
 
     out: Path = args.out
     try:
+        contact = contact_of(args.world) if args.world else None
         if args.check:
-            problems = stale(out)
+            problems = stale(out, contact)
             if args.json:
                 print(json.dumps({"out": str(out), "current": not problems, "stale": problems}))
             elif problems:
@@ -60,8 +68,8 @@ def _build(args: argparse.Namespace) -> int:
             else:
                 print(f"{out}: help pages are current")
             return 1 if problems else 0
-        report = build(out)
-    except (GuideError, CatalogError) as exc:
+        report = build(out, contact)
+    except (GuideError, CatalogError, WorldError) as exc:
         print(f"clearpos docs: {exc}", file=sys.stderr)
         return 1
     if args.json:

@@ -95,6 +95,8 @@ class Page:
     description: str
     blocks: tuple[Block, ...]
     help_code: str = ""
+    #: the site's name as the merchant knows it (``{company} 帮助中心``); '' for the default
+    site: str = ""
 
 
 _KEY = re.compile(r"(?<![\w.])[a-z]+(?:\.[a-z_]+)+(?![\w])")

@@ -15,20 +15,48 @@ always give the same pages, byte for byte.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..reasons import LANGS, Catalog, Lang, Reason
+from ..terminal.screens import doctor_label
 from .doc import Block, Code, Heading, Inline, Items, Link, Page, Para, Run, Strong, prose
 from .guide import GROUPS, Entry, Guide, Situation
+from .words import for_merchant
 
-__all__ = ["HelpSite", "page_title", "short_code"]
+__all__ = ["Contact", "HelpSite", "page_title", "short_code"]
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Who the merchant calls: the world's ``[acquirer]`` company, hotline and hours."""
+
+    company: str = ""
+    hotline: str = ""
+    hours: str = ""
+
+    def site_name(self, lang: Lang) -> str:
+        base = "帮助中心" if lang == "zh" else "Help Center"
+        if not self.company:
+            return "POS机帮助中心" if lang == "zh" else "POS Help Center"
+        return f"{self.company} {base}"
+
+    def sentence(self, lang: Lang) -> str:
+        """``联系 Demo Acquiring：客服热线 95516（每天 8:00–22:00）``."""
+        who = self.company or ("服务商" if lang == "zh" else "the provider")
+        if not self.hotline:
+            return f"请联系{who}。" if lang == "zh" else f"Contact {who}."
+        hours = (f"（{self.hours}）" if lang == "zh" else f" ({self.hours})") if self.hours else ""
+        if lang == "zh":
+            return f"联系{who}：客服热线 {self.hotline}{hours}。"
+        return f"Contact {who}: service hotline {self.hotline}{hours}."
+
 
 # Fixed words of the pages, per language.
 _W: Mapping[Lang, Mapping[str, str]] = {
     "zh": {
         "index_title": "POS机屏幕提示帮助中心",
         "index_intro": "在下面找到POS机屏幕上显示的那句话，点开就能看到它是什么意思、真正的原因、谁来处理、按什么顺序处理、不要做什么，以及什么时候提交工单。",
-        "index_codes_hint": "屏幕只显示数字应答码时，见本页最后的“按应答码查找”。每个页面都有一个帮助码（例如 H62 或 card.frozen），联系服务商时报上它。",
+        "index_codes_hint": "屏幕只显示数字应答码时，见本页最后的“按应答码查找”。终端屏幕和每个页面都显示一个帮助码（例如 H51 或 H62A），在上面的搜索框输入它即可找到对应页面；联系服务商时也请报上它。",
         "by_code": "按应答码查找",
         "shows": "POS机显示 {}",
         "shows_code": "POS机显示 应答码{} {}",
@@ -54,6 +82,8 @@ _W: Mapping[Lang, Mapping[str, str]] = {
         "ticket": "什么时候提交工单",
         "ticket_code": "提交工单或联系服务商时，请报上帮助码 {}。",
         "related": "相关页面",
+        "contact": "联系服务商",
+        "owed_where": "欠费金额显示在终端屏幕的提示里；缴清后由服务商审批复机。",
         "code_page": "应答码{}的所有可能原因",
         "home": "帮助中心首页",
         "code_cases": "可能是哪种情况",
@@ -85,7 +115,7 @@ _W: Mapping[Lang, Mapping[str, str]] = {
     "en": {
         "index_title": "Help for POS screen messages",
         "index_intro": "Find the words your POS screen shows below. Each page says what they mean, the real cause, who must act, the steps in order, what not to do, and when to open a ticket.",
-        "index_codes_hint": "If the screen shows only a number, see “Find by response code” at the end. Every page has a help code (such as H62 or card.frozen): give it when you contact the provider.",
+        "index_codes_hint": "If the screen shows only a number, see “Find by response code” at the end. The terminal's screen and every page show a help code (such as H51 or H62A): type it into the search box above to find its page, and give it when you contact the provider.",
         "by_code": "Find by response code",
         "shows": "POS shows “{}”",
         "shows_code": "POS shows code {} “{}”",
@@ -111,6 +141,8 @@ _W: Mapping[Lang, Mapping[str, str]] = {
         "ticket": "When to open a ticket",
         "ticket_code": "When you open a ticket or call the provider, give the help code {}.",
         "related": "Related pages",
+        "contact": "Contact the provider",
+        "owed_where": "The amount owed is on the terminal's screen; once it is paid, the provider approves the resumption. ",
         "code_page": "Every reason for code {}",
         "home": "Help center home",
         "code_cases": "Which case it can be",
@@ -147,14 +179,15 @@ def _w(lang: Lang, name: str) -> str:
 
 
 def short_code(key_or_code: str, cat: Catalog) -> str:
-    """The code a merchant types to find a page: the reason key itself, or ``H`` + the code.
+    """The code a merchant reads off the screen and types to find a page: the reason's
+    help code, or ``H`` + a field 39 code.
 
-    ``"card.frozen"`` -> ``"card.frozen"``; ``"62"`` or ``"code.62"`` -> ``"H62"``.
+    ``"card.frozen"`` -> ``"H62A"``; ``"62"`` or ``"code.62"`` -> ``"H62"``.
     ValueError when the catalog has neither.
     """
     text = key_or_code.strip()
     if text in cat:
-        return text
+        return cat.help_code(text)
     code = text[5:] if text.startswith("code.") else text
     if code.upper() in cat.codes:
         return "H" + code.upper()
@@ -177,9 +210,10 @@ class _Topic:
 class HelpSite:
     """Every help page of one catalog and guide, in both languages."""
 
-    def __init__(self, cat: Catalog, guide: Guide) -> None:
+    def __init__(self, cat: Catalog, guide: Guide, contact: Contact | None = None) -> None:
         self.catalog = cat
         self.guide = guide
+        self.contact = contact or Contact()
         self.topics = {r.key: _Topic(r, guide.reasons[r.key]) for r in cat}
         self.situations = {s.slug: s for s in guide.situations.values()}
         self._keys = frozenset(cat.keys())
@@ -214,13 +248,58 @@ class HelpSite:
         if canonical is None or lang not in LANGS:
             return None
         if canonical == "index":
-            return self._index(lang)
+            return self._for_merchant(self._index(lang))
         kind, _, name = canonical.partition("/")
         if kind == "r":
-            return self._reason(lang, self.topics[name])
+            return self._for_merchant(self._reason(lang, self.topics[name]))
         if kind == "c":
-            return self._code(lang, name)
-        return self._situation(lang, self.situations[name])
+            return self._for_merchant(self._code(lang, name))
+        return self._for_merchant(self._situation(lang, self.situations[name]))
+
+    # -- in the merchant's words -----------------------------------------------
+
+    def _for_merchant(self, page: Page) -> Page:
+        """The page with commands said in words (:mod:`.words`) and who to call at the end."""
+        lang = page.lang
+
+        def run(parts: Run) -> Run:
+            out: list[Inline] = []
+            buffer = ""
+            for part in parts:
+                if isinstance(part, str):
+                    buffer += part
+                elif isinstance(part, Code) and part.text.startswith("clearpos"):
+                    buffer += part.text
+                else:
+                    if buffer:
+                        out.append(for_merchant(buffer, lang))
+                        buffer = ""
+                    if isinstance(part, Strong):
+                        part = Strong(for_merchant(part.text, lang))
+                    elif isinstance(part, Link):
+                        part = Link(for_merchant(part.text, lang), part.slug, part.lang)
+                    out.append(part)
+            if buffer:
+                out.append(for_merchant(buffer, lang))
+            return tuple(out)
+
+        blocks: list[Block] = []
+        for b in page.blocks:
+            if isinstance(b, Heading | Para):
+                blocks.append(replace(b, run=run(b.run)))
+            else:
+                blocks.append(replace(b, items=tuple(run(i) for i in b.items)))
+        contact = [self.contact.sentence(lang)]
+        if page.slug.startswith("r/") and "owed" in self.topics[page.slug[2:]].reason.params:
+            contact.insert(0, _w(lang, "owed_where"))
+        blocks += [Heading(2, (_w(lang, "contact"),), anchor="contact"), Para(tuple(contact))]
+        return replace(
+            page,
+            title=for_merchant(page.title, lang),
+            description=for_merchant(page.description, lang),
+            blocks=tuple(blocks),
+            site=self.contact.site_name(lang),
+        )
 
     def pages(self) -> Iterator[Page]:
         """Every page in both languages, in a fixed order."""
@@ -319,7 +398,7 @@ class HelpSite:
         title = page_title(reason, lang)
         w = _W[lang]
 
-        meta: list[Inline] = [f"{w['help_code']}{w['sep']}", Code(key)]
+        meta: list[Inline] = [f"{w['help_code']}{w['sep']}", Code(self.catalog.help_code(key))]
         if reason.code:
             meta += ["　" if lang == "zh" else " · ", f"{w['code']}{w['sep']}"]
             meta.append(Link(reason.code, f"c/{reason.code}", lang))
@@ -354,7 +433,7 @@ class HelpSite:
         for cause in entry.causes:
             run: list[Inline] = [Strong(cause.text.get(lang)), " ", w["tell"]]
             if cause.doctor:
-                run += self._prose(w["doctor"].format(cause.doctor))
+                run += self._prose(w["doctor"].format(doctor_label(cause.doctor, lang)))
             run += self._prose(cause.tell.get(lang))
             causes.append(tuple(run))
         blocks.append(Items(tuple(causes)))
@@ -375,7 +454,7 @@ class HelpSite:
         blocks.append(Items(tuple(self._prose(d.get(lang)) for d in entry.dont)))
         blocks.append(Heading(2, (w["ticket"],)))
         blocks.append(Para(self._prose(entry.ticket.get(lang))))
-        blocks.append(Para((*self._prose(w["ticket_code"].format(key)),)))
+        blocks.append(Para((*self._prose(w["ticket_code"].format(self.catalog.help_code(key))),)))
 
         related: list[Run] = []
         code = reason.code or reason.reversal_code
@@ -387,7 +466,10 @@ class HelpSite:
         related.append((Link(w["home"], "index", lang),))
         blocks.append(Heading(2, (w["related"],)))
         blocks.append(Items(tuple(related)))
-        return Page(lang, f"r/{key}", title, entry.meaning.get(lang), tuple(blocks), key)
+        return Page(
+            lang, f"r/{key}", title, entry.meaning.get(lang), tuple(blocks),
+            self.catalog.help_code(key),
+        )  # fmt: skip
 
     # -- a field 39 code -------------------------------------------------------
 

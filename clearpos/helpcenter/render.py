@@ -32,6 +32,11 @@ class Links(Protocol):
 
     def href(self, source: Page, lang: Lang, slug: str) -> str: ...
 
+    def search(self, source: Page) -> tuple[str, str | None]:
+        """The search form's action, and the path to the site root for the offline search
+        scripts (None when the pages are served and searched by the console)."""
+        ...
+
 
 class ServedLinks:
     """Console paths: ``/help/<lang>`` for the index, ``/help/<lang>/<slug>`` otherwise."""
@@ -41,6 +46,9 @@ class ServedLinks:
 
     def href(self, source: Page, lang: Lang, slug: str) -> str:
         return f"{self.prefix}/{lang}" if slug == "index" else f"{self.prefix}/{lang}/{slug}"
+
+    def search(self, source: Page) -> tuple[str, str | None]:
+        return self.prefix, None
 
 
 def file_path(lang: Lang, slug: str, ext: str) -> str:
@@ -58,14 +66,53 @@ class FileLinks:
         here = posixpath.dirname(file_path(source.lang, source.slug, self.ext))
         return posixpath.relpath(file_path(lang, slug, self.ext), here)
 
+    def search(self, source: Page) -> tuple[str, str | None]:
+        here = posixpath.dirname(file_path(source.lang, source.slug, self.ext))
+        root = posixpath.relpath(".", here)
+        return "#", root + "/"
 
-_SITE = {"zh": "clearpos 帮助中心", "en": "clearpos Help Center"}
+
+_SITE = {"zh": "POS机帮助中心", "en": "POS Help Center"}
 _OTHER = {"zh": "English", "en": "中文"}
 _FOOTER = {
-    "zh": "本页由 clearpos docs build 根据原因目录生成，请勿手工修改。",
-    "en": "Generated from the reason catalog by clearpos docs build; do not edit by hand.",
+    "zh": "本页根据原因目录自动生成，请勿手工修改。",
+    "en": "Generated from the reason catalog; do not edit by hand.",
 }
 _HTML_LANG = {"zh": "zh-CN", "en": "en"}
+
+
+def _site(page: Page) -> str:
+    """The site's name on this page: the company's help center, or the default."""
+    return page.site or _SITE[page.lang]
+
+
+_SEARCH = {
+    "zh": ("搜索屏幕提示、帮助码或应答码", "搜索"),
+    "en": ("Search a screen message, help code or response code", "Search"),
+}
+
+
+def _search_form(page: Page, links: Links) -> str:
+    action, _ = links.search(page)
+    hint, button = _SEARCH[page.lang]
+    return (
+        f'<form role="search" class="search" action="{escape(action, quote=True)}" method="get">'
+        f'<input type="search" name="q" id="help-search" aria-label="{escape(hint, quote=True)}" '
+        f'placeholder="{escape(hint, quote=True)}" autocomplete="off">'
+        f'<button type="submit">{button}</button></form>'
+        '<ul id="search-results" hidden></ul>'
+    )
+
+
+def _search_scripts(page: Page, links: Links) -> list[str]:
+    _, root = links.search(page)
+    if root is None:
+        return []
+    r = escape(root, quote=True)
+    return [
+        f'<script src="{r}search-index.js"></script>',
+        f'<script src="{r}search.js" data-root="{r}" data-lang="{page.lang}"></script>',
+    ]
 
 
 def _other(lang: Lang) -> Lang:
@@ -103,7 +150,7 @@ def to_markdown(page: Page, links: Links | None = None) -> str:
     lang = page.lang
     home = links.href(page, lang, "index")
     other = links.href(page, _other(lang), page.slug)
-    lines = [f"[{_md_text(_SITE[lang])}]({home}) · [{_OTHER[lang]}]({other})", ""]
+    lines = [f"[{_md_text(_site(page))}]({home}) · [{_OTHER[lang]}]({other})", ""]
     for block in page.blocks:
         if isinstance(block, Heading):
             lines += ["#" * block.level + " " + _md_run(block.run, page, links), ""]
@@ -123,6 +170,8 @@ def to_markdown(page: Page, links: Links | None = None) -> str:
 # ---------------------------------------------------------------------------
 
 _STYLE = (
+    ".search{display:flex;gap:.4rem;margin:.5rem 0}.search input{flex:1;padding:.4rem}"
+    "#search-results{margin:.2rem 0 1rem}"
     "body{margin:0;color:#1b1b1b;background:#fff;line-height:1.65;"
     'font-family:system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif}'
     "header,main,footer{max-width:44rem;margin:0 auto;padding:0 1rem}"
@@ -164,7 +213,7 @@ def to_html(page: Page, links: Links | None = None) -> str:
     other = _other(lang)
     home = escape(links.href(page, lang, "index"), quote=True)
     other_href = escape(links.href(page, other, page.slug), quote=True)
-    title = page.title if page.slug == "index" else f"{page.title} · {_SITE[lang]}"
+    title = page.title if page.slug == "index" else f"{page.title} · {_site(page)}"
     out = [
         "<!DOCTYPE html>",
         f'<html lang="{_HTML_LANG[lang]}">',
@@ -178,10 +227,11 @@ def to_html(page: Page, links: Links | None = None) -> str:
         "</head>",
         "<body>",
         "<header>",
-        f'<nav aria-label="{escape(_SITE[lang], quote=True)}">'
-        f'<a href="{home}">{escape(_SITE[lang], quote=False)}</a> '
+        f'<nav aria-label="{escape(_site(page), quote=True)}">'
+        f'<a href="{home}">{escape(_site(page), quote=False)}</a> '
         f'<a href="{other_href}" hreflang="{other}" lang="{_HTML_LANG[other]}">{_OTHER[lang]}</a>'
         "</nav>",
+        _search_form(page, links),
         "</header>",
         "<main>",
         "<article>",
@@ -213,6 +263,7 @@ def to_html(page: Page, links: Links | None = None) -> str:
         "<footer>",
         f"<p>{_html_run(prose(_FOOTER[lang]), page, links)}</p>",
         "</footer>",
+        *_search_scripts(page, links),
         "</body>",
         "</html>",
         "",

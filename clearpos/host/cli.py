@@ -12,16 +12,18 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from ..clock import Clock
+from ..clock import Clock, log_to_stderr
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
 from ..keys.tokens import PanTokenizer
 from ..reasons import catalog
-from ..store import DEFAULT_URL, Database, StoreError, open_database
+from ..store import DEFAULT_URL, Database, StoreError, open_database, sqlite_path
+from ..store.lock import StoreLock, lock_store
 from ..store.pg import DEFAULT_WRITERS
 from ..wire.codec import extend
 from ..wire.dialect import DialectError, declaration, load_dialect_file, private_fields
@@ -59,7 +61,12 @@ def register(p: argparse.ArgumentParser) -> None:
         default=("127.0.0.1", 5800),
         help="HOST:PORT (default 127.0.0.1:5800; port 0 = any)",
     )
-    p.add_argument("--reset", action="store_true", help="wipe the store before loading --world")
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="wipe the store before loading --world (asks first; off a terminal needs --yes)",
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask before --reset wipes a store")
     p.add_argument(
         "--dialect",
         type=Path,
@@ -129,11 +136,7 @@ def build_engine(kek: KeyEncryptionKey) -> tuple[Engine, SecurityModule, PanToke
 
 def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
     """Load the store, then serve until SIGTERM/SIGINT, with ``sidecars`` beside the host."""
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    log_to_stderr(args.log_level)
     if args.quiet_transactions:
         logging.getLogger("clearpos.host.txn").setLevel(logging.WARNING)
     if args.supervised_by is not None:
@@ -151,7 +154,36 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
             file=sys.stderr,
         )
         return 1
+    held = _Held()
     try:
+        return _start(args, held, sidecars)
+    finally:
+        held.release()
+
+
+class _Held:
+    """What a running host holds until it exits: the store's lock and the bound port."""
+
+    def __init__(self) -> None:
+        self.lock: StoreLock | None = None
+        self.sock: socket.socket | None = None
+
+    def release(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _start(args: argparse.Namespace, held: _Held, sidecars: Sequence[Sidecar]) -> int:
+    try:
+        # Nothing is touched before the store is ours and the port is bound: a second host
+        # pointed at a served store, or at a taken port, leaves the store as it found it.
+        path = sqlite_path(args.db)
+        if path is not None:
+            held.lock = lock_store(path)
+        if args.workers == 1:
+            held.sock = _bind(*args.listen, reuse_port=args.reuse_port)
         kek = KeyEncryptionKey.load()
         if args.supervised_by is None:  # every machine must show the same (docs/scaling.md)
             log.info("KEK fingerprint %s", kek.fingerprint())
@@ -162,7 +194,8 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
         if args.world is not None:
             world = load_world(args.world)
             with db.reader() as tx:
-                same = not tx.is_empty() and tx.meta("world.source") == world.source
+                empty = tx.is_empty()
+                same = not empty and tx.meta("world.source") == world.source
             if same and not args.reset:
                 log.info(
                     "store %s already loaded from %s; keeping it (use --reset to start over)",
@@ -170,6 +203,8 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
                     world.source,
                 )
             else:
+                if args.reset and not empty and not _confirm_reset(args, db.url):
+                    return _refuse_reset(args, db.url)
                 counts = seed(db, world, hsm, tokens, reset=args.reset)
                 log.info("loaded %s into %s: %s", world.source, db.url, counts)
         else:
@@ -189,9 +224,82 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
     except DialectError as exc:
         print(f"clearpos host: dialect refused:\n{exc}", file=sys.stderr)
         return 1
+    except _PortTaken as exc:
+        print(f"clearpos host: {exc}; the store was not touched", file=sys.stderr)
+        return 1
     except (SeedRefused, StoreError, KekError, OSError) as exc:
         print(f"clearpos host: {exc}", file=sys.stderr)
         return 1
+    return _run_host(args, db, engine, held.sock, sidecars)
+
+
+class _PortTaken(OSError):
+    """The listen address cannot be bound."""
+
+
+def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """The listening socket, bound before the store is opened."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise _PortTaken(f"cannot listen on {host}:{port}: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise _PortTaken(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+#: the listen backlog asyncio.start_server uses by default
+_BACKLOG = 100
+
+
+def _confirm_reset(args: argparse.Namespace, url: str) -> bool:
+    """--yes, or a "yes" typed on the terminal; never a guess off a terminal."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    print(
+        f"--reset wipes every merchant, terminal, card, transaction and ticket in {url}.",
+        file=sys.stderr,
+    )
+    print("Type yes to wipe it: ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _refuse_reset(args: argparse.Namespace, url: str) -> int:
+    if args.yes or sys.stdin.isatty():
+        print(f"clearpos host: not confirmed; {url} was left as it was", file=sys.stderr)
+        return 1
+    print(
+        f"clearpos host: --reset would wipe {url}, which holds data, and there is no terminal "
+        "to ask on: add --yes to wipe it; nothing was changed",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _run_host(
+    args: argparse.Namespace,
+    db: Database,
+    engine: Engine,
+    listening: socket.socket | None,
+    sidecars: Sequence[Sidecar],
+) -> int:
     if args.workers > 1:
         from .supervisor import supervise
 
@@ -209,7 +317,7 @@ def run(args: argparse.Namespace, sidecars: Sequence[Sidecar] = ()) -> int:
 
         uvloop.install()
     try:
-        asyncio.run(_serve(args, db, engine, limits, sidecars))
+        asyncio.run(_serve(args, db, engine, limits, sidecars, listening))
     except OSError as exc:
         print(
             f"clearpos host: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}",
@@ -247,11 +355,19 @@ async def _serve(
     engine: Engine,
     limits: Limits,
     sidecars: Sequence[Sidecar],
+    listening: socket.socket | None,
 ) -> None:
+    # the stop signals are ours before anyone is told we listen: a SIGTERM sent on
+    # "listening on" stops the host cleanly instead of killing it mid-start
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     writer = db.writer()
     await writer.start()
     server = HostServer(engine, writer, limits)
-    host, port = await server.start(*args.listen, reuse_port=args.reuse_port)
+    host, port = await server.start(*args.listen, reuse_port=args.reuse_port, sock=listening)
     print(f"clearpos host listening on {host}:{port} store {db.url}", flush=True)
     extra: list[_Closable] = []
     if args.metrics:
@@ -262,11 +378,6 @@ async def _serve(
         service = await start(db)
         if service is not None:
             extra.append(service)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(server.serve_forever())
     await stop.wait()
     serving.cancel()

@@ -69,6 +69,9 @@ def seed(
         tx.set_meta("acquirer.single_des", "1" if world.acquirer.single_des else "0")
         # an acquirer's private fields: every host process reads them at start-up
         tx.set_meta("dialect.fields", json.dumps([declaration(f) for f in world.private_fields]))
+        tx.set_meta("acquirer.company", world.acquirer.company_name)
+        tx.set_meta("acquirer.hotline", world.acquirer.hotline)
+        tx.set_meta("acquirer.hours", world.acquirer.hours)
         tx.set_meta("world.source", world.source)
         tx.set_meta("world.loaded_at", now)
         v = world.risk.card_velocity

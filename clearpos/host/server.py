@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -91,12 +92,24 @@ class HostServer:
     def per_source(self, source: str) -> int:
         return len(self._by_source.get(source, ()))
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._serve, host, port, reuse_port=reuse_port or None, limit=self.limits.max_frame * 4
-        )
-        sock = self._server.sockets[0].getsockname()
-        return str(sock[0]), int(sock[1])
+    async def start(
+        self, host: str, port: int, *, reuse_port: bool = False, sock: socket.socket | None = None
+    ) -> tuple[str, int]:
+        """Listen on ``host:port``, or on ``sock`` when the caller bound it already."""
+        if sock is not None:
+            self._server = await asyncio.start_server(
+                self._serve, sock=sock, limit=self.limits.max_frame * 4
+            )
+        else:
+            self._server = await asyncio.start_server(
+                self._serve,
+                host,
+                port,
+                reuse_port=reuse_port or None,
+                limit=self.limits.max_frame * 4,
+            )
+        name = self._server.sockets[0].getsockname()
+        return str(name[0]), int(name[1])
 
     async def serve_forever(self) -> None:
         assert self._server is not None

@@ -37,6 +37,7 @@ __all__ = [
     "create_key_file",
     "default_kek_path",
     "missing_kek_help",
+    "new_kek_file",
 ]
 
 ENV_KEK = "CLEARPOS_KEK"
@@ -134,6 +135,11 @@ def _read_key_file(path: Path) -> bytes:
             f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
         )
     return _parse_hex_key(text, f"KEK file {path} is malformed")
+
+
+def new_kek_file(path: Path | None = None) -> KeyEncryptionKey:
+    """:func:`create_key_file` at ``path``, by default :func:`default_kek_path`."""
+    return create_key_file(path or default_kek_path())
 
 
 class KeyEncryptionKey:

@@ -311,6 +311,8 @@ class LabConfig:
     db: str | None = None
     workers: int = 1  # host processes (--workers; PostgreSQL only)
     progress: Callable[[str], None] | None = None
+    #: called with (transactions done, transactions wanted) after every operation
+    tick: Callable[[int, int], None] | None = None
 
 
 # ---------------------------------------------------------------------------- the host process
@@ -363,7 +365,7 @@ class HostRunner:
             # a supervisor and its workers (kill() below takes the whole process group)
             cmd += ["--workers", str(self.workers)]
         if world is not None:
-            cmd += ["--world", str(world), "--reset"]
+            cmd += ["--world", str(world), "--reset", "--yes"]
         for attempt in range(6):
             with open(log, "ab") as fh:
                 # its own process group: a kill takes the supervisor and every worker down
@@ -1030,6 +1032,8 @@ class Campaign:
             if step % 50 == 0:
                 self._note_keys(self.terminal(tid))
             step += 1
+            if cfg.tick is not None:
+                cfg.tick(self.report.transactions, cfg.transactions)
             if time.monotonic() - last > 30:
                 last = time.monotonic()
                 self._say(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .faultproxy import Action
 
@@ -145,9 +147,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import json
-
-    from .campaign import DEFAULT_RATES, LabConfig, run_campaign
+    from .campaign import DEFAULT_RATES
 
     rates = {} if args.no_faults else dict(DEFAULT_RATES)
     rates.update(dict(args.rate))
@@ -160,6 +160,25 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from ..progress import shown, work
+
+    bar = shown(quiet=args.json or args.quiet)
+    say = None if args.quiet or bar else lambda text: print(text, file=sys.stderr, flush=True)
+    with work("lab run", quiet=not bar) as w:
+        w.step("transactions", args.transactions)
+        return _campaign(args, rates, say, w.at if bar else None)
+
+
+def _campaign(
+    args: argparse.Namespace,
+    rates: dict[Any, float],
+    say: Callable[[str], None] | None,
+    tick: Callable[[int, int | None], None] | None,
+) -> int:
+    import json
+
+    from .campaign import LabConfig, run_campaign
+
     cfg = LabConfig(
         out=args.out.absolute(),
         seed=args.seed,
@@ -178,7 +197,8 @@ def _run(args: argparse.Namespace) -> int:
         leak_scan=not args.no_leak_scan,
         db=args.db,
         workers=args.workers,
-        progress=None if args.quiet else lambda text: print(text, file=sys.stderr, flush=True),
+        progress=say,
+        tick=tick,
     )
 
     def stop(signum: int, frame: object) -> None:

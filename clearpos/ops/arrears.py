@@ -409,7 +409,7 @@ def approve(tx: Tx, rid: int, *, by: str, why: str = "", now: datetime | None = 
             "made: record the payment, or reject the request with the reason"
         )
     at = now_iso(now)
-    why_text = why.strip() or f"resumption request #{rid} approved: nothing owed"
+    why_text = why.strip() or f"resumption request #{rid}: nothing owed"
     _mark(tx, req, "approved", at=at, by=by, why=why_text)
     record(
         tx,

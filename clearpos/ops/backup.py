@@ -20,12 +20,13 @@ import csv
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..audit import audit_tx
 from ..clock import show
 from ..money import fen_yuan
 from ..private import private_open
+from ..progress import Work
 from ..store import Tx, files, rrn_of
 from ..store.queries import ops as q
 from ..store.schema import LATEST
@@ -88,8 +89,9 @@ class BackupCheck:
         }
 
 
-def check_backup(path: Path) -> BackupCheck:
+def check_backup(path: Path, progress: Work | None = None) -> BackupCheck:
     """Integrity, schema version and the audit invariants of a backup file."""
+    w = progress or Work()
     if not path.is_file():
         raise Refused(f"no backup file {path}")
     with path.open("rb") as fh:
@@ -101,6 +103,7 @@ def check_backup(path: Path) -> BackupCheck:
     integrity = "not checked"
     with files.read_only(path) as tx:
         try:
+            w.step("integrity check")
             integrity = files.integrity(tx)
             if integrity != "ok":
                 problems.append(f"integrity_check: {integrity}")
@@ -114,7 +117,9 @@ def check_backup(path: Path) -> BackupCheck:
                     "upgrade clearpos first"
                 )
             if version and not problems:
+                w.step("counting rows")
                 counts = files.row_counts(tx, _TABLES)
+                w.step("audit")
                 for d in audit_tx(tx):
                     problems.append(f"audit {d.check}: {d.detail}")
         except sqlite3.DatabaseError as exc:
@@ -124,8 +129,11 @@ def check_backup(path: Path) -> BackupCheck:
     )
 
 
-def backup_sqlite(url: str, target: Path, *, force: bool = False) -> BackupCheck:
+def backup_sqlite(
+    url: str, target: Path, *, force: bool = False, progress: Work | None = None
+) -> BackupCheck:
     """A consistent copy of a (running) SQLite store at ``target``, checked after writing."""
+    w = progress or Work()
     source = sqlite_path(url)
     if not source.is_file():
         raise Refused(f"no SQLite store at {source}")
@@ -136,33 +144,51 @@ def backup_sqlite(url: str, target: Path, *, force: bool = False) -> BackupCheck
     if target.resolve() == source.resolve():
         raise Refused("the backup cannot be the store itself")
     target.parent.mkdir(parents=True, exist_ok=True)
+    w.step("copying pages")
     files.copy(str(source), target, self_contained=True)
-    return check_backup(target)
+    return check_backup(target, w)
 
 
-def restore_sqlite(source: Path, url: str, *, force: bool = False) -> BackupCheck:
+def restore_sqlite(
+    source: Path, url: str, *, force: bool = False, progress: Work | None = None
+) -> BackupCheck:
     """Check ``source`` and copy it into the store at ``url``.
 
-    Refused when the check finds a problem, or when the target holds data and
-    ``force`` is not given. Stop the host using the target first.
+    Refused when the check finds a problem, when a host holds the target store's
+    lock, or when the target holds data and ``force`` is not given.
     """
-    check = check_backup(source)
+    w = progress or Work()
+    check = check_backup(source, w)
     if not check.ok:
         raise Refused(
             f"backup {source} failed its check, nothing restored: " + "; ".join(check.problems)
         )
     target = sqlite_path(url)
+    from ..store.lock import StoreInUse, lock_store
+
+    try:
+        lock = lock_store(target)  # a host serving the target would go on with a wiped store
+    except StoreInUse as exc:
+        raise Refused(f"nothing restored: {exc}") from None
+    try:
+        _restore_locked(source, target, force=force, progress=w)
+    finally:
+        lock.release()
+    return check
+
+
+def _restore_locked(source: Path, target: Path, *, force: bool, progress: Work) -> None:
     if files.has_rows(target, ("merchants", "cards", "journal", "audit")) and not force:
         raise Refused(
             f"store {target} already holds merchants, cards, transactions or audit rows: "
             "restore into a new file, or give --force to overwrite it (stop its host first)"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
+    progress.step("copying pages")
     files.copy(f"file:{source}?mode=ro", target, self_contained=False)
     from ..store import open_database
 
     open_database(f"sqlite:///{target}")  # brings an older backup up to the current schema
-    return check
 
 
 EXPORT_HEADER = (
@@ -189,7 +215,13 @@ EXPORT_HEADER = (
 
 
 def export_journal(
-    tx: Tx, target: Path, *, since: str, until: str | None = None, force: bool = False
+    tx: Tx,
+    target: Path,
+    *,
+    since: str,
+    until: str | None = None,
+    force: bool = False,
+    progress: Work | None = None,
 ) -> int:
     """Journal rows from ``since`` (UTC ISO) as CSV at ``target``; returns the row count.
 
@@ -197,34 +229,45 @@ def export_journal(
     """
     if target.exists() and not force:
         raise Refused(f"{target} already exists: choose another file or give --force")
-    n = 0
     target.parent.mkdir(parents=True, exist_ok=True)
     with private_open(target, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(EXPORT_HEADER)
-        for r in q.journal_between(tx, since, until):
-            w.writerow(
-                (
-                    r.rrn,
-                    show(r.ts, seconds=True),
-                    r.business_date,
-                    r.tid,
-                    r.mid,
-                    r.batch,
-                    r.stan,
-                    r.mti,
-                    r.kind,
-                    fen_yuan(r.amount_fen) if r.amount_fen is not None else "",
-                    r.pan_masked,
-                    (r.organisation or "").strip(),
-                    r.code,
-                    r.reason,
-                    r.status,
-                    r.auth_code,
-                    r.entry_mode,
-                    rrn_of(r.original_id) if r.original_id is not None else "",
-                    r.settlement_id if r.settlement_id is not None else "",
-                )
+        return write_journal_csv(tx, fh, since=since, until=until, progress=progress)
+
+
+def write_journal_csv(
+    tx: Tx, fh: IO[str], *, since: str, until: str | None = None, progress: Work | None = None
+) -> int:
+    """Journal rows from ``since`` as CSV on ``fh`` (a file, or standard output for ``-``)."""
+    n = 0
+    shown = progress or Work()
+    shown.step("journal rows")
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(EXPORT_HEADER)
+    for r in q.journal_between(tx, since, until):
+        w.writerow(
+            (
+                r.rrn,
+                show(r.ts, seconds=True),
+                r.business_date,
+                r.tid,
+                r.mid,
+                r.batch,
+                r.stan,
+                r.mti,
+                r.kind,
+                fen_yuan(r.amount_fen) if r.amount_fen is not None else "",
+                r.pan_masked,
+                (r.organisation or "").strip(),
+                r.code,
+                r.reason,
+                r.status,
+                r.auth_code,
+                r.entry_mode,
+                rrn_of(r.original_id) if r.original_id is not None else "",
+                r.settlement_id if r.settlement_id is not None else "",
             )
-            n += 1
+        )
+        n += 1
+        if n % 1000 == 0:
+            shown.advance(1000)
     return n

@@ -28,6 +28,7 @@ from ..errors import UsageError
 from ..keys import KekError, KeyEncryptionKey, SecurityModule
 from ..money import fen_yuan, parse_yuan
 from ..private import private_open
+from ..progress import work
 from ..secretin import SecretError, SecretOption, add_secret, read_fd
 from ..store import DEFAULT_URL, Database, StoreError, Tx, open_database
 from ..store.queries import read
@@ -40,6 +41,7 @@ from .backup import (
     export_journal,
     is_postgres,
     restore_sqlite,
+    write_journal_csv,
 )
 from .common import Change, Refused, record
 
@@ -126,11 +128,12 @@ def _change_text(c: Change) -> str:
         f"{c.from_state} → {c.to_state}" if c.from_state != c.to_state else (c.to_state or "done")
     )
     why = f" — {c.why}" if c.why else ""
-    return f"{c.entity} {c.entity_id}: {c.action}: {move} by {c.by} at {show(c.at)}{why}"
+    return f"{c.entity} {c.entity_id}: {c.action}: {move} by {c.by} at {show(c.at, zone=True)}{why}"
 
 
 def _db(args: argparse.Namespace) -> Database:
-    return open_database(args.db)
+    """The store ``--db`` names; one that does not exist is refused, not created."""
+    return open_database(args.db, create=False)
 
 
 def _tokenizer() -> Any:
@@ -1249,35 +1252,6 @@ def _login_parser(sub: Any) -> None:
 # --------------------------------------------------------------------------- keys
 
 
-def _kek(sub: Any) -> None:
-    g = _group(sub, "kek", "the key-encryption key that seals every stored key")
-
-    def new(a: argparse.Namespace) -> int:
-        from ..keys.kek import create_key_file, default_kek_path
-
-        path = Path(a.out) if a.out else default_kek_path()
-        try:
-            kek = create_key_file(path)
-        except KekError as exc:
-            return _error(a, str(exc))
-        env = (
-            "" if path == default_kek_path() else f"; start the host with CLEARPOS_KEK_FILE={path}"
-        )
-        _emit(
-            a,
-            {"ok": True, "path": str(path), "fingerprint": kek.fingerprint()},
-            f"KEK {kek.fingerprint()} written to {path} (mode 0600){env}. Keep a copy "
-            "offline: every stored key is sealed under it, and without it they are lost.",
-        )
-        return 0
-
-    p = _leaf(g, "new", "make a new random KEK file (never overwrites one)", new)
-    p.add_argument(
-        "--out",
-        help="where to write it (default $CLEARPOS_KEK_FILE, else ~/.clearpos/kek)",
-    )
-
-
 # --------------------------------------------------------------------------- records
 
 
@@ -1298,7 +1272,7 @@ def _report(a: argparse.Namespace) -> int:
         out = out + "\n" if out else ""
     else:
         out = text
-    if a.to:
+    if a.to and a.to != "-":
         with private_open(Path(a.to), "w", encoding="utf-8") as fh:
             fh.write(out)
         print(
@@ -1313,7 +1287,8 @@ def _backup(a: argparse.Namespace) -> int:
     if is_postgres(a.db):
         return _error(a, PG_GUIDANCE)
     try:
-        check = backup_sqlite(a.db, Path(a.to), force=a.force)
+        with work(f"backing up {a.db}", quiet=a.json) as w:
+            check = backup_sqlite(a.db, Path(a.to), force=a.force, progress=w)
     except Refused as exc:
         return _refused(a, exc)
     doc = {"ok": check.ok, "to": a.to, **check.to_dict()}
@@ -1330,9 +1305,13 @@ def _restore(a: argparse.Namespace) -> int:
     if is_postgres(a.db):
         return _error(a, PG_GUIDANCE)
     try:
-        check = (
-            check_backup if a.check_only else lambda p: restore_sqlite(p, a.db, force=a.force)
-        )(Path(a.source))
+        with work(f"checking {a.source}", quiet=a.json) as w:
+            source = Path(a.source)
+            check = (
+                check_backup(source, w)
+                if a.check_only
+                else restore_sqlite(source, a.db, force=a.force, progress=w)
+            )
     except Refused as exc:
         return _refused(a, exc)
     if a.check_only:
@@ -1356,17 +1335,93 @@ def _export(a: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
-    def body(tx: Tx) -> tuple[dict[str, Any], str]:
-        n = export_journal(tx, Path(a.to), since=since, until=until, force=a.force)
-        return {
-            "ok": True,
-            "to": a.to,
-            "rows": n,
-            "since": since,
-            "until": until,
-        }, f"{n} journal rows written to {a.to} (card numbers masked)"
+    to_stdout = a.to == "-"
 
-    return _run(a, body, write=False)
+    def body(tx: Tx) -> tuple[dict[str, Any], str]:
+        with work("exporting", quiet=a.json) as w:
+            if to_stdout:
+                n = write_journal_csv(tx, sys.stdout, since=since, until=until, progress=w)
+            else:
+                n = export_journal(
+                    tx, Path(a.to), since=since, until=until, force=a.force, progress=w
+                )
+        return (
+            {
+                "ok": True,
+                "to": a.to,
+                "rows": n,
+                "since": since,
+                "until": until,
+            },
+            f"{n} journal rows written to {'standard output' if to_stdout else a.to} (card numbers masked)",
+        )
+
+    if not to_stdout:
+        return _run(a, body, write=False)
+    # the CSV is standard output; the summary (text or JSON) goes to standard error
+    try:
+        with read(_db(a)) as tx:
+            doc, text = body(tx)
+    except Refused as exc:
+        return _refused(a, exc)
+    except StoreError as exc:
+        return _error(a, str(exc))
+    sys.stdout.flush()
+    print(json.dumps(doc, ensure_ascii=False, sort_keys=True) if a.json else text, file=sys.stderr)
+    return 0
+
+
+def _init(a: argparse.Namespace) -> int:
+    """Create an empty store with the current schema; an existing one is left alone."""
+    from ..store import sqlite_path
+
+    try:
+        path = sqlite_path(a.db)
+        if path is not None and path.exists():
+            return _error(a, f"store {path.absolute()} already exists; nothing was changed")
+        db = open_database(a.db, create=True)
+        with read(db) as tx:
+            if not tx.is_empty():
+                return _error(a, f"store {db.url} already holds data; nothing was changed")
+    except StoreError as exc:
+        return _error(a, str(exc))
+    _emit(
+        a,
+        {"ok": True, "created": db.url},
+        f"created an empty store {db.url}; load a world with "
+        f"`clearpos host --world FILE --db {db.url}`, then add the first console user with "
+        f"`clearpos admin --db {db.url} user add --username NAME --role admin --by NAME`",
+    )
+    return 0
+
+
+def _kek_new(a: argparse.Namespace) -> int:
+    """A fresh KEK file, made once; the one every clearpos command then reads."""
+    from ..keys.kek import default_kek_path, new_kek_file
+
+    path = Path(a.out).expanduser() if a.out else default_kek_path()
+    try:
+        kek = new_kek_file(path)
+    except KekError as exc:
+        return _error(a, str(exc))
+    hint = (
+        ""
+        if path.absolute() == default_kek_path().absolute()
+        else f"; point clearpos at it with: export CLEARPOS_KEK_FILE={path.absolute()}"
+    )
+    _emit(
+        a,
+        {"ok": True, "file": str(path.absolute()), "fingerprint": kek.fingerprint()},
+        f"KEK written to {path.absolute()} (mode 0600, fingerprint {kek.fingerprint()}){hint}. "
+        "Keep a copy somewhere safe: without it no stored key can be opened.",
+    )
+    return 0
+
+
+def _kek(sub: Any) -> None:
+    g = _group(sub, "kek", "the key-encryption key that seals every stored key")
+    p = _leaf(g, "new", "make the KEK file once (never replaces one)", _kek_new)
+    p.add_argument("--out", help="KEK FILE (default $CLEARPOS_KEK_FILE or ~/.clearpos/kek)")
 
 
 def _lifecycles(a: argparse.Namespace) -> int:
@@ -1398,7 +1453,7 @@ def _records(sub: Any) -> None:
     p.add_argument("--date", required=True, type=_day, help="business date YYYY-MM-DD (China time)")
     p.add_argument("--mid")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
-    p.add_argument("--to", help="write to FILE instead of standard output")
+    p.add_argument("--to", help="write to FILE instead of standard output (- is standard output)")
 
     p = _leaf(
         sub,
@@ -1417,9 +1472,10 @@ def _records(sub: Any) -> None:
     p = _leaf(sub, "export", "journal as CSV, card numbers masked", _export)
     p.add_argument("--since", required=True, help="15m, 1d, 7d or a date like 2026-11-20")
     p.add_argument("--until", help="same forms; default now")
-    p.add_argument("--to", required=True, help="CSV FILE")
+    p.add_argument("--to", required=True, help="CSV FILE, or - for standard output")
     p.add_argument("--force", action="store_true", help="overwrite FILE")
 
+    _leaf(sub, "init", "create an empty store (the only admin command that creates one)", _init)
     _leaf(sub, "lifecycles", "the state machines: allowed transitions of each entity", _lifecycles)
 
 
@@ -1448,5 +1504,5 @@ def register(p: argparse.ArgumentParser) -> None:
     _tickets(sub)
     _users(sub)
     _login_parser(sub)
-    _kek(sub)
     _records(sub)
+    _kek(sub)

@@ -301,7 +301,7 @@ class Catalog:
     Build one with ``load_catalog`` (which validates) or use ``catalog()``.
     """
 
-    __slots__ = ("_codes", "_params", "_path", "_reasons")
+    __slots__ = ("_codes", "_help", "_params", "_path", "_reasons")
 
     def __init__(
         self,
@@ -314,6 +314,7 @@ class Catalog:
         self._codes: Mapping[str, Text] = MappingProxyType(dict(codes))
         self._params: Mapping[str, Param] = MappingProxyType(dict(params or {}))
         self._path = path
+        self._help: dict[str, str] | None = None
 
     @property
     def path(self) -> str:
@@ -357,6 +358,35 @@ class Catalog:
     def keys(self) -> tuple[str, ...]:
         """All reason keys, in file order."""
         return tuple(self._reasons)
+
+    def help_codes(self) -> Mapping[str, str]:
+        """Reason key -> its short help code, what a merchant reads off the screen and types
+        to find the help page: ``H`` + field 39 when that code has one reason (``H51``);
+        ``H`` + code + a letter in file order when several share it (``H03A``, ``H03B``);
+        ``HL`` + a number in file order for outcomes the terminal decides alone, which
+        carry no field 39 (``HL01``)."""
+        if self._help is None:
+            out: dict[str, str] = {}
+            local = 0
+            for reason in self._reasons.values():
+                if reason.code:
+                    same = self.keys_for_code(reason.code)
+                    letter = "" if len(same) == 1 else chr(ord("A") + same.index(reason))
+                    out[reason.key] = f"H{reason.code}{letter}"
+                else:
+                    local += 1
+                    out[reason.key] = f"HL{local:02d}"
+            self._help = out
+        return MappingProxyType(self._help)
+
+    def help_code(self, key: str) -> str:
+        """The short help code of reason ``key`` (KeyError for an unknown key)."""
+        return self.help_codes()[key]
+
+    def for_help_code(self, text: str) -> str | None:
+        """The reason key a short help code names (``h03a`` -> ``merchant.suspended...``)."""
+        wanted = text.strip().upper()
+        return next((k for k, c in self.help_codes().items() if c == wanted), None)
 
     def keys_for_code(self, code: str) -> list[Reason]:
         """The reasons whose field 39 is ``code``, in file order (reversal codes not included)."""

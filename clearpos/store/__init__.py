@@ -54,14 +54,33 @@ class Writer(Protocol):
 GroupCommitWriter = Writer
 
 
-def open_database(url: str = DEFAULT_URL) -> Database:
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL; None for any other URL."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :]
+    if not path:
+        raise StoreError("sqlite URL needs a path: sqlite:///clearpos.db")
+    return Path(path)
+
+
+def open_database(url: str = DEFAULT_URL, *, create: bool = True) -> Database:
     """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or
-    ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?writers=N]``."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-        if not path:
-            raise StoreError("sqlite URL needs a path: sqlite:///clearpos.db")
-        return SqliteDatabase(Path(path))
+    ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?writers=N]``.
+
+    With ``create=False`` (every command that reads or changes an existing
+    store) a SQLite file that does not exist is refused, naming where it was
+    looked for, instead of being created empty; only ``clearpos host``,
+    ``demo`` and ``admin init`` create stores.
+    """
+    path = sqlite_path(url)
+    if path is not None:
+        if not create and str(path) != ":memory:" and not path.is_file():
+            raise StoreError(
+                f"no store at {path.absolute()} (from --db {url}): check the path, or create "
+                "one with `clearpos admin init --db URL` or `clearpos host --world FILE --db URL`"
+            )
+        return SqliteDatabase(path)
     if url.startswith(("postgresql://", "postgres://")):
         return PgDatabase(url)
     raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
@@ -96,4 +115,5 @@ __all__ = [
     "journal_id_of",
     "open_database",
     "rrn_of",
+    "sqlite_path",
 ]

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from clearpos.versions import normalise_version
 
 from .client import HostLink, parse_address
 from .doctor import DoctorReport
-from .machine import CardInput, Terminal, TerminalError, parse_operators
+from .machine import CardInput, Terminal, TerminalError, TerminalKekError, parse_operators
 from .screens import Outcome
 from .store import StateLockedError
 
@@ -392,6 +393,10 @@ def _runner(
                 _usage("give --tid (the state directory defaults to ./pos-state/TID) or --state")
             state = Path("pos-state") / args.tid
         state = state.absolute()
+        if args.tid is not None and not (len(args.tid) == 8 and args.tid.isascii()):
+            _usage(f"terminal id (--tid) must be 8 characters, got {args.tid!r}")
+        if args.mid is not None and not (len(args.mid) == 15 and args.mid.isascii()):
+            _usage(f"merchant id (--mid) must be 15 characters, got {args.mid!r}")
         address = args.host
         if address is None:
             remembered = state / "host"
@@ -404,6 +409,7 @@ def _runner(
         if args.timeout <= 0:
             _usage("--timeout must be more than 0 seconds")
         link = HostLink(host, port, timeout=args.timeout)
+        new_state = not state.exists()
         try:
             terminal = Terminal(
                 state,
@@ -418,7 +424,12 @@ def _runner(
                 tz=args.tz,
                 dialect=args.dialect,
             )
+        except TerminalKekError as exc:
+            _forget(state, new_state)
+            print(f"clearpos pos: {exc}", file=sys.stderr)
+            return 1
         except TerminalError as exc:
+            _forget(state, new_state)
             _usage(str(exc))
             raise AssertionError from exc  # unreachable: _usage raises
         except StateLockedError as exc:
@@ -469,6 +480,13 @@ def _read_secrets(args: argparse.Namespace) -> None:
             args.pin = None if pin is None else _digits("PIN", 4, 12)(pin)
     except (SecretError, argparse.ArgumentTypeError) as exc:
         _usage(str(exc))
+
+
+def _forget(state: Path, made_now: bool) -> None:
+    """Remove a state directory this very run created before the terminal was refused,
+    so a mistyped TID or a missing TMK leaves nothing behind."""
+    if made_now and state.is_dir():
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _remember_host(state: Path, address: str) -> None:

@@ -10,6 +10,7 @@ says exactly what to do.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from clearpos.wire import NetCode, NetworkRequest, NetworkResponse
 
 from . import store as st
 from .client import LinkError, Unreachable
-from .screens import fen_text, reason_of, remedy_of
+from .screens import doctor_label, fen_text, reason_of, remedy_of
 
 if TYPE_CHECKING:
     from .machine import Terminal
@@ -54,15 +55,25 @@ class DoctorReport:
             "command": "doctor",
             "ok": self.ok,
             "checks": [
-                {"name": c.name, "ok": c.ok, "detail": c.detail, "remedy": list(c.remedy)}
+                {
+                    "name": c.name,
+                    "label_zh": doctor_label(c.name, "zh"),
+                    "ok": c.ok,
+                    "detail": c.detail,
+                    "remedy": list(c.remedy),
+                }
                 for c in self.checks
             ],
         }
 
     def render(self, lang: Lang) -> str:
         out = []
+        mark = ("正常", "异常") if lang == "zh" else ("OK  ", "FAIL")
+        width = 10 if lang == "zh" else 18
         for c in self.checks:
-            out.append(f"{'OK  ' if c.ok else 'FAIL'} {c.name:<18} {c.detail}")
+            label = doctor_label(c.name, lang)
+            pad = " " * max(1, width - _width(label))
+            out.append(f"{mark[0] if c.ok else mark[1]} {label}{pad}{c.detail}")
             out.extend(f"       -> {step}" for step in c.remedy)
         summary = (
             ("全部正常" if self.ok else "有问题，请按提示处理")
@@ -71,6 +82,11 @@ class DoctorReport:
         )
         out.append(summary)
         return "\n".join(out)
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def run_doctor(term: Terminal) -> DoctorReport:

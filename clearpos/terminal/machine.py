@@ -81,7 +81,7 @@ from clearpos.wire.terminfo import TerminalInfo
 from . import store as st
 from .client import Link, LinkError, NoAnswer, Unreachable
 from .receipts import Receipt, SettlementSlip, save_text
-from .screens import Outcome, fen_text, note, reason_of, remedy_of, screen_of
+from .screens import Outcome, fen_text, finish, note, reason_of, remedy_of, screen_of
 
 if TYPE_CHECKING:
     from .doctor import DoctorReport
@@ -117,6 +117,10 @@ _PBKDF2_ROUNDS = 60_000
 
 class TerminalError(Exception):
     """A configuration problem (wrong state directory, missing TMK...): bad usage."""
+
+
+class TerminalKekError(TerminalError):
+    """The state's keys cannot be opened (KEK unusable or not theirs): refused, not bad usage."""
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -286,7 +290,7 @@ class Terminal:
         try:
             self.kek = kek or KeyEncryptionKey.load(state_dir / "kek")
         except KekError as exc:
-            raise TerminalError(str(exc)) from None
+            raise TerminalKekError(str(exc)) from None
         self.sealer = RequestSealer(self.kek, tid)
         sealed = s.get("keys")
         keys: TerminalKeys | None = None
@@ -294,7 +298,7 @@ class Terminal:
             try:
                 keys = TerminalKeys.from_sealed(self.kek, sealed, tid)
             except SealedKeyError as exc:
-                raise TerminalError(
+                raise TerminalKekError(
                     f"the keys in {state_dir} do not open with this KEK ({exc}); "
                     "use the KEK they were sealed with"
                 ) from None
@@ -399,7 +403,7 @@ class Terminal:
                 out = body()
             except _Abort as stop:
                 out = stop.outcome
-            return self._after(out)
+            return finish(self._after(out), self.lang)  # the words of the outcome's kind
         finally:
             self.link.close()  # one connection per command
 

@@ -122,6 +122,7 @@ def start_host(directory: Path, world: Path = WORLD, *extra: str) -> HostProcess
         "--listen",
         f"127.0.0.1:{port}",
         "--reset",
+        "--yes",
         *extra,
     ]
     with open(log, "wb") as out:
