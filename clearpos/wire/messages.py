@@ -133,6 +133,18 @@ class NetCode:
     SIGN_ON_SCHEMES = frozenset({SIGN_ON_SINGLE, SIGN_ON, SIGN_ON_TDK})
 
 
+#: 60.3 of the 0800 downloads (a :class:`ParameterDownload`)
+DOWNLOADS = frozenset(
+    {
+        NetCode.PARAMETERS,
+        NetCode.PARAMETERS_MORE,
+        NetCode.CAPK_DOWNLOAD,
+        NetCode.CAPK_END,
+        NetCode.AID_DOWNLOAD,
+        NetCode.AID_END,
+    }
+)
+
 ORG_NONE = "   "
 ORGANISATIONS = frozenset({"CUP", "VIS", "MCC", "JCB", "AMX", ORG_NONE})
 
@@ -635,6 +647,8 @@ class FinancialResponse(_Response):
     balance: Balance | None = None
     currency: str = "156"
     netcode: str = NetCode.NONE
+    #: field 55 of the answer to a chip request: 91 (issuer authentication) and scripts
+    chip: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -703,12 +717,18 @@ class NetworkResponse(_Response):
     batch: str
     netcode: str
     mti: str = "0830"
+    #: field 62: the CA-key / chip-parameter list of a 372 / 382 answer
+    data: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParameterDownload(_Base):
+    """0800 downloads: parameters (360, end 361), one CA public key (370, end 371),
+    one AID's chip parameters (380, end 381); ``data`` is 62 (the key or AID asked for)."""
+
     batch: str
     netcode: str = NetCode.PARAMETERS
+    data: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -716,6 +736,8 @@ class ParameterDownloadResponse(_Response):
     batch: str
     records: tuple[ParamRecord, ...] = ()
     netcode: str = NetCode.PARAMETERS
+    #: field 62 of a 370 / 380 answer: a status character and the key's or AID's TLV
+    raw: bytes | None = None
 
     def param(self, tag: str) -> str | None:
         return next((r.value for r in self.records if r.tag == tag), None)
@@ -991,6 +1013,7 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
         _put(f, 38, msg.auth_code)
         if msg.balance is not None:
             f[54] = msg.balance.encode()
+        _put(f, 55, msg.chip)
         f[60] = F60(msg.kind.type_code, msg.batch, msg.netcode).encode()
         return msg.kind.response_mti, f
     if isinstance(msg, Reversal):
@@ -1033,6 +1056,7 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
         f = {}
         _response_common(f, msg)
         f[60] = F60("00", msg.batch, msg.netcode).encode()
+        _put(f, 62, msg.data)
         return msg.mti, f
     if isinstance(msg, ParameterDownload):
         f = {
@@ -1042,6 +1066,7 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
             60: F60("00", msg.batch, msg.netcode).encode(),
         }
         _put(f, 59, msg.info)
+        _put(f, 62, msg.data)
         return "0800", f
     if isinstance(msg, ParameterDownloadResponse):
         f = {}
@@ -1049,6 +1074,7 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
         f[60] = F60("00", msg.batch, msg.netcode).encode()
         if msg.records:
             f[62] = encode_params(msg.records)
+        _put(f, 62, msg.raw)
         return "0810", f
     if isinstance(msg, Settlement):
         return "0500", {
@@ -1120,6 +1146,11 @@ def _req(f: Mapping[int, Value], n: int) -> str:
 def _opt(f: Mapping[int, Value], n: int) -> str | None:
     v = f.get(n)
     return v if isinstance(v, str) else None
+
+
+def _bytes(f: Mapping[int, Value], n: int) -> bytes | None:
+    v = f.get(n)
+    return v if isinstance(v, bytes) else None
 
 
 def _amount(f: Mapping[int, Value]) -> int | None:
@@ -1291,6 +1322,7 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
             balance=Balance.decode(b54) if b54 is not None else None,
             currency=_opt(f, 49) or "156",
             netcode=f60.netcode,
+            chip=_bytes(f, 55),
             **_resp_kw(f),  # type: ignore[arg-type]
         )
     if mti == "0400":
@@ -1316,8 +1348,10 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
         "info": _opt(f, 59),
     }
     if mti == "0800":
-        if f60.netcode in (NetCode.PARAMETERS, NetCode.PARAMETERS_MORE):
-            return ParameterDownload(batch=f60.batch, netcode=f60.netcode, **common)
+        if f60.netcode in DOWNLOADS:
+            return ParameterDownload(
+                batch=f60.batch, netcode=f60.netcode, data=_bytes(f, 62), **common
+            )
         raw62 = f.get(62)
         return SignOn(
             batch=f60.batch,
@@ -1334,6 +1368,13 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
                 batch=f60.batch,
                 netcode=f60.netcode,
                 records=decode_params(raw62) if raw62 else (),
+                **_resp_kw(f),  # type: ignore[arg-type]
+            )
+        if f60.netcode in DOWNLOADS:
+            return ParameterDownloadResponse(
+                batch=f60.batch,
+                netcode=f60.netcode,
+                raw=raw62,
                 **_resp_kw(f),  # type: ignore[arg-type]
             )
         return SignOnResponse(batch=f60.batch, keys=raw62, netcode=f60.netcode, **_resp_kw(f))  # type: ignore[arg-type]
@@ -1360,7 +1401,13 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
             **_resp_kw(f),  # type: ignore[arg-type]
         )
     if mti in ("0830", "0330"):
-        return NetworkResponse(batch=f60.batch, netcode=f60.netcode, mti=mti, **_resp_kw(f))  # type: ignore[arg-type]
+        return NetworkResponse(
+            batch=f60.batch,
+            netcode=f60.netcode,
+            mti=mti,
+            data=_bytes(f, 62),
+            **_resp_kw(f),  # type: ignore[arg-type]
+        )
     if mti == "0500":
         return Settlement(
             batch=f60.batch,
