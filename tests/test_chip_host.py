@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from host_fixture import HostProc, Store, start_host
+from host_fixture import EXAMPLE_WORLD, HostProc, Store, start_host
 from hostclient import Client
 
 from clearpos.audit import run_audit
 from clearpos.issuer.card import ChipCard, FirstAc, TerminalData, personalised, reversal_field55
 from clearpos.issuer.emv import EmvIssuer, IssuerKeys
-from clearpos.keys.tokens import PanTokenizer
 from clearpos.keys import KeyEncryptionKey
+from clearpos.keys.tokens import PanTokenizer
 from clearpos.wire import (
     Card,
     FinancialResponse,
@@ -54,7 +54,13 @@ LOST = "6225880000001157"
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory, store: Store) -> Iterator[HostProc]:
-    h = start_host(tmp_path_factory.mktemp("chip"), store=store)
+    # the example world without its velocity rule (5 purchases a minute): these tests
+    # use the same few chip cards many times a minute
+    world = EXAMPLE_WORLD.read_text("utf-8").replace(
+        "card_velocity = { count = 5, window_s = 60, lock_s = 1800 }", ""
+    )
+    h = start_host(tmp_path_factory.mktemp("chip"), store=store, world_text=world)
+    _BACKEND[0] = store.backend
     yield h
     h.stop()
     assert run_audit(h.url) == []
@@ -62,10 +68,21 @@ def host(tmp_path_factory: pytest.TempPathFactory, store: Store) -> Iterator[Hos
         assert pan not in h.log_text()
 
 
+_CARDS: dict[tuple[str, str], ChipCard] = {}
+
+
 def chip_card(pan: str, psn: str | None = None, cvn: str | None = None) -> ChipCard:
+    """One simulated card per PAN and backend module: its ATC goes on across tests,
+    as a real card's does (the issuer remembers the last one it saw)."""
     psn = psn or CARDS.get(pan, ("01", "18"))[0]
     cvn = cvn or CARDS.get(pan, ("01", "18"))[1]
-    return personalised(pan, psn, "2812", "220", cvn, EmvIssuer(KEYS).icc_keys(pan, psn))
+    key = (pan, _BACKEND[0])
+    if key not in _CARDS:
+        _CARDS[key] = personalised(pan, psn, "2812", "220", cvn, EmvIssuer(KEYS).icc_keys(pan, psn))
+    return _CARDS[key]
+
+
+_BACKEND = ["sqlite"]
 
 
 def terminal(h: HostProc) -> Client:
@@ -178,7 +195,9 @@ def test_aac_after_approval_is_reversed_and_money_restored(host: HostProc, pan: 
 
 def test_fallback_45_vs_80x(host: HostProc) -> None:
     c, card = terminal(host), chip_card("6214830000000002144")
-    swipe = Card.swiped(card.pan, card.expiry, "220", pin_block=c.keys.pin_block("123456", card.pan))
+    swipe = Card.swiped(
+        card.pan, card.expiry, "220", pin_block=c.keys.pin_block("123456", card.pan)
+    )
     r = c.send(c.request(Kind.PURCHASE, 200, swipe))
     assert (r.code, r.reason) == ("45", "card.chip_required")
     fallback = dataclasses.replace(swipe, entry_mode="801")

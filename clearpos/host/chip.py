@@ -18,8 +18,7 @@ from ..issuer.chipkeys import stored_issuer_keys
 from ..issuer.emv import EmvIssuer, IssuerKeys
 from ..keys import SecurityModule
 from ..store import Tx
-from ..wire import FinancialRequest, Kind, NetworkRequest, ParameterDownload, WireError
-from ..wire import emvparams
+from ..wire import FinancialRequest, Kind, NetworkRequest, ParameterDownload, WireError, emvparams
 from ..wire import tlv as _tlv
 from ..wire.emvtags import masked_tags
 from .chiprules import entry_kind, fallback_check, quickpass_pin_check

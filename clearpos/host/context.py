@@ -89,6 +89,11 @@ class Ctx:
     pik_sealed: str | None = None
     #: an acquirer's private fields in the request, masked (journaled as they came)
     private: dict[str, str] = field(default_factory=dict)
+    #: what the issuer found in a chip request's field 55, and the answer's 55
+    chip_check: Any = None
+    answer_chip: bytes | None = None
+    #: field 62 of a management answer (CA-key / chip-parameter lists and items)
+    data62: bytes | None = None
     keys_field62: bytes | None = None
     response: Message | None = None
     _config: HostConfig | None = None

@@ -67,6 +67,16 @@ from ..wire import (
 from ..wire.codec import PRIVATE, Value
 from ..wire.mask import render_value
 from ..wire.terminfo import TerminalInfo
+from .chip import (
+    CheckFallback,
+    CheckQuickPassPin,
+    ChipDownloaded,
+    ChipIssuer,
+    ChipItem,
+    ChipList,
+    VerifyCryptogram,
+    answer_field55,
+)
 from .context import Ctx, HostConfig
 from .participants import (
     AcceptBatchUpload,
@@ -341,11 +351,19 @@ NETWORK_FLOWS = {
     NetCode.SIGN_OFF: "signoff",
     NetCode.ECHO: "echo",
     NetCode.STATUS_UPLOAD: "status",
+    NetCode.CAPK_QUERY: "capk_query",
+    NetCode.AID_QUERY: "aid_query",
 }
-NETWORK_KINDS = {
-    NetCode.SIGN_OFF: "signoff",
-    NetCode.ECHO: "echo",
-    NetCode.STATUS_UPLOAD: "status",
+NETWORK_KINDS = dict(NETWORK_FLOWS)
+
+#: 0800 downloads by 60.3: flow (and journal kind)
+DOWNLOAD_FLOWS = {
+    NetCode.PARAMETERS: "params",
+    NetCode.PARAMETERS_MORE: "params",
+    NetCode.CAPK_DOWNLOAD: "capk_item",
+    NetCode.CAPK_END: "capk_end",
+    NetCode.AID_DOWNLOAD: "aid_item",
+    NetCode.AID_END: "aid_end",
 }
 
 #: a reason's terminal action (catalog) -> the header processing requirement it sets
@@ -372,6 +390,7 @@ class Engine:
         self._config: HostConfig | None = None
         self._private: dict[str, str] = {}
         issuer = Issuer(hsm)
+        self.chip = ChipIssuer(hsm)
         mac = VerifyMac(hsm)
         lenient = CheckTerminal(allow_suspended=True, check_software=False)
         # The participants of each flow, in order (jPOS keeps this in configuration).
@@ -386,7 +405,10 @@ class Engine:
                 CheckBatch(),
                 CheckDuplicate(),
                 CheckAmount(),
+                CheckFallback(),
+                CheckQuickPassPin(),
                 LoadCard(tokens),
+                VerifyCryptogram(self.chip),
                 AssessRisk(),
                 Authorize(issuer),
             ),
@@ -401,6 +423,12 @@ class Engine:
             "echo": (lenient,),
             "status": (lenient, StoreStatus()),
             "params": (lenient, Params()),
+            "capk_query": (lenient, ChipList("capk")),
+            "aid_query": (lenient, ChipList("aid")),
+            "capk_item": (lenient, ChipItem("capk")),
+            "aid_item": (lenient, ChipItem("aid")),
+            "capk_end": (lenient, ChipDownloaded("capk")),
+            "aid_end": (lenient, ChipDownloaded("aid")),
             "settlement": (lenient, SettleBatch()),
             "batch_upload": (lenient, AcceptBatchUpload(tokens)),
             "script_result": (lenient, CheckSignedOn(), mac, JournalAdvice()),
@@ -557,6 +585,8 @@ class Engine:
     def _flow(msg: Message) -> str:
         if isinstance(msg, NetworkRequest):
             return NETWORK_FLOWS.get(msg.netcode, "unsupported")
+        if isinstance(msg, ParameterDownload):
+            return DOWNLOAD_FLOWS.get(msg.netcode, "unsupported")
         return FLOW_OF.get(type(msg), "unsupported")  # e.g. a response sent to the host
 
     def _kind(self, msg: Message) -> str:
@@ -565,6 +595,8 @@ class Engine:
             return "completion" if msg.kind is Kind.COMPLETION_ADVICE else msg.kind.label
         if isinstance(msg, NetworkRequest):
             return NETWORK_KINDS.get(msg.netcode, "network")
+        if isinstance(msg, ParameterDownload):
+            return DOWNLOAD_FLOWS.get(msg.netcode, "params")
         return KIND_OF.get(type(msg), type(msg).__name__.lower())
 
     def _finish(self, ctx: Ctx, received: float) -> Outcome:
@@ -579,6 +611,10 @@ class Engine:
         action = PROCESSING_OF_ACTION.get(reason.terminal_action or "")
         if action is not None:
             ctx.processing = action
+        elif isinstance(msg, SignOn) and t is not None and t.chip and ctx.reason == "approved":
+            # a chip terminal downloads CA keys (4), then chip parameters (5), until it
+            # holds what the host has (spec §8)
+            ctx.processing = tx.emv_requirement(t)
         elif (
             t is not None
             and t.dialect == "clearpos"  # a stock terminal never receives the [ext] notices
@@ -633,6 +669,8 @@ class Engine:
             tx.update_terminal(
                 t.tid, last_seen=ctx.now_iso, last_software=ctx.software or t.last_software
             )
+        if isinstance(msg, FinancialRequest) and ctx.chip_check is not None:
+            ctx.answer_chip = answer_field55(self.chip, ctx, code)
         response = self._response(ctx, code, org)
         mac_fn = None
         if needs_mac(response) and ctx.mak_sealed is not None and t is not None:
@@ -683,6 +721,7 @@ class Engine:
                 else None,
                 currency=msg.currency,
                 netcode=msg.netcode,
+                chip=ctx.answer_chip,
                 **common,
             )
         if isinstance(msg, Reversal):
@@ -701,7 +740,7 @@ class Engine:
         if isinstance(msg, ParameterDownload):
             recs = tuple(ctx.facts.get("records", ()))
             return ParameterDownloadResponse(
-                batch=batch, records=recs, netcode=msg.netcode, **common
+                batch=batch, records=recs, netcode=msg.netcode, raw=ctx.data62, **common
             )
         if isinstance(msg, Settlement):
             totals_text = ctx.facts.get("totals")
@@ -727,7 +766,9 @@ class Engine:
                 batch=msg.request.batch, netcode=NetCode.BATCH_UPLOAD, mti="0330", **common
             )
         if isinstance(msg, NetworkRequest):
-            return NetworkResponse(batch=msg.batch, netcode=msg.netcode, mti="0830", **common)
+            return NetworkResponse(
+                batch=msg.batch, netcode=msg.netcode, mti="0830", data=ctx.data62, **common
+            )
         if isinstance(msg, ScriptResult | ChipDetailUpload):
             return AdviceResponse(
                 batch=msg.batch,
