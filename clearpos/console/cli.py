@@ -104,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
+        from ..host.kekcheck import check_store_kek
+        from ..keys import KeyEncryptionKey
+
+        # card look-ups go through PAN tokens keyed from the KEK: another KEK finds nothing
+        check_store_kek(db, KeyEncryptionKey.load())
+        with db.reader() as tx:
             if not list_users(tx):
                 print(
                     f"clearpos console: no console user yet, so nobody can sign in; create the "
@@ -111,11 +117,6 @@ def run(args: argparse.Namespace) -> int:
                     "--role admin --by NAME",
                     file=sys.stderr,
                 )
-        from ..host.kekcheck import check_store_kek
-        from ..keys import KeyEncryptionKey
-
-        # card look-ups go through PAN tokens keyed from the KEK: another KEK finds nothing
-        check_store_kek(db, KeyEncryptionKey.load())
         secret = session_secret()
     except (StoreError, KekError, OSError) as exc:
         print(f"clearpos console: {exc}", file=sys.stderr)
