@@ -91,6 +91,7 @@ EXTRAS: list[tuple[str, str, str, str, int | None]] = [
     ("settlement.error", "", "E", "", 3),
     ("transaction.invalid_amount", "13", "C", "", None),
     ("terminal.signon_rate_limited", "65", "B", "", None),
+    ("card.refused_after_approval", "", "B", "reverse", None),
     ("card.cryptogram_replayed", "05", "C", "", None),
 ]
 
@@ -140,7 +141,8 @@ def test_extra_key(key: str, code: str, category: str, action: str, check_code: 
     assert reason.category == none_if_empty(category)
     assert reason.terminal_action == none_if_empty(action)
     assert reason.check_code == check_code
-    assert reason.reversal_code is None
+    # the card refusing an approved chip sale is the one extra outcome a reversal follows
+    assert reason.reversal_code == ("06" if key == "card.refused_after_approval" else None)
 
 
 def test_catalog_has_exactly_the_spec_keys_and_the_extras() -> None:

@@ -138,9 +138,13 @@ def _operators(text: str) -> str:
     return text
 
 
-def _card_args(p: argparse.ArgumentParser, *, required: bool, pin_required: bool = False) -> None:
-    p.add_argument("--card", type=_pan, required=required, metavar="PAN", help="card number")
-    p.add_argument("--expiry", type=_expiry, required=required, metavar="YYMM", help="card expiry")
+def _card_args(
+    p: argparse.ArgumentParser, *, required: bool, pin_required: bool = False, chip: bool = False
+) -> None:
+    """Card options; with ``chip``, ``--chip``/``--tap CARDFILE`` may stand for --card/--expiry."""
+    need = required and not chip
+    p.add_argument("--card", type=_pan, required=need, metavar="PAN", help="card number")
+    p.add_argument("--expiry", type=_expiry, required=need, metavar="YYMM", help="card expiry")
     add_secret(
         p,
         "--pin",
@@ -153,6 +157,25 @@ def _card_args(p: argparse.ArgumentParser, *, required: bool, pin_required: bool
         action="store_true",
         help="card number keyed in (field 2) instead of a swipe (track 2)",
     )
+    if chip:
+        how = p.add_mutually_exclusive_group()
+        how.add_argument(
+            "--chip",
+            type=Path,
+            metavar="CARDFILE",
+            help="insert this simulated chip card (clearpos admin cards personalise): 22 = 05x",
+        )
+        how.add_argument(
+            "--tap",
+            type=Path,
+            metavar="CARDFILE",
+            help="tap it instead (QuickPass, 22 = 07x; no PIN needed up to the no-PIN limit)",
+        )
+        p.add_argument(
+            "--chip-fails",
+            action="store_true",
+            help="the chip cannot be read: fall back to the swipe of the card file's track (80x)",
+        )
 
 
 def _common(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -257,12 +280,12 @@ def register(p: argparse.ArgumentParser) -> None:
     )
     a = action("purchase", "purchase (消费)", _purchase)
     a.add_argument("amount", type=parse_amount, help="amount in yuan, e.g. 12.34")
-    _card_args(a, required=True)
+    _card_args(a, required=True, chip=True)
     a = action("balance", "balance inquiry (余额查询)", _balance)
-    _card_args(a, required=True, pin_required=True)
+    _card_args(a, required=True, pin_required=True, chip=True)
     a = action("preauth", "pre-authorisation (预授权)", _preauth)
     a.add_argument("amount", type=parse_amount, help="amount in yuan")
-    _card_args(a, required=True)
+    _card_args(a, required=True, chip=True)
     a = action("void", "void a sale, completion or pre-auth of this batch (撤销)", _void)
     a.add_argument("stan", type=_stan, help="STAN of the original")
     a = action("preauth-void", "void a pre-authorisation (预授权撤销)", _preauth_void)
@@ -287,6 +310,18 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def _card(args: argparse.Namespace) -> CardInput | None:
+    path = getattr(args, "chip", None) or getattr(args, "tap", None)
+    if path is not None:
+        if args.card is not None or args.keyed:
+            _usage("--chip/--tap read the card from its file: leave out --card/--keyed")
+        try:
+            return CardInput.of_chip(
+                path, pin=args.pin, tap=args.tap is not None, chip_fails=args.chip_fails
+            )
+        except (OSError, ValueError) as exc:
+            _usage(f"card file {path}: {exc}")
+    if getattr(args, "chip_fails", False):
+        _usage("--chip-fails needs --chip or --tap CARDFILE")
     if args.card is None:
         if args.expiry is not None or args.pin is not None:
             _usage("--expiry/--pin need --card")
@@ -324,19 +359,25 @@ def _signon(t: Terminal, a: argparse.Namespace) -> Outcome:
 
 def _purchase(t: Terminal, a: argparse.Namespace) -> Outcome:
     card = _card(a)
-    assert card is not None
+    if card is None:
+        _usage("give the card: --card PAN --expiry YYMM, or --chip/--tap CARDFILE")
+        raise AssertionError  # unreachable: _usage raises
     return t.purchase(a.amount, card)
 
 
 def _balance(t: Terminal, a: argparse.Namespace) -> Outcome:
     card = _card(a)
-    assert card is not None
+    if card is None:
+        _usage("give the card: --card PAN --expiry YYMM, or --chip/--tap CARDFILE")
+        raise AssertionError  # unreachable: _usage raises
     return t.balance(card)
 
 
 def _preauth(t: Terminal, a: argparse.Namespace) -> Outcome:
     card = _card(a)
-    assert card is not None
+    if card is None:
+        _usage("give the card: --card PAN --expiry YYMM, or --chip/--tap CARDFILE")
+        raise AssertionError  # unreachable: _usage raises
     return t.preauth(a.amount, card)
 
 
@@ -473,7 +514,8 @@ def _read_secrets(args: argparse.Namespace) -> None:
         if getattr(args, "password_required", False):
             args.password = _PASSWORD.require(args, used_stdin=used)
         if hasattr(args, "pin_required"):
-            need = args.pin_required and args.card is not None
+            has_card = args.card is not None or getattr(args, "chip", None) is not None
+            need = args.pin_required and has_card
             pin = (
                 _PIN.require(args, used_stdin=used) if need else _PIN.resolve(args, used_stdin=used)
             )

@@ -33,6 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from clearpos.issuer.card import (
+    ChipCard,
+    FirstAc,
+    TerminalData,
+    bound,
+    load_card,
+    reversal_field55,
+)
 from clearpos.keys import KekError, KeyCheckError, KeyEncryptionKey, SealedKeyError, TerminalKeys
 from clearpos.reasons import Lang
 from clearpos.versions import normalise_version
@@ -134,6 +142,20 @@ class CardInput:
     expiry: str
     pin: str | None = None
     keyed: bool = False
+    #: a simulated chip card file (``clearpos admin cards personalise``): inserted, or
+    #: tapped (QuickPass) with ``tap``; ``chip_fails`` makes the chip unreadable, so the
+    #: terminal falls back to the swipe (22 = 80x)
+    chip: Path | None = None
+    tap: bool = False
+    chip_fails: bool = False
+
+    @classmethod
+    def of_chip(
+        cls, path: Path, *, pin: str | None = None, tap: bool = False, chip_fails: bool = False
+    ) -> CardInput:
+        """The card in a card file, as the reader will see it."""
+        card = load_card(path)
+        return cls(card.pan, card.expiry, pin, False, Path(path), tap, chip_fails)
 
     def card(self, keys: TerminalKeys | None) -> Card:
         """The wire card: track 2 for a swipe, field 2 for a keyed entry, PIN block if a PIN."""
@@ -143,7 +165,8 @@ class CardInput:
         return Card.swiped(self.pan, self.expiry, pin_block=block)
 
     def __repr__(self) -> str:
-        return f"CardInput(pan={mask_pan(self.pan)!r}, keyed={self.keyed}, pin={bool(self.pin)})"
+        how = "tap" if self.tap else ("chip" if self.chip else ("keyed" if self.keyed else "swipe"))
+        return f"CardInput(pan={mask_pan(self.pan)!r}, {how}, pin={bool(self.pin)})"
 
     __str__ = __repr__
 
@@ -387,6 +410,8 @@ class Terminal:
         self.store.put(keys=self.keys.to_sealed(self.kek, self.tid), signed_on=signed_on, **more)
 
     def _reset_command(self) -> None:
+        #: the chip card of the sale in progress and its first GENERATE AC
+        self._chip: tuple[ChipCard, FirstAc] | None = None
         self._requirements: set[int] = set()
         self._need_resign = False
         self._resigned = False
@@ -1267,6 +1292,7 @@ class Terminal:
                 return self._offline_sale(amount_fen, card_in)
             return self._unreachable(command, exc, financial=True)
         stan = self.store.next_stan()
+        card = self._read_chip(card_in, amount_fen or 0, kind) if card_in.chip else None
         req = FinancialRequest(
             kind=kind,
             tid=self.tid,
@@ -1274,9 +1300,42 @@ class Terminal:
             stan=stan,
             batch=self.batch,
             amount_fen=amount_fen,
-            card=card_in.card(self.keys),
+            card=card or card_in.card(self.keys),
         )
         return self._transact(command, req)
+
+    def _read_chip(self, card_in: CardInput, amount_fen: int, kind: Kind) -> Card:
+        """The card data of a chip read (22 = 05x contact, 07x QuickPass): the card's
+        first GENERATE AC makes the ARQC and the 55 this terminal sends; the card file
+        keeps the ATC. An unreadable chip falls back to the swipe (80x)."""
+        assert card_in.chip is not None
+        chip = bound(load_card(card_in.chip), card_in.chip)
+        block = self.keys.pin_block(card_in.pin, chip.pan) if card_in.pin else None
+        pin_digit = "1" if block is not None else "2"
+        if card_in.chip_fails:
+            self._chip = None
+            return Card(chip.pan, chip.expiry, chip.track2(), entry_mode="80" + pin_digit,
+                        pin_block=block)  # fmt: skip
+        txn_type = "31" if kind is Kind.BALANCE else ("03" if kind is Kind.PREAUTH else "00")
+        data = TerminalData(
+            amount_fen,
+            datetime.now(self.tz).strftime("%y%m%d"),
+            txn_type=txn_type,
+            cvm_results="420300" if block is not None else "1F0302",
+            contactless=card_in.tap,
+        )
+        first = chip.first_generate_ac(data)
+        self._chip = (chip, first)
+        return Card(
+            chip.pan,
+            chip.expiry,
+            chip.track2(),
+            entry_mode=("07" if card_in.tap else "05") + pin_digit,
+            pin_block=block,
+            sequence=f"0{chip.psn}"[-3:],
+            chip=first.field55,
+            send_pan=True,
+        )
 
     def _offline_sale(self, amount_fen: int, card_in: CardInput) -> Outcome:
         stan = self.store.next_stan()
@@ -1555,6 +1614,12 @@ class Terminal:
                 host_code="00",
                 unknown=unknown,
             )
+        chip_read = self._chip if card is not None and card.chip is not None else None
+        self._chip = None
+        if chip_read is not None:
+            refused = self._second_generate_ac(chip_read, m, req, jid, answer, command, base)
+            if refused is not None:
+                return refused
         if code == "00":
             if kind.reversible:
                 self.store.set_reversal_reason("96")  # answer in hand, not yet recorded
@@ -1587,6 +1652,60 @@ class Terminal:
         if code in RESIGN_CODES:
             self._need_resign = True
         return self._fin_outcome(command, req, jid, key, code, approved=False, base=base, rrn=m.rrn)
+
+    def _second_generate_ac(
+        self,
+        chip_read: tuple[ChipCard, FirstAc],
+        m: FinancialResponse,
+        req: FinancialRequest,
+        jid: int,
+        answer: dict[str, Any],
+        command: str,
+        base: dict[str, Any],
+    ) -> Outcome | None:
+        """The card's second GENERATE AC on the host's 91 and scripts. A card that
+        refuses (AAC) an approved sale makes the terminal reverse it at once (reason
+        06, 55 with 95, 9F10, 9F36, DF31) and say the customer was not charged;
+        None when the card agrees (or the host declined anyway)."""
+        chip, first = chip_read
+        approved = m.code == "00"
+        second = chip.second_generate_ac(first, m.chip, host_approved=approved)
+        base["chip"] = {
+            "aid": chip.aid,
+            "label": chip.label,
+            "atc": first.atc,
+            "cryptogram": second.cryptogram,
+            "issuer_auth": second.issuer_auth,
+            "tc": second.tags.get("9F26", b"").hex().upper() if second.accepted else "",
+        }
+        if second.blocked:
+            base["chip"]["blocked"] = True
+        if not approved or second.accepted or not req.kind.reversible:
+            return None
+        assert req.card is not None
+        undone = replace(req, card=replace(req.card, chip=reversal_field55(first, second)))
+        self.store.set_reversal_reason("06", sealed=self.sealer.seal(undone))
+        self.store.finish(
+            jid,
+            clear_reversal=False,
+            status=st.DECLINED,
+            reason="card.refused_after_approval",
+            code="00",
+            detail=f"the card answered AAC (issuer authentication {second.issuer_auth})",
+            **answer,
+        )
+        done = self._deliver_reversal()
+        return self._fin_outcome(
+            command,
+            req,
+            jid,
+            "card.refused_after_approval",
+            "06",
+            approved=False,
+            reversed_=done,
+            base=base,
+            host_code="00",
+        )
 
     def _timeout(
         self, command: str, req: FinancialRequest, jid: int, exc: LinkError, base: dict[str, Any]

@@ -377,10 +377,13 @@ class Store:
         ).fetchone()
         return None if r is None else PendingReversal(*r)
 
-    def set_reversal_reason(self, reason_code: str) -> None:
-        """Change the reason the pending reversal will carry (98 -> 96 / A0)."""
+    def set_reversal_reason(self, reason_code: str, *, sealed: str | None = None) -> None:
+        """Change the reason the pending reversal will carry (98 -> 96 / A0 / 06), and
+        with ``sealed`` the request it undoes (a chip reversal carries the card's 55)."""
         with self.transaction() as db:
             db.execute("UPDATE reversal SET reason_code = ? WHERE id = 1", (reason_code,))
+            if sealed is not None:
+                db.execute("UPDATE reversal SET sealed = ? WHERE id = 1", (sealed,))
 
     def reversal_attempt(self, error: str) -> None:
         """Count one failed try of the pending reversal."""

@@ -1,0 +1,105 @@
+"""The virtual terminal with simulated chip cards (issue 19, item 4), against a real host.
+
+``clearpos admin cards personalise`` writes the card file; ``pos purchase --chip``
+and ``--tap`` run the card's side of EMV (ARQC, then the second GENERATE AC on the
+host's 91), the ATC goes on in the file; ``--chip-fails`` falls back to the swipe.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from host_fixture import EXAMPLE_WORLD, ROOT, HostProc, Store, env, start_host
+
+from clearpos.audit import run_audit
+from clearpos.issuer.card import load_card
+
+TID, MID, TMK = "10000011", "898310048161234", "7B6A59483726150413243546576879A8"
+CHIP19 = "6214830000000002144"
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory, store: Store) -> Iterator[HostProc]:
+    world = EXAMPLE_WORLD.read_text("utf-8").replace(
+        "card_velocity = { count = 5, window_s = 60, lock_s = 1800 }", ""
+    )
+    h = start_host(tmp_path_factory.mktemp("chipterm"), store=store, world_text=world)
+    yield h
+    h.stop()
+    assert run_audit(h.url) == []
+    assert CHIP19 not in h.log_text()
+
+
+def clearpos(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clearpos.cli", *args],
+        capture_output=True, text=True, env=env(), cwd=ROOT, timeout=120,
+    )  # fmt: skip
+
+
+def pos(h: HostProc, state: Path, *args: str) -> dict[str, object]:
+    r = clearpos(
+        "pos", "--host", f"{h.host}:{h.port}", "--tid", TID, "--mid", MID, "--tmk", TMK,
+        "--state", str(state), "--json", *args,
+    )  # fmt: skip
+    assert r.returncode in (0, 1), r.stderr
+    out: dict[str, object] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_chip_tap_and_fallback_from_a_personalised_card(host: HostProc, tmp_path: Path) -> None:
+    card_file = tmp_path / "card.toml"
+    r = clearpos("admin", "--db", host.url, "cards", "personalise", CHIP19, "--out", str(card_file))
+    assert r.returncode == 0, r.stderr
+    assert (card_file.stat().st_mode & 0o777) == 0o600
+    atc0 = load_card(card_file).atc
+    state = tmp_path / "pos"
+    assert pos(host, state, "login", "--operator", "01", "--password", "0000")["approved"]
+
+    sale = pos(host, state, "purchase", "12.34", "--chip", str(card_file), "--pin", "123456")
+    assert sale["approved"] and sale["reason"] == "approved", sale
+    assert load_card(card_file).atc == atc0 + 1  # the card's ATC goes on, in its file
+    (row,) = host.rows(
+        "SELECT entry_mode, facts FROM journal WHERE id = ?", (int(str(sale["rrn"])),)
+    )
+    assert row["entry_mode"] == "051" and '"arqc": "verified"' in row["facts"]
+
+    tap = pos(host, state, "purchase", "20.00", "--tap", str(card_file))
+    assert tap["approved"], tap
+    (row,) = host.rows("SELECT entry_mode FROM journal WHERE id = ?", (int(str(tap["rrn"])),))
+    assert row["entry_mode"] == "072"
+
+    over = pos(host, state, "purchase", "1000.01", "--tap", str(card_file))
+    assert not over["approved"] and over["reason"] == "card.pin_required", over
+
+    fallback = pos(
+        host, state, "purchase", "3.00", "--chip", str(card_file), "--chip-fails", "--pin", "123456"
+    )
+    assert fallback["approved"], fallback
+    (row,) = host.rows(
+        "SELECT entry_mode, facts FROM journal WHERE id = ?", (int(str(fallback["rrn"])),)
+    )
+    assert row["entry_mode"] == "801" and '"fallback": true' in row["facts"]
+
+    swipe = pos(host, state, "purchase", "3.00", "--card", CHIP19, "--expiry", "2812",
+                "--pin", "123456")  # fmt: skip
+    assert not swipe["approved"], swipe  # service code 201 from a plain swipe: chip required
+    assert swipe["reason"] == "card.chip_required"
+
+
+def test_card_options_are_checked(host: HostProc, tmp_path: Path) -> None:
+    r = clearpos(
+        "pos", "--host", f"{host.host}:{host.port}", "--tid", TID, "--mid", MID, "--tmk", TMK,
+        "--state", str(tmp_path / "p"), "purchase", "1.00", "--chip-fails",
+    )  # fmt: skip
+    assert r.returncode == 2 and "--chip-fails needs --chip or --tap" in r.stderr
+    r = clearpos(
+        "pos", "--host", f"{host.host}:{host.port}", "--tid", TID, "--mid", MID, "--tmk", TMK,
+        "--state", str(tmp_path / "p"), "purchase", "1.00", "--chip", str(tmp_path / "none.toml"),
+    )  # fmt: skip
+    assert r.returncode == 2 and "card file" in r.stderr
