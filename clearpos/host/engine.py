@@ -455,13 +455,16 @@ class Engine:
             return self.hsm.track_decryptor(tid, sealed) if sealed else None
 
         try:
-            return parse(frame.body, base=13, tdk=tdk, keep=self._keep)
+            return parse(frame.body, base=13, tdk=tdk, keep=self._keep if PRIVATE else None)
         except WireError as exc:
             if exc.field not in (35, 36) or not seen:
                 raise
             try:
                 return parse(
-                    frame.body, base=13, tdk=lambda tid: tdk(tid, previous=True), keep=self._keep
+                    frame.body,
+                    base=13,
+                    tdk=lambda tid: tdk(tid, previous=True),
+                    keep=self._keep if PRIVATE else None,
                 )
             except WireError:
                 raise exc from None

@@ -342,14 +342,15 @@ class Authorize:
 
     def __init__(self, issuer: Issuer) -> None:
         self.issuer = issuer
+        self._handlers = self._handler_table()
 
     def __call__(self, ctx: Ctx) -> bool:
         m = ctx.msg
         assert isinstance(m, FinancialRequest)
         return self._handlers[m.kind](ctx, m)
 
-    @property
-    def _handlers(self) -> dict[Kind, Callable[[Ctx, FinancialRequest], bool]]:
+    def _handler_table(self) -> dict[Kind, Callable[[Ctx, FinancialRequest], bool]]:
+        """Transaction kind -> the handler that authorises it (the call graph, in one place)."""
         return {
             Kind.BALANCE: self._balance,
             Kind.PURCHASE: self._purchase,
