@@ -366,6 +366,19 @@ def test_script_result_and_chip_detail_are_journaled_against_the_original(host: 
     )
     a = c.send(script)
     assert (a.frame.body[:2].hex(), a.code) == ("0630", "00")
+    import json
+    import subprocess
+
+    from host_fixture import ROOT, env
+
+    d = subprocess.run(
+        [sys.executable, "-m", "clearpos.cli", "diagnose", "--db", host.url, "--rrn",
+         str(a.msg.rrn), "--lang", "en", "--json"],
+        capture_output=True, text=True, env=env(), cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert d.returncode == 0, d.stderr
+    said = json.loads(d.stdout.splitlines()[0])
+    assert "uploaded script results of the original" in json.dumps(said)
     tc = ChipDetailUpload(
         tid=c.tid, mid=c.mid, stan=sale.stan, batch=c.batch, rrn=rrn, amount_fen=300,
         chip=bytes.fromhex("9F2608000102030405060708"),

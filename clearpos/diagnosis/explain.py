@@ -766,9 +766,32 @@ def _transaction(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str
     return []
 
 
+#: management messages: approved means done, nothing more to explain
+_MANAGEMENT = frozenset(
+    {
+        "signon", "params", "echo", "signoff", "status", "capk_query", "aid_query",
+        "capk_item", "aid_item", "capk_end", "aid_end",
+    }
+)  # fmt: skip
+
+
 def _approved(tx: Tx, row: JournalRec, lang: str) -> list[str]:
-    if row.kind in ("signon", "params", "echo", "signoff", "status"):
+    if row.kind in _MANAGEMENT:
         return []
+    if row.kind in ("script_result", "chip_detail") and row.original_id is not None:
+        what = (
+            t(lang, "脚本执行结果", "script results")
+            if row.kind == "script_result"
+            else t(lang, "芯片交易证书（TC）", "the chip's final cryptogram (TC)")
+        )
+        return [
+            t(
+                lang,
+                f"终端上送了原交易（检索参考号 {rrn_of(row.original_id)}）的{what}，已记入流水",
+                f"the terminal uploaded {what} of the original (RRN "
+                f"{rrn_of(row.original_id)}); journaled with it",
+            )
+        ]
     out = [
         t(
             lang,
