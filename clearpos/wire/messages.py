@@ -804,9 +804,8 @@ class BatchUploadEnd(_Base):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ScriptResult(_Base):
-    """0620 (60.3 951): the card's issuer-script results after a chip transaction,
-    naming the original by 37 and 61; MAC'd like a financial request (spec §4)."""
+class _ChipAdvice(_Base):
+    """What a chip advice names: the original (61, 37), its amount and card, and 55."""
 
     batch: str
     original: OriginalRef | None = None
@@ -817,23 +816,22 @@ class ScriptResult(_Base):
     processing_code: str = "000000"
     condition: str = "00"
     type_code: str = "00"
+    netcode: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScriptResult(_ChipAdvice):
+    """0620 (60.3 951): the card's issuer-script results after a chip transaction,
+    naming the original by 37 and 61; MAC'd like a financial request (spec §4)."""
+
     netcode: str = NetCode.SCRIPT_RESULT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChipDetailUpload(_Base):
+class ChipDetailUpload(_ChipAdvice):
     """0320 (60.3 203, or 205 for an offline chip sale's TC): the final cryptogram
     (TC) of a chip transaction in 55, for the host to journal against its original."""
 
-    batch: str
-    original: OriginalRef | None = None
-    rrn: str | None = None
-    amount_fen: int | None = None
-    card: Card | None = None
-    chip: bytes | None = None
-    processing_code: str = "000000"
-    condition: str = "00"
-    type_code: str = "00"
     netcode: str = NetCode.CHIP_DETAIL
 
 
