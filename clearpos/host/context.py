@@ -97,6 +97,7 @@ class Ctx:
     keys_field62: bytes | None = None
     response: Message | None = None
     _config: HostConfig | None = None
+    _software: str | None = None
 
     @property
     def config(self) -> HostConfig:
@@ -108,14 +109,15 @@ class Ctx:
 
     @property
     def software(self) -> str:
-        """The application version the terminal reported in field 59 (A2/05), or ''."""
-        info = getattr(self.msg, "info", None)
-        if not info:
-            return ""
-        try:
-            return TerminalInfo.decode(info).app_version or ""
-        except ValueError:
-            return ""
+        """The application version the terminal reported in field 59 (A2/05), or ''
+        (read once per message: the terminal check, the sign-on and the journal ask)."""
+        if self._software is None:
+            info = getattr(self.msg, "info", None)
+            try:
+                self._software = (TerminalInfo.decode(info).app_version or "") if info else ""
+            except ValueError:
+                self._software = ""
+        return self._software
 
     @property
     def business_date(self) -> str:
