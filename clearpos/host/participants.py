@@ -31,6 +31,7 @@ from ..wire import (
     Totals,
 )
 from .context import Ctx
+from .journal import move
 
 # restricted_types of world.md -> kinds they cover
 RESTRICTION_OF = {
@@ -498,7 +499,7 @@ class Authorize:
         if orig is None or not self._same_batch(ctx, orig):
             return False
         self._undo_credit(ctx, orig, m.amount_fen or 0)
-        ctx.tx.update_journal(orig.id, status="voided")
+        move(ctx.tx, orig, "void")
         return True
 
     def _void(self, ctx: Ctx, m: FinancialRequest) -> bool:
@@ -520,7 +521,7 @@ class Authorize:
             ctx.tx, card, hold=-amount, daily=-amount if same_day else 0, business_date=bd
         )
         ctx.hold_fen = -amount
-        ctx.tx.update_journal(orig.id, status="voided")
+        move(ctx.tx, orig, "void")
         return True
 
     def _completion(self, ctx: Ctx, m: FinancialRequest) -> bool:
@@ -553,7 +554,7 @@ class Authorize:
         )
         ctx.delta_fen = -amount
         ctx.hold_fen = -orig.hold_fen
-        ctx.tx.update_journal(orig.id, status="completed")
+        move(ctx.tx, orig, "complete")
         return True
 
     def _refund(self, ctx: Ctx, m: FinancialRequest) -> bool:
@@ -641,15 +642,17 @@ class Reverse:
             ctx.card = card
             ctx.delta_fen = -orig.delta_fen
             ctx.hold_fen = -orig.hold_fen
-        ctx.tx.update_journal(orig.id, status="reversed")
+        move(ctx.tx, orig, "reverse")
         if orig.original_id is not None and orig.kind in (
             "void",
             "completion_void",
             "preauth_void",
             "completion",
         ):
-            back = "approved"
-            ctx.tx.update_journal(orig.original_id, status=back)
+            # the sale or pre-authorisation the reversed message had closed is open again
+            closed = ctx.tx.journal(orig.original_id)
+            assert closed is not None  # journal rows are never deleted
+            move(ctx.tx, closed, "restore")
         return True
 
 

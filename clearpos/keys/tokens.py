@@ -15,7 +15,8 @@ class PanTokenizer:
         self._key = kek.derive(b"clearpos pan token v1", 32)
 
     def token(self, pan: str) -> str:
-        return hmac.new(self._key, pan.encode("ascii"), hashlib.sha256).hexdigest()
+        # hmac.digest: the one-shot C path (same HMAC as hmac.new(...), a third of the work)
+        return hmac.digest(self._key, pan.encode("ascii"), hashlib.sha256).hex()
 
     def __repr__(self) -> str:
         return "PanTokenizer(<key hidden>)"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..private import private_file
+from .rowcache import RowCache
 from .schema import MIGRATIONS
 from .tx import Tx
 
@@ -168,9 +169,15 @@ class GroupCommitWriter:
         self._q.put((unit, fut))
         return fut
 
+    @staticmethod
+    def tx_for(conn: sqlite3.Connection) -> Tx:
+        """The writer's ``Tx``: it keeps terminal, merchant and card rows between
+        transactions (``store/rowcache.py``; this is the store's only writer)."""
+        return Tx(conn, cache=RowCache())
+
     def _run(self) -> None:
         conn = self.db.connect()
-        tx = Tx(conn)
+        tx = self.tx_for(conn)
         q = self._q
         loop = self._loop
         assert loop is not None
@@ -223,6 +230,7 @@ class GroupCommitWriter:
             conn.execute("COMMIT")
         except Exception as exc:  # commit failed: nothing of this batch is durable
             return self._failed(conn, jobs, exc)
+        tx.committed()
         self.commits += 1
         self.units += len(jobs)
         return out
@@ -250,6 +258,7 @@ class GroupCommitWriter:
             conn.execute("COMMIT")
         except Exception as exc:
             return self._failed(conn, jobs, exc)
+        tx.committed()
         self.commits += 1
         self.units += len(jobs)
         return out
