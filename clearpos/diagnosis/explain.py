@@ -15,6 +15,7 @@ from ..money import fen_yuan
 from ..reasons import Lang, Reason, catalog
 from ..store import AuditRec, JournalRec, Tx, rrn_of
 from ..store.queries.ops import audit_rows, last_journal, maintenance_window
+from . import chip
 from .model import Explanation
 from .sentences import (
     CAUSE,
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 TIMEOUT = "network.timeout"
+REFUSED = "card.refused_after_approval"
+#: field 39 of a reversal (0400) -> the reason it stands for
+_REVERSAL_REASONS = {"98": TIMEOUT, "06": REFUSED}
 
 
 def fill_ids(steps: list[str], *, mid: str = "", tid: str = "", rrn: str = "") -> tuple[str, ...]:
@@ -110,14 +114,19 @@ def explain_row(tx: Tx, row: JournalRec, lang: Lang = "zh") -> Explanation:
     key = row.reason if row.reason in cat else "host.error"
     sentences: list[str] = []
     reversal = None
-    if row.kind == "reversal" and str(facts.get("reversal_reason")) == "98":
-        key = TIMEOUT
+    why = str(facts.get("reversal_reason"))
+    if row.kind == "reversal" and why in _REVERSAL_REASONS:
+        key = _REVERSAL_REASONS[why]
         sentences += _reversal_sentences(tx, row, lang)
     elif row.status == "reversed":
         reversal = _reversal_of(tx, row)
-        if reversal is not None and str(reversal.facts.get("reversal_reason")) == "98":
-            key = TIMEOUT
-        sentences += _reversed_sentences(tx, row, reversal, lang)
+        why = str(reversal.facts.get("reversal_reason")) if reversal is not None else ""
+        if reversal is not None and why == "06":
+            key = REFUSED
+            sentences += chip.refused_sentences(row, reversal, lang)
+        else:
+            key = TIMEOUT if why == "98" else key
+            sentences += _reversed_sentences(tx, row, reversal, lang)
     sentences += _sentences(tx, row, key, facts, lang)
     reason = cat[key]
     # what the catalog texts may use: notice in the display language, what is owed now
@@ -135,8 +144,8 @@ def explain_row(tx: Tx, row: JournalRec, lang: Lang = "zh") -> Explanation:
     else:
         cause = general
     code = row.code or None
-    if key == TIMEOUT:
-        code = "98"
+    if key in (TIMEOUT, REFUSED):
+        code = reason.reversal_code
     return Explanation(
         rrn=row.rrn,
         tid=row.tid,
@@ -168,13 +177,18 @@ def explain_row(tx: Tx, row: JournalRec, lang: Lang = "zh") -> Explanation:
 # --------------------------------------------------------------------------- reversals
 
 
-def _reversal_sentences(tx: Tx, row: JournalRec, lang: str) -> list[str]:
+def _reversal_sentences(tx: Tx, row: JournalRec, lang: Lang) -> list[str]:
     orig = tx.journal(row.original_id) if row.original_id else None
-    head = t(
-        lang,
-        f"终端在 {when(row.ts)} 对流水号 {row.stan} 发出自动冲正（原因码98：未在规定时间内收到应答）",
-        f"the terminal sent an automatic reversal (reason 98: no answer in time) for trace number {row.stan} at {when(row.ts)}",
-    )
+    if str(row.facts.get("reversal_reason")) == "06":
+        heads = chip.refused_reversal_sentences(row, orig, lang)
+    else:
+        heads = [
+            t(
+                lang,
+                f"终端在 {when(row.ts)} 对流水号 {row.stan} 发出自动冲正（原因码98：未在规定时间内收到应答）",
+                f"the terminal sent an automatic reversal (reason 98: no answer in time) for trace number {row.stan} at {when(row.ts)}",
+            )
+        ]
     if row.reason == "approved" and orig is not None:
         amount = fen_yuan(orig.amount_fen or 0)
         tail = t(
@@ -192,7 +206,7 @@ def _reversal_sentences(tx: Tx, row: JournalRec, lang: str) -> list[str]:
         tail = t(lang, "原交易此前已被撤回", "the original had already been undone")
     else:
         tail = t(lang, f"主机应答 {row.reason}", f"the host answered {row.reason}")
-    return [head, tail]
+    return [*heads, tail]
 
 
 def _reversed_sentences(
@@ -215,7 +229,7 @@ def _reversed_sentences(
 # --------------------------------------------------------------------------- per reason
 
 
-def _sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> list[str]:
+def _sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: Lang) -> list[str]:
     if key.startswith("merchant."):
         return _merchant(tx, row, key, f, lang)
     if key.startswith("terminal.") or key in ("mac.invalid", "pin.format_error"):
@@ -227,6 +241,8 @@ def _sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) 
     if key.startswith("transaction."):
         return _transaction(tx, row, key, f, lang)
     if key == "message.format_error":
+        if f.get("field") == 55 and (amounts := chip.amount_sentences(f, lang)):
+            return amounts
         where = []
         if f.get("field") is not None:
             where.append(t(lang, f"域 {f['field']}", f"field {f['field']}"))
@@ -569,7 +585,11 @@ def _terminal(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -
     return out
 
 
-def _card(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> list[str]:
+def _card(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: Lang) -> list[str]:
+    if key in chip.CHIP_KEYS:
+        return chip.card_sentences(tx, row, key, f, lang)
+    if key == REFUSED:
+        return []  # said by the reversal's sentences
     card = tx.card(row.card_id) if row.card_id is not None else None
     pan = row.pan_masked or (card.pan_masked if card else "-")
     if key == "card.unknown":

@@ -53,10 +53,13 @@ __all__ = [
     "Lang",
     "Param",
     "Reason",
+    "Sentence",
+    "Sentences",
     "Text",
     "UnknownReasonError",
     "catalog",
     "load_catalog",
+    "load_sentences",
 ]
 
 Lang = Literal["zh", "en"]
@@ -806,3 +809,169 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 def catalog() -> Catalog:
     """The packaged catalog, loaded and validated once."""
     return load_catalog()
+
+
+# ---------------------------------------------------------------------------
+# Sentences: fact texts that are not a reason (the diagnosis' case sentences)
+# ---------------------------------------------------------------------------
+
+_SENTENCE_FIELDS = frozenset({"zh", "en", "facts", "optional"})
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One fact sentence in Chinese and English, and the facts it needs.
+
+    ``facts`` are required: every one appears in both languages and rendering without
+    one is an error of the caller. ``optional`` facts sit in ``[...]`` segments, left
+    out when the fact is missing, like the catalog's texts.
+    """
+
+    id: str
+    text: Text
+    facts: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    def render(self, lang: Lang, **facts: object) -> str:
+        """The sentence in ``lang`` with ``facts`` filled in.
+
+        TypeError when a required fact is missing (None counts as missing) or a fact
+        is passed that the sentence does not declare: the caller and the data disagree.
+        """
+        missing = [n for n in self.facts if facts.get(n) is None]
+        unknown = sorted(set(facts) - set(self.facts) - set(self.optional))
+        if missing or unknown:
+            problems = [f"missing {', '.join(missing)}"] if missing else []
+            problems += [f"undeclared {', '.join(unknown)}"] if unknown else []
+            raise TypeError(f"sentence {self.id!r}: {'; '.join(problems)}")
+        shown: dict[str, object] = {
+            name: _fact_text(value, lang) or "-"
+            for name, value in facts.items()
+            if name in self.facts
+        }
+        shown.update({n: facts[n] for n in self.optional if n in facts})
+        return _render(self.text.get(lang), lang, shown)
+
+
+class Sentences:
+    """The loaded sentences by id (build with :func:`load_sentences`)."""
+
+    __slots__ = ("_path", "_sentences")
+
+    def __init__(self, sentences: Mapping[str, Sentence], path: str = "<memory>") -> None:
+        self._sentences: Mapping[str, Sentence] = MappingProxyType(dict(sentences))
+        self._path = path
+
+    @property
+    def path(self) -> str:
+        """The file the sentences were loaded from."""
+        return self._path
+
+    def __getitem__(self, sid: str) -> Sentence:
+        sentence = self._sentences.get(sid)
+        if sentence is None:
+            close = difflib.get_close_matches(sid, list(self._sentences), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(f"unknown sentence {sid!r} in {self._path}{hint}")
+        return sentence
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._sentences
+
+    def __iter__(self) -> Iterator[Sentence]:
+        return iter(self._sentences.values())
+
+    def __len__(self) -> int:
+        return len(self._sentences)
+
+    def render(self, sid: str, lang: Lang, **facts: object) -> str:
+        """Sentence ``sid`` in ``lang`` (see :meth:`Sentence.render`)."""
+        return self[sid].render(lang, **facts)
+
+
+def _names(loader: _Loader, entry: str, body: dict[str, object], field: str) -> list[str]:
+    raw = body.get(field, [])
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        loader.fail(entry, f"{field} must be a list of fact names")
+        return []
+    names = [str(n) for n in raw]
+    for name in names:
+        if not _NAME.match(name):
+            loader.fail(entry, f"{field}: {name!r} is not a Python identifier")
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        loader.fail(entry, f"{field} lists {name!r} twice")
+    return names
+
+
+def _load_sentence(loader: _Loader, sid: str, value: object) -> Sentence | None:
+    entry = f"sentence.{sid}"
+    before = len(loader.problems)
+    if not _KEY.match(sid):
+        loader.fail(entry, "a sentence id is lower-case words joined by dots or underscores")
+        return None
+    body = loader.table(value, entry, "a sentence")
+    if body is None:
+        return None
+    for extra in sorted(set(body) - _SENTENCE_FIELDS):
+        loader.fail(entry, f"unknown field {extra!r} (allowed: zh, en, facts, optional)")
+    text = loader.text({lang: body.get(lang) for lang in LANGS}, entry, "text")
+    facts = _names(loader, entry, body, "facts")
+    optional = _names(loader, entry, body, "optional")
+    for name in sorted(set(facts) & set(optional)):
+        loader.fail(entry, f"{name!r} is both required (facts) and optional")
+    if text is None:
+        return None
+    for lang in LANGS:
+        template = text.get(lang)
+        stripped = _SEGMENT.sub("", template)
+        if "[" in stripped or "]" in stripped:
+            loader.fail(
+                entry,
+                f"{lang} has an unbalanced or nested '[' ']' (brackets mark optional segments; "
+                "write 【】 for visible brackets)",
+            )
+            continue
+        used = _placeholders(template)
+        for name in sorted(set(used) - set(facts) - set(optional)):
+            loader.fail(entry, f"{lang} uses {{{name}}}, which facts and optional lack")
+        for name in facts:
+            if name not in used:
+                loader.fail(entry, f"{lang} lacks {{{name}}}, a required fact")
+        in_segments = {n for inner in _SEGMENT.findall(template) for n in _placeholders(inner)}
+        for name in optional:
+            if name not in in_segments:
+                loader.fail(entry, f"{lang}: optional fact {{{name}}} must sit in a '[...]'")
+        for name in sorted(set(facts) & in_segments):
+            loader.fail(entry, f"{lang}: required fact {{{name}}} sits in an optional segment")
+    if len(loader.problems) != before:
+        return None
+    return Sentence(sid, text, tuple(facts), tuple(optional))
+
+
+def load_sentences(path: str | Path | None = None, *, package: str) -> Sentences:
+    """Load and validate a sentences file: ``[sentence.<id>]`` tables with ``zh``, ``en``,
+    ``facts`` (required placeholders) and ``optional`` (placeholders in ``[...]``).
+
+    ``None`` loads ``sentences.toml`` packaged in ``package``. Raises CatalogError naming
+    the file, the sentence and each problem: a missing or empty language, a placeholder
+    that is not declared, a declared fact one language does not use, an unknown field.
+    """
+    name, text = read_text(
+        package,
+        "sentences.toml",
+        path,
+        lambda name, message: CatalogError(name, [("(file)", message)]),
+    )
+    data = _parse(name, text)
+    loader = _Loader(name)
+    for extra in sorted(set(data) - {"sentence"}):
+        loader.fail(extra, "unknown top-level table (allowed: sentence)")
+    section = loader.table(data.get("sentence", {}), "sentence", "[sentence]") or {}
+    sentences: dict[str, Sentence] = {}
+    for sid, value in section.items():
+        sentence = _load_sentence(loader, sid, value)
+        if sentence is not None:
+            sentences[sid] = sentence
+    if loader.problems:
+        raise CatalogError(name, loader.problems)
+    return Sentences(sentences, name)
