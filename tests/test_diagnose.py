@@ -410,7 +410,7 @@ def test_every_spec_key_is_covered() -> None:
     # the chip declines need chip cards and a chip terminal: tests/test_diagnose_chip.py
     covered = set(EXPECT) | set(CATALOG_ONLY) | (CHIP_PRODUCED & REQUIRED_KEYS)
     assert covered == set(REQUIRED_KEYS) | {"merchant.suspended.manual"}
-    assert not set(EXPECT) & CHIP_PRODUCED and not set(CATALOG_ONLY) & CHIP_PRODUCED
+    assert not set(CATALOG_ONLY) & CHIP_PRODUCED  # each is explained from its facts now
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
