@@ -9,23 +9,21 @@ sentences of :mod:`.explain`; the words are data (``sentences.toml``).
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from ..clock import show
 from ..money import fen_yuan
-from ..reasons import Lang, Sentences, load_sentences
+from ..reasons import Lang
 from ..store import JournalRec, Tx
 from ..store.queries.diagnosis import journal_with_atc
 from ..wire.emvtags import tvr_words
+from .sentences import say
 
 __all__ = [
     "amount_sentences",
     "card_sentences",
     "refused_reversal_sentences",
     "refused_sentences",
-    "say",
-    "sentences",
 ]
 
 #: reason keys of a chip decline this module explains
@@ -39,18 +37,12 @@ CHIP_KEYS = frozenset(
 )
 
 
-@cache
-def sentences() -> Sentences:
-    """The packaged diagnosis sentences, loaded and checked once."""
-    return load_sentences(package=__package__ or "clearpos.diagnosis")
+def _v(value: object) -> object:
+    """A recorded fact as shown: ``-`` when it was not recorded."""
+    return "-" if value is None or value == "" else value
 
 
-def say(sid: str, lang: Lang, **facts: object) -> str:
-    """Sentence ``sid`` of ``sentences.toml`` in ``lang`` with ``facts``."""
-    return sentences().render(sid, lang, **facts)
-
-
-def _tvr(tvr: object, lang: Lang, sid: str = "chip.tvr") -> list[str]:
+def _tvr(tvr: object, lang: Lang, *, after: bool = False) -> list[str]:
     text = str(tvr or "")
     try:
         raw = bytes.fromhex(text)
@@ -60,8 +52,11 @@ def _tvr(tvr: object, lang: Lang, sid: str = "chip.tvr") -> list[str]:
         return []
     words = tvr_words(raw, lang)
     if not words:
-        return [say("chip.tvr_clean", lang, tvr=text)] if sid == "chip.tvr" else []
-    return [say(sid, lang, tvr=text, words=say("list_separator", lang).join(words))]
+        return [] if after else [say("chip.tvr_clean", lang, tvr=text)]
+    joined = say("list_separator", lang).join(words)
+    if after:
+        return [say("chip.tvr_after", lang, tvr=text, words=joined)]
+    return [say("chip.tvr", lang, tvr=text, words=joined)]
 
 
 def _chip(f: dict[str, Any]) -> dict[str, Any]:
@@ -83,9 +78,9 @@ def card_sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: L
                 "chip.swiped",
                 lang,
                 pan=pan,
-                service_code=f.get("service_code"),
+                service_code=_v(f.get("service_code")),
                 tid=row.tid,
-                entry_mode=f.get("entry_mode") or row.entry_mode,
+                entry_mode=_v(f.get("entry_mode") or row.entry_mode),
             )
         ]
     if key == "card.pin_required":
@@ -96,8 +91,10 @@ def card_sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: L
                 "chip.no_pin",
                 lang,
                 entry_mode=row.entry_mode or "-",
-                amount=fen_yuan(int(amount)) if isinstance(amount, int) else None,
-                limit=fen_yuan(int(limit_fen)) if isinstance(limit_fen, int) else f.get("limit"),
+                amount=fen_yuan(int(amount)) if isinstance(amount, int) else "-",
+                limit=fen_yuan(int(limit_fen))
+                if isinstance(limit_fen, int)
+                else _v(f.get("limit")),
             )
         ]
         now = tx.quickpass_no_pin_limit_fen()
@@ -108,16 +105,16 @@ def card_sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: L
         if f.get("note") and f.get("cvn") is None:
             return [say("chip.no_chip", lang, pan=pan)]
         if f.get("iad_cvn") is not None:
-            out = [say("chip.iad_cvn", lang, pan=pan, iad_cvn=f["iad_cvn"], cvn=f.get("cvn"))]
+            out = [say("chip.iad_cvn", lang, pan=pan, iad_cvn=f["iad_cvn"], cvn=_v(f.get("cvn")))]
         else:
             out = [
                 say(
                     "chip.arqc_failed",
                     lang,
                     pan=pan,
-                    cvn=f.get("cvn"),
-                    atc=f.get("atc"),
-                    last_atc=f.get("last_atc"),
+                    cvn=_v(f.get("cvn")),
+                    atc=_v(f.get("atc")),
+                    last_atc=_v(f.get("last_atc")),
                     arqc=_masked(f).get("9F26"),
                 )
             ]
@@ -125,9 +122,9 @@ def card_sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: L
     if key == "card.cryptogram_replayed":
         atc = f.get("atc")
         if f.get("last_atc") is None:
-            out = [say("chip.replayed_race", lang, pan=pan, atc=atc)]
+            out = [say("chip.replayed_race", lang, pan=pan, atc=_v(atc))]
         else:
-            out = [say("chip.replayed", lang, pan=pan, atc=atc, last_atc=f["last_atc"])]
+            out = [say("chip.replayed", lang, pan=pan, atc=_v(atc), last_atc=f["last_atc"])]
         if isinstance(atc, int) and row.card_id is not None:
             first = journal_with_atc(tx, row.card_id, atc, before_id=row.id)
             if first is not None:
@@ -165,7 +162,7 @@ def refused_sentences(row: JournalRec, reversal: JournalRec, lang: Lang) -> list
         )
     ]
     out += _counter(row.facts, lang)
-    out += _tvr(_masked(reversal.facts).get("95"), lang, "chip.tvr_after")
+    out += _tvr(_masked(reversal.facts).get("95"), lang, after=True)
     return out
 
 
@@ -174,5 +171,5 @@ def refused_reversal_sentences(row: JournalRec, orig: JournalRec | None, lang: L
     out = [say("chip.refused_reversal", lang, stan=row.stan, time=show(row.ts))]
     if orig is not None:
         out += _counter(orig.facts, lang)
-    out += _tvr(_masked(row.facts).get("95"), lang, "chip.tvr_after")
+    out += _tvr(_masked(row.facts).get("95"), lang, after=True)
     return out
