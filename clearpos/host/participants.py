@@ -30,6 +30,7 @@ from ..wire import (
     Settlement48,
     Totals,
 )
+from ..wire.emvtags import masked_tags
 from .context import Ctx
 from .journal import move
 
@@ -603,6 +604,9 @@ class Reverse:
         key = req_key(r)
         orig = ctx.tx.journal_original(r.tid, r.batch, r.stan, (r.kind.label,))
         ctx.facts["reversal_reason"] = m.reason_code
+        if r.card is not None and r.card.chip:
+            # the chip's TVR after its second GENERATE AC: why a card refused (06)
+            ctx.facts["chip_data"] = masked_tags(r.card.chip)
         if orig is None:
             prior = ctx.tx.journal_by_key(key)
             if prior is not None and prior.kind == "reversal":
