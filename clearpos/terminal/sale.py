@@ -33,6 +33,7 @@ from .core import (
     _answer_of,
 )
 from .protocol import (
+    Decision,
     Verdict,
     decide,
 )
@@ -300,29 +301,7 @@ class SaleMixin(TerminalCore):
         kind = req.kind
         card = req.card
         pan = card.masked_pan if card else (original.pan if original else "")
-        fields: dict[str, Any] = {
-            "kind": kind.label,
-            "stan": req.stan,
-            "batch": req.batch,
-            "amount_fen": req.amount_fen,
-            "pan": pan,
-            "entry": card.entry_mode if card else "",
-            "operator": self.operator or "",
-            "original_stan": original.stan if original else "",
-            "original_batch": original.batch if original else "",
-            "sealed": self.sealer.seal(req) if kind is not Kind.BALANCE else None,
-        }
-        reversal = None
-        if kind.reversible:
-            reversal = {
-                "stan": req.stan,
-                "batch": req.batch,
-                "kind": kind.label,
-                "amount_fen": req.amount_fen,
-                "pan": pan,
-                "sealed": fields["sealed"],
-            }
-        jid = self.store.begin_send(fields, reversal)
+        jid = self._begin_send(req, pan, original)
         base = {"batch": req.batch, "pan": pan, "kind": kind.label}
         try:
             reply = self._exchange(req)
@@ -347,55 +326,109 @@ class SaleMixin(TerminalCore):
         m = reply.msg
         if not isinstance(m, FinancialResponse):
             return self._timeout(command, req, jid, NoAnswer("unexpected answer"), base)
-        code = m.code or ""
-        key = reason_of(code, m.reason)
-        org = m.organisation.strip()
         answer: dict[str, Any] = {
             "rrn": m.rrn or "",
-            "org": org,
+            "org": m.organisation.strip(),
             "host_date": m.host_date or "",
             "host_time": m.host_time or "",
         }
         decision = decide(kind, _answer_of(reply, FinancialResponse))
         if decision.verdict is Verdict.UNTRUSTED:
-            # The answer says approved but cannot be trusted. A reversible request is
-            # undone; a refund is never reversed, so whether the host credited it is
-            # unknown here, exactly as when its answer is lost (never "not credited").
-            unknown = decision.unknown
-            if decision.reverse is not None:
-                self.store.set_reversal_reason(decision.reverse)
-            self.store.finish(
-                jid,
-                clear_reversal=decision.reverse is None,
-                status=st.UNKNOWN if unknown else st.DECLINED,
-                reason="mac.invalid",
-                code="A0",
-                detail="approved answer failed its MAC",
-                **answer,
-            )
-            done = self._deliver_reversal() if decision.reverse is not None else None
-            self._need_resign = decision.resign
-            return self._fin_outcome(
-                command,
-                req,
-                jid,
-                "mac.invalid",
-                "A0",
-                approved=False,
-                reversed_=done,
-                base=base,
-                host_code="00",
-                unknown=unknown,
-            )
+            return self._untrusted(command, req, jid, decision, answer, base)
         chip_read = self._chip if card is not None and card.chip is not None else None
         self._chip = None
         if chip_read is not None:
             refused = self._second_generate_ac(chip_read, m, req, jid, answer, command, base)
             if refused is not None:
                 return refused
+        return self._answered(command, req, jid, m, decision, answer, base, original)
+
+    def _begin_send(self, req: FinancialRequest, pan: str, original: JournalRow | None) -> int:
+        """Journal the request -- and store its reversal (98), when reversible -- in one
+        write before it leaves; returns the journal row."""
+        kind, card = req.kind, req.card
+        fields: dict[str, Any] = {
+            "kind": kind.label,
+            "stan": req.stan,
+            "batch": req.batch,
+            "amount_fen": req.amount_fen,
+            "pan": pan,
+            "entry": card.entry_mode if card else "",
+            "operator": self.operator or "",
+            "original_stan": original.stan if original else "",
+            "original_batch": original.batch if original else "",
+            "sealed": self.sealer.seal(req) if kind is not Kind.BALANCE else None,
+        }
+        reversal = None
+        if kind.reversible:
+            reversal = {
+                "stan": req.stan,
+                "batch": req.batch,
+                "kind": kind.label,
+                "amount_fen": req.amount_fen,
+                "pan": pan,
+                "sealed": fields["sealed"],
+            }
+        return self.store.begin_send(fields, reversal)
+
+    def _untrusted(
+        self,
+        command: str,
+        req: FinancialRequest,
+        jid: int,
+        decision: Decision,
+        answer: dict[str, Any],
+        base: dict[str, Any],
+    ) -> Outcome:
+        """The answer says approved but cannot be trusted (its MAC failed). A reversible
+        request is undone (A0); a refund is never reversed, so whether the host credited
+        it is unknown here, exactly as when its answer is lost (never "not credited")."""
+        unknown = decision.unknown
+        if decision.reverse is not None:
+            self.store.set_reversal_reason(decision.reverse)
+        self.store.finish(
+            jid,
+            clear_reversal=decision.reverse is None,
+            status=st.UNKNOWN if unknown else st.DECLINED,
+            reason="mac.invalid",
+            code="A0",
+            detail="approved answer failed its MAC",
+            **answer,
+        )
+        done = self._deliver_reversal() if decision.reverse is not None else None
+        self._need_resign = decision.resign
+        return self._fin_outcome(
+            command,
+            req,
+            jid,
+            "mac.invalid",
+            "A0",
+            approved=False,
+            reversed_=done,
+            base=base,
+            host_code="00",
+            unknown=unknown,
+        )
+
+    def _answered(
+        self,
+        command: str,
+        req: FinancialRequest,
+        jid: int,
+        m: FinancialResponse,
+        decision: Decision,
+        answer: dict[str, Any],
+        base: dict[str, Any],
+        original: JournalRow | None,
+    ) -> Outcome:
+        """Record a trusted answer, approved or declined, and build the outcome."""
+        kind = req.kind
+        code = m.code or ""
+        key = reason_of(code, m.reason)
         if decision.verdict is Verdict.APPROVED:
             if kind.reversible:
                 self.store.set_reversal_reason("96")  # answer in hand, not yet recorded
+            voids = kind in (Kind.VOID, Kind.COMPLETION_VOID, Kind.PREAUTH_VOID)
             self.store.finish(
                 jid,
                 clear_reversal=True,
@@ -403,17 +436,14 @@ class SaleMixin(TerminalCore):
                 reason=key,
                 code=code,
                 auth_code=m.auth_code or "",
-                void_of=original.id
-                if original is not None
-                and kind in (Kind.VOID, Kind.COMPLETION_VOID, Kind.PREAUTH_VOID)
-                else None,
+                void_of=original.id if original is not None and voids else None,
                 **answer,
             )
             extra: dict[str, Any] = dict(base)
             if m.auth_code:
                 extra["auth_code"] = m.auth_code
-            if org:
-                extra["organisation"] = org
+            if answer["org"]:
+                extra["organisation"] = answer["org"]
             if m.balance is not None:
                 extra["balance_fen"] = m.balance.amount_fen
             return self._fin_outcome(
