@@ -139,6 +139,20 @@ def _answer_of(reply: _Reply, want: type) -> Answer:
     return Answer(code, reply.header.processing, reply.mac_ok)
 
 
+def _chip_lines(chip: object) -> dict[str, Any]:
+    """A chip sale's receipt lines (AID, label, ARQC, TC, ATC) from the outcome's "chip"."""
+    if not isinstance(chip, dict):
+        return {}
+    atc = chip.get("atc")
+    return {
+        "aid": str(chip.get("aid") or ""),
+        "app_label": str(chip.get("label") or ""),
+        "arqc": str(chip.get("arqc") or ""),
+        "tc": str(chip.get("tc") or ""),
+        "atc": atc if isinstance(atc, int) else None,
+    }
+
+
 class _Abort(Exception):
     """Stop the command with this outcome (nothing more is sent)."""
 
@@ -575,6 +589,7 @@ class TerminalCore:
             original_stan=row.original_stan,
             lines=tuple(out.lines),
             merchant_name=str(self.store.get("host_name") or ""),
+            **_chip_lines(out.extra.get("chip")),
         )
         path = self.store.directory / "receipts" / f"{row.batch}-{row.stan}.txt"
         try:

@@ -477,6 +477,7 @@ class SaleMixin(TerminalCore):
             "aid": chip.aid,
             "label": chip.label,
             "atc": first.atc,
+            "arqc": first.arqc.hex().upper(),
             "cryptogram": second.cryptogram,
             "issuer_auth": second.issuer_auth,
             "tc": second.tags.get("9F26", b"").hex().upper() if second.accepted else "",
