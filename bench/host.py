@@ -413,6 +413,28 @@ def pg_settings(url: str) -> str:
     return f"PostgreSQL {v}, fsync={fs}, synchronous_commit={sc}"
 
 
+def thread_seconds(host_pid: int) -> dict[str, float]:
+    """CPU seconds of the host process's threads (Linux): the event loop (the
+    process's main thread, or each worker's) and the rest (the store writer
+    threads, executor threads)."""
+    out = {"loop": 0.0, "other threads": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [host_pid]
+    children = Path(f"/proc/{host_pid}/task/{host_pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            rest = stat[stat.rindex(")") + 2 :].split()
+            cpu = (int(rest[11]) + int(rest[12])) / tick
+            out["loop" if int(task.name) == pid else "other threads"] += cpu
+    return out
+
+
 def cpu_seconds(host_pid: int) -> dict[str, float]:
     """CPU seconds used so far by the host processes, PostgreSQL and this process (Linux)."""
     out = {"host": 0.0, "postgres": 0.0, "client": 0.0}
@@ -537,9 +559,10 @@ async def main_async(args: argparse.Namespace) -> int:
         frames = {t.tid: t.purchases(per_closed, pans, i * 7) for i, t in enumerate(terms)}
         frames2 = {t.tid: t.purchases(per_open, pans, i * 11) for i, t in enumerate(terms)}
         build_s = time.perf_counter() - t0
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0, th0 = cpu_seconds(proc.pid), thread_seconds(proc.pid)
         closed, dt = await closed_loop(terms, frames, args.seconds, args.reverse_every)
-        cpu1 = cpu_seconds(proc.pid)
+        cpu1, th1 = cpu_seconds(proc.pid), thread_seconds(proc.pid)
+        threads = {k: th1[k] - th0[k] for k in th0}
         opened = (
             await open_loop(terms, frames2, args.rate, args.seconds, args.reverse_every)
             if args.rate
@@ -612,6 +635,10 @@ async def main_async(args: argparse.Namespace) -> int:
             f"CPU per approved purchase in the closed loop: host {used['host']:.0f} µs, "
             f"PostgreSQL {used['postgres']:.0f} µs, load generator {used['client']:.0f} µs; "
             f"cores busy {sum(cpu1[k] - cpu0[k] for k in cpu0) / dt:.2f} of {os.cpu_count()}"
+        )
+        print(
+            "host CPU per approved purchase by thread: "
+            + ", ".join(f"{k} {v / closed.ok * 1e6:.0f} µs" for k, v in threads.items())
         )
     if settle:
         t_settle, t_close, reason, closed_rows = settle
