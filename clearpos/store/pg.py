@@ -16,46 +16,44 @@ concurrency comes from the database alone, never from locks in this process:
   duplicate check fails its insert, and the writer runs the unit again, when
   the check sees the committed original and answers ``transaction.duplicate``.
 
-The writer (:class:`PgWriter`) has the same ``run(unit) -> Future`` interface as
-SQLite's group-commit writer. It keeps a small pool of threads, each with its
-own connection; each unit of work is its own transaction (PostgreSQL groups
-the WAL flushes of concurrent commits itself). A unit is run again, up to
-three more times, on a serialization failure, a deadlock or a unique
-violation; its exception rolls back that unit only. Hot statements are
-prepared on first use (``prepare_threshold=0``).
+The writer (:class:`PgWriter`) is SQLite's group-commit writer (``writer.py``)
+with PostgreSQL's hooks (:class:`PgBackend`): ``writers`` threads per process,
+each with its own connection, each running many units per transaction and
+committing once; a unit that fails alone on a serialization failure, a deadlock
+or a unique violation runs again (up to three more times), any other exception
+rolls back that unit only. Only the first unit of a transaction waits for row
+locks, so batches of several writers and processes cannot deadlock each other.
+Hot statements are prepared on first use (``prepare_threshold=0``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
-from .schema import MIGRATIONS
-from .sqlite import StoreError
+from . import migrate as migrations
 from .tx import Tx
+from .writer import RETRIES, BatchWriter, OnCommit, StoreError
 
 log = logging.getLogger("clearpos.store")
 
-T = TypeVar("T")
+__all__ = ["RETRIES", "PgBackend", "PgDatabase", "PgTx", "PgWriter", "StoreError", "migrate"]
 
 #: pg_advisory_lock key that serialises migrations of several processes starting at once
 MIGRATION_LOCK = 85830007
-#: how many more times a unit runs after a serialization failure, deadlock or unique violation
-RETRIES = 3
-DEFAULT_WRITERS = 8
+DEFAULT_WRITERS = 2
+#: units per transaction at most: a transaction holds its units' row locks until COMMIT
+BATCH_MAX = 64
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
 
 RawConn = psycopg.Connection[dict[str, Any]]
@@ -224,158 +222,130 @@ class PgDatabase:
                 with contextlib.suppress(psycopg.Error):
                     raw.rollback()
 
-    def writer(self, *, batch_max: int = 512, threads: int | None = None) -> PgWriter:
-        """The host's writer; ``batch_max`` is accepted for SQLite's signature and unused."""
-        del batch_max
-        return PgWriter(self, threads=threads or self.writers)
+    def writer(
+        self,
+        *,
+        batch_max: int = 0,
+        threads: int | None = None,
+        on_commit: OnCommit | None = None,
+    ) -> PgWriter:
+        """The host's writer: ``threads`` (default: the URL's ``writers``) connections,
+        each committing up to ``batch_max`` (default ``BATCH_MAX``) units at once."""
+        return PgWriter(
+            self,
+            threads=threads or self.writers,
+            batch_max=batch_max or BATCH_MAX,
+            on_commit=on_commit,
+        )
 
 
 def migrate(raw: RawConn) -> int:
-    """Apply what ``schema_version`` lacks; several processes may call this at once."""
-    raw.autocommit = True
-    try:
+    """Apply what ``schema_version`` lacks (``migrate.py``); several processes may call
+    this at once: they queue on an advisory lock."""
+
+    def execute(sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        return iter(raw.execute(translate(sql) if params else sql, params or None))
+
+    @contextmanager
+    def locked() -> Iterator[None]:
         raw.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
-            raw.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            # every migration not applied yet, by number (they may land out of order)
-            rows = raw.execute("SELECT version FROM schema_version").fetchall()
-            applied = {int(r["version"]) for r in rows}
-            current = max(applied, default=0)
-            for version, title, statements in MIGRATIONS:
-                if version in applied:
-                    continue
-                with raw.transaction():
-                    for stmt in statements:
-                        raw.execute(translate_ddl(stmt))
-                    raw.execute(
-                        "INSERT INTO schema_version (version, applied_at) "
-                        "VALUES (%s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'))",
-                        (version,),
-                    )
-                log.info("store migrated to version %d: %s", version, title)
-                current = max(current, version)
-            return current
+            yield
         finally:
             raw.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+    @contextmanager
+    def step() -> Iterator[None]:
+        with raw.transaction():
+            yield
+
+    raw.autocommit = True
+    try:
+        return migrations.migrate(
+            migrations.Dialect(
+                execute=execute,
+                locked=locked,
+                transaction=step,
+                now="to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+                ddl=translate_ddl,
+            )
+        )
     finally:
         raw.autocommit = False
 
 
-_Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
-_STOP = object()
+#: what a unit that is not the first of its transaction adds to the reads of rows it
+#: will update: it must not wait for a lock another transaction holds (see PgBackend)
+LOCK_NOWAIT = " FOR UPDATE NOWAIT"
 
 
-class PgWriter:
-    """A pool of writer threads, one connection and one transaction per unit each."""
+class PgBackend:
+    """The writer's hooks for PostgreSQL: many units per transaction, deadlock-free.
 
-    def __init__(self, db: PgDatabase, *, threads: int = DEFAULT_WRITERS) -> None:
+    A unit locks the rows it will update as it reads them (``FOR UPDATE``), in the
+    order the host pipeline reads them (terminal, then card). With many units in one
+    transaction, two writers could each hold a card the other's next unit wants: a
+    deadlock, found only after ``deadlock_timeout`` (1 s by default). So only the
+    first unit of a transaction may wait for a row lock; every later one reads with
+    ``FOR UPDATE NOWAIT``, and when a row is taken it fails at once (55P03): the
+    writer cuts the batch there — the units ahead of it run again and commit, and
+    it runs first in the next transaction, where it may wait. A transaction that
+    waits therefore holds only its first unit's locks, as when every unit was its
+    own transaction. Correctness stays the database's: row locks, the UNIQUE
+    ``journal.req_key``, READ COMMITTED (a statement after a lock sees what its
+    previous holder committed), and a unit that fails alone on a deadlock, a
+    serialization failure or a unique violation runs again.
+    """
+
+    name = "pg"
+
+    def __init__(self, db: PgDatabase) -> None:
         self.db = db
-        self.threads = threads
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._workers: list[threading.Thread] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._count = threading.Lock()
-        #: committed transactions (PostgreSQL: one per unit that committed)
-        self.commits = 0
-        #: units of work run to the end (committed or rolled back with their exception)
-        self.units = 0
-        #: units run again after a serialization failure, deadlock or unique violation
-        self.retries = 0
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        conns = await self._loop.run_in_executor(
-            None, lambda: [self.db.connect() for _ in range(self.threads)]
-        )
-        for i, raw in enumerate(conns):
-            t = threading.Thread(
-                target=self._run, args=(raw,), name=f"clearpos-pg-writer-{i}", daemon=True
-            )
-            t.start()
-            self._workers.append(t)
+    def open(self) -> tuple[RawConn, Tx]:
+        raw = self.db.connect()
+        return raw, PgTx(PgConn(raw))
 
-    async def close(self) -> None:
-        workers, self._workers = self._workers, []
-        for _ in workers:
-            self._q.put(_STOP)
-        loop = asyncio.get_running_loop()
-        for t in workers:
-            await loop.run_in_executor(None, t.join)
+    def close(self, conn: RawConn) -> None:
+        with contextlib.suppress(Exception):
+            conn.close()
 
-    def run(self, unit: Callable[[Tx], T]) -> asyncio.Future[T]:
-        """Queue a unit of work; the future resolves after its transaction commits."""
-        assert self._loop is not None, "writer not started"
-        fut: asyncio.Future[T] = self._loop.create_future()
-        self._q.put((unit, fut))
-        return fut
+    def begin(self, conn: RawConn, tx: Tx) -> None:
+        """Nothing to send: psycopg opens the transaction with the first statement."""
+        if conn.closed:
+            raise StoreError("connection to the store is closed")
 
-    def _run(self, raw: RawConn) -> None:
-        loop = self._loop
-        assert loop is not None
-        try:
-            while True:
-                job = self._q.get()
-                if job is _STOP:
-                    return
-                unit, fut = job
-                raw, value, ok = self._unit(raw, unit)
-                loop.call_soon_threadsafe(_resolve, fut, value, ok)
-        finally:
-            raw.close()
+    def prepare(self, tx: Tx, *, first: bool) -> None:
+        # Every unit reads the configuration generation afresh (with its terminal row,
+        # no extra round trip): other processes may change it between two units.
+        tx.forget()
+        tx.lock = PgTx.lock if first else LOCK_NOWAIT
 
-    def _unit(self, raw: RawConn, unit: Callable[[Tx], Any]) -> tuple[RawConn, Any, bool]:
-        attempt = 0
-        while True:
-            try:
-                value = unit(PgTx(PgConn(raw)))
-                raw.commit()
-            except RETRYABLE as exc:
-                with contextlib.suppress(psycopg.Error):
-                    raw.rollback()
-                if attempt >= RETRIES:
-                    self._done(committed=False)
-                    return raw, StoreError(f"gave up after {attempt + 1} tries: {exc}"), False
-                attempt += 1
-                with self._count:
-                    self.retries += 1
-                continue
-            except Exception as exc:  # the unit's writes are undone; other units go on
-                if raw.closed or raw.broken:
-                    # the outcome of a lost COMMIT is unknown: never run the unit again
-                    with contextlib.suppress(Exception):
-                        raw.close()
-                    raw = self._reconnect(raw)
-                    self._done(committed=False)
-                    err = StoreError(f"connection to the store lost, unit not confirmed: {exc}")
-                    return raw, err, False
-                with contextlib.suppress(psycopg.Error):
-                    raw.rollback()
-                self._done(committed=False)
-                return raw, exc, False
-            self._done(committed=True)
-            return raw, value, True
+    def commit(self, conn: RawConn) -> None:
+        conn.commit()
 
-    def _reconnect(self, old: RawConn) -> RawConn:
-        try:
-            return self.db.connect()
-        except StoreError:
-            log.exception("store unreachable; this writer thread retries on its next unit")
-            return old  # closed: the next unit fails fast and reconnects again
+    def rollback(self, conn: RawConn) -> None:
+        if not conn.closed:
+            conn.rollback()
 
-    def _done(self, *, committed: bool) -> None:
-        with self._count:
-            self.units += 1
-            if committed:
-                self.commits += 1
+    def transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, RETRYABLE)
+
+    def broken(self, conn: RawConn) -> bool:
+        return bool(conn.closed or conn.broken)
 
 
-def _resolve(fut: asyncio.Future[Any], value: Any, ok: bool) -> None:
-    if fut.cancelled():
-        return
-    if ok:
-        fut.set_result(value)
-    else:
-        fut.set_exception(value)
+class PgWriter(BatchWriter[RawConn]):
+    """``writers`` threads per process, each with its own connection, each committing
+    many units per transaction (``writer.py``, :class:`PgBackend`)."""
+
+    def __init__(
+        self,
+        db: PgDatabase,
+        *,
+        threads: int = DEFAULT_WRITERS,
+        batch_max: int = BATCH_MAX,
+        on_commit: OnCommit | None = None,
+    ) -> None:
+        super().__init__(PgBackend(db), batch_max=batch_max, threads=threads, on_commit=on_commit)
+        self.db = db
