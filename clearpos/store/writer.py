@@ -226,6 +226,12 @@ class BatchWriter(Generic[C]):
                 break
         return conn, tx
 
+    def _batch(self, conn: C, tx: Tx, jobs: list[Job]) -> list[Result]:
+        """``process`` without a thread: every result of ``jobs``, in order (benches, tests)."""
+        out: list[Result] = []
+        self.process(conn, tx, jobs, out.extend)
+        return out
+
     def _attempt(self, conn: C, tx: Tx, jobs: list[Job]) -> tuple[int | None, Any]:
         """(None, values) when every unit ran and the transaction committed; else
         (index of the unit that raised, its exception) or (_COMMIT, exception), rolled back."""
