@@ -158,6 +158,9 @@ class SqliteBackend:
     def prepare(self, tx: Tx, *, first: bool) -> None:
         """Nothing: the batch holds SQLite's one write lock, no unit ever waits for a row."""
 
+    def finish(self, tx: Tx) -> None:
+        """Nothing: every statement was run when the unit made it."""
+
     def commit(self, conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")
 

@@ -21,7 +21,8 @@ commits before one queued ahead of it on the same thread.
 A backend supplies a small :class:`Backend`: how to open a connection and a
 :class:`Tx` on it, begin, commit and roll back, how to prepare the Tx for the
 next unit (PostgreSQL: a unit that is not the first of its transaction must not
-wait for a row lock, see ``pg.py``), which errors are transient, and whether a
+wait for a row lock, see ``pg.py``) and finish a unit (PostgreSQL: send the
+writes it deferred), which errors are transient, and whether a
 connection is broken (then the outcome of its transaction is unknown and no
 unit of it is run again).
 """
@@ -69,6 +70,7 @@ class Backend(Protocol[C]):
     def close(self, conn: C) -> None: ...
     def begin(self, conn: C, tx: Tx) -> None: ...
     def prepare(self, tx: Tx, *, first: bool) -> None: ...
+    def finish(self, tx: Tx) -> None: ...
     def commit(self, conn: C) -> None: ...
     def rollback(self, conn: C) -> None: ...
     def transient(self, exc: BaseException) -> bool: ...
@@ -246,6 +248,7 @@ class BatchWriter(Generic[C]):
             b.prepare(tx, first=i == 0)
             try:
                 values.append(unit(tx))
+                b.finish(tx)
             except Exception as exc:
                 self._rollback(conn)
                 return i, exc
