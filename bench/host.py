@@ -413,8 +413,25 @@ def pg_settings(url: str) -> str:
     return f"PostgreSQL {v}, fsync={fs}, synchronous_commit={sc}"
 
 
-def cpu_seconds(host_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the host processes, PostgreSQL and this process (Linux)."""
+def pg_pids(url: str) -> set[int] | None:
+    """The PostgreSQL processes that work for this bench: the backends connected to its
+    database and the server's WAL writer, checkpointer and background writer (other
+    databases on the same server — other users' tests — are left out). None for SQLite."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return None
+    db = open_database(url)
+    with db.reader() as tx:
+        rows = tx.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE (datname = current_database() "
+            "AND pid <> pg_backend_pid()) OR backend_type IN "
+            "('walwriter', 'checkpointer', 'background writer')"
+        ).fetchall()
+    return {int(r["pid"]) for r in rows}
+
+
+def cpu_seconds(host_pid: int, postgres: set[int] | None = None) -> dict[str, float]:
+    """CPU seconds used so far by the host processes, PostgreSQL (``postgres``: only these
+    of its processes) and this process (Linux)."""
     out = {"host": 0.0, "postgres": 0.0, "client": 0.0}
     if not Path("/proc/self/stat").exists():
         return out
@@ -432,7 +449,7 @@ def cpu_seconds(host_pid: int) -> dict[str, float]:
         pid = int(d.name)
         if pid == host_pid or ppid == host_pid:
             out["host"] += cpu
-        elif comm == "postgres":
+        elif comm == "postgres" and (postgres is None or pid in postgres):
             out["postgres"] += cpu
         elif pid == os.getpid():
             out["client"] += cpu
@@ -537,9 +554,10 @@ async def main_async(args: argparse.Namespace) -> int:
         frames = {t.tid: t.purchases(per_closed, pans, i * 7) for i, t in enumerate(terms)}
         frames2 = {t.tid: t.purchases(per_open, pans, i * 11) for i, t in enumerate(terms)}
         build_s = time.perf_counter() - t0
-        cpu0 = cpu_seconds(proc.pid)
+        pids = pg_pids(url)
+        cpu0 = cpu_seconds(proc.pid, pids)
         closed, dt = await closed_loop(terms, frames, args.seconds, args.reverse_every)
-        cpu1 = cpu_seconds(proc.pid)
+        cpu1 = cpu_seconds(proc.pid, pids)
         opened = (
             await open_loop(terms, frames2, args.rate, args.seconds, args.reverse_every)
             if args.rate

@@ -43,7 +43,9 @@ class Dialect:
 
 
 def applied(d: Dialect) -> set[int]:
-    return {int(r["version"]) for r in d.execute("SELECT version FROM schema_version", ())}
+    rows = d.execute("SELECT version FROM schema_version", ())
+    # rows by name (sqlite3.Row, psycopg's dict_row) or plain tuples (a bare connection)
+    return {int(r["version"] if hasattr(r, "keys") else r[0]) for r in rows}
 
 
 def migrate(d: Dialect) -> int:

@@ -391,6 +391,7 @@ class PgBackend:
     """
 
     name = "pg"
+    thread_name = "clearpos-pg-writer-{i}"
 
     def __init__(self, db: PgDatabase) -> None:
         self.db = db

@@ -138,6 +138,7 @@ class SqliteBackend:
     """The writer's hooks for SQLite: one connection, ``BEGIN IMMEDIATE`` per batch."""
 
     name = "sqlite"
+    thread_name = "clearpos-writer"
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db

@@ -51,7 +51,8 @@ RETRIES = 3
 Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 #: (future, value or exception, ok)
 Result = tuple["asyncio.Future[Any]", Any, bool]
-#: called after each commit with (units in it, seconds spent in the store for them)
+#: called after each commit, in the writer thread, with (units in it, seconds spent in
+#: the store for them, from the first try of the batch to its COMMIT, cuts included)
 OnCommit = Callable[[int, float], None]
 
 _STOP = object()
@@ -65,6 +66,8 @@ class Backend(Protocol[C]):
     """What a store gives the writer; ``C`` is its connection type."""
 
     name: str
+    #: the writer threads' names (``{i}``: the thread's number)
+    thread_name: str
 
     def open(self) -> tuple[C, Tx]: ...
     def close(self, conn: C) -> None: ...
@@ -106,19 +109,26 @@ class BatchWriter(Generic[C]):
         self.cuts = 0
 
     async def start(self) -> None:
+        """Start the threads; each opens its connection itself, and this returns once
+        all have (or raises the first one's error: a store that cannot be reached)."""
         self._loop = loop = asyncio.get_running_loop()
-        conns = await loop.run_in_executor(
-            None, lambda: [self.backend.open() for _ in range(self.threads)]
-        )
-        for i, (conn, tx) in enumerate(conns):
+        opened: list[asyncio.Future[None]] = []
+        for i in range(self.threads):
+            ready: asyncio.Future[None] = loop.create_future()
             t = threading.Thread(
                 target=self._run,
-                args=(conn, tx),
-                name=f"clearpos-{self.backend.name}-writer-{i}",
+                args=(ready,),
+                name=self.backend.thread_name.format(i=i),
                 daemon=True,
             )
             t.start()
             self._workers.append(t)
+            opened.append(ready)
+        try:
+            await asyncio.gather(*opened)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         """Finish every unit queued so far, then stop the threads."""
@@ -138,10 +148,16 @@ class BatchWriter(Generic[C]):
 
     # ------------------------------------------------------------------ the thread
 
-    def _run(self, conn: C, tx: Tx) -> None:
+    def _run(self, ready: asyncio.Future[None]) -> None:
         q = self._q
         loop = self._loop
         assert loop is not None
+        try:
+            conn, tx = self.backend.open()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, ready, exc)
+            return
+        loop.call_soon_threadsafe(_settle, ready, None)
         try:
             while True:
                 first = q.get()
@@ -291,6 +307,15 @@ _COMMIT = -1
 def _lost(exc: BaseException) -> StoreError:
     # the outcome of a transaction whose connection was lost is unknown: never run it again
     return StoreError(f"connection to the store lost, unit not confirmed: {exc}")
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.cancelled():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)
 
 
 def _resolve(results: list[Result]) -> None:
