@@ -413,12 +413,12 @@ def pg_settings(url: str) -> str:
     return f"PostgreSQL {v}, fsync={fs}, synchronous_commit={sc}"
 
 
-def pg_pids(url: str) -> set[int] | None:
+def pg_pids(url: str) -> set[int]:
     """The PostgreSQL processes that work for this bench: the backends connected to its
     database and the server's WAL writer, checkpointer and background writer (other
-    databases on the same server — other users' tests — are left out). None for SQLite."""
+    databases on the same server — other users' tests — are left out); none for SQLite."""
     if not url.startswith(("postgresql://", "postgres://")):
-        return None
+        return set()
     db = open_database(url)
     with db.reader() as tx:
         rows = tx.conn.execute(

@@ -52,7 +52,7 @@ __all__ = ["RETRIES", "PgBackend", "PgDatabase", "PgTx", "PgWriter", "StoreError
 
 #: pg_advisory_lock key that serialises migrations of several processes starting at once
 MIGRATION_LOCK = 85830007
-DEFAULT_WRITERS = 2
+DEFAULT_WRITERS = 4
 #: units per transaction at most: a transaction holds its units' row locks until COMMIT
 BATCH_MAX = 64
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
