@@ -82,9 +82,8 @@ def main() -> int:
     engine, hsm, tokens = build_engine(KeyEncryptionKey.load())
     seed(db, load_world(tmp / "world.toml"), hsm, tokens, reset=False)
     conn = db.connect()
-    tx = Tx(conn)
-
     writer = GroupCommitWriter(db, batch_max=args.batch)
+    tx = writer.tx_for(conn)
 
     def unit(raw: bytes) -> Callable[[Tx], Outcome]:
         return lambda tx: engine.handle(tx, decode_frame(raw), time.perf_counter())

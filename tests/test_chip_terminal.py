@@ -68,6 +68,17 @@ def test_chip_tap_and_fallback_from_a_personalised_card(host: HostProc, tmp_path
         "SELECT entry_mode, facts FROM journal WHERE id = ?", (int(str(sale["rrn"])),)
     )
     assert row["entry_mode"] == "051" and '"arqc": "verified"' in row["facts"]
+    # the receipt, as a real chip receipt: AID, label, ARQC, TC and ATC, on both copies
+    chip = sale["chip"]
+    assert isinstance(chip, dict) and chip["cryptogram"] == "TC"
+    card = load_card(card_file)
+    assert chip["aid"] == card.aid and chip["label"] == card.label and chip["atc"] == card.atc
+    receipt = Path(str(sale["receipt"])).read_text("utf-8")
+    assert len(str(chip["tc"])) == 16 and chip["tc"] != chip["arqc"]
+    for label, value in (("AID:", card.aid), ("应用标签:", card.label), ("ARQC:", chip["arqc"]),
+                         ("TC:", chip["tc"]), ("ATC:", f"{card.atc:04X}")):  # fmt: skip
+        assert sum(ln.startswith(label) and ln.endswith(f" {value}")
+                   for ln in receipt.splitlines()) == 2, (label, receipt)  # fmt: skip
 
     tap = pos(host, state, "purchase", "20.00", "--tap", str(card_file))
     assert tap["approved"], tap
@@ -85,6 +96,7 @@ def test_chip_tap_and_fallback_from_a_personalised_card(host: HostProc, tmp_path
         "SELECT entry_mode, facts FROM journal WHERE id = ?", (int(str(fallback["rrn"])),)
     )
     assert row["entry_mode"] == "801" and '"fallback": true' in row["facts"]
+    assert "AID:" not in Path(str(fallback["receipt"])).read_text("utf-8")  # no chip read
 
     swipe = pos(host, state, "purchase", "3.00", "--card", CHIP19, "--expiry", "2812",
                 "--pin", "123456")  # fmt: skip

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from host_fixture import HostProc, Store, start_host, world_with
+from host_fixture import TEST_KEK, HostProc, Store, start_host, world_with
 from hostclient import MID, PAN, Client
 
 from clearpos.audit import run_audit
@@ -675,7 +675,7 @@ def test_reset_empties_the_world_and_its_operations_but_keeps_staff(
     from clearpos.world import load_world
 
     db = open_database(store.new_url(tmp_path, "reset"))
-    _, hsm, tokens = build_engine(KeyEncryptionKey.load())
+    _, hsm, tokens = build_engine(KeyEncryptionKey(bytes.fromhex(TEST_KEK)))
     world = load_world(Path(__file__).resolve().parent.parent / "examples" / "world.toml")
     seed(db, world, hsm, tokens, reset=False)
     with db.transaction() as tx:

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 from conftest import require_pg
-from host_fixture import EXAMPLE_WORLD, HostProc, Store, env, start_host
+from host_fixture import EXAMPLE_WORLD, TEST_KEK, HostProc, Store, env, start_host
 from hostclient import PAN, Client
 
 from clearpos.audit import run_audit
@@ -361,7 +361,7 @@ def test_reversal_waits_for_a_completion_on_another_terminal_and_releases_the_ho
     try:
         url = store.new_url(tmp_path, "race")
         db = open_database(url)
-        engine, hsm, tokens = build_engine(KeyEncryptionKey.load())
+        engine, hsm, tokens = build_engine(KeyEncryptionKey(bytes.fromhex(TEST_KEK)))
         world = load_world(EXAMPLE_WORLD)
         seed(db, world, hsm, tokens, reset=False)
         a, b = _InProcess(engine), _InProcess(engine)

@@ -727,3 +727,130 @@ def test_one_mistake_is_one_problem(tmp_path: Path, mutate: Mutation, expected: 
         load_catalog(write(tmp_path, dump(data)))
     assert len(caught.value.problems) == 1, str(caught.value)
     assert expected in caught.value.problem
+
+
+# --------------------------------------------------------------------------- diagnosis sentences
+
+DIAGNOSIS = Path(__file__).resolve().parent.parent / "clearpos" / "diagnosis"
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def _sentences_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "sentences.toml"
+    path.write_text(body, "utf-8")
+    return path
+
+
+def test_the_packaged_sentences_load_with_both_languages() -> None:
+    from clearpos.diagnosis.sentences import sentences
+
+    loaded = sentences()
+    assert len(loaded) > 150
+    for s in loaded:
+        assert s.text.zh.strip() and s.text.en.strip(), s.id
+    assert loaded.words("status")["suspended"].zh == "停机"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('[sentence.a]\nfacts = ["x"]\nzh = "{x}"\n', "text.en is missing"),
+        ('[sentence.a]\nfacts = ["x"]\nzh = "{x}"\nen = ""\n', "text.en is empty"),
+        ('[sentence.a]\nzh = "{x}"\nen = "{x}"\n', "zh uses {x}, which is not declared"),
+        ('[sentence.a]\nfacts = ["x"]\nzh = "{x}"\nen = "x"\n', "en lacks {x}, a required fact"),
+        (
+            '[sentence.a]\nzh_facts = ["x"]\nzh = "{x}"\nen = "{x}"\n',
+            "en uses {x}, which is not declared (it is declared for the other language only)",
+        ),
+        ('[sentence.a]\noptional = ["x"]\nzh = "{x}"\nen = "[{x}]"\n', "optional fact {x}"),
+        ('[sentence.a]\nfacts = ["x"]\nzh = "[{x}]"\nen = "{x}"\n', "sits in an optional segment"),
+        ('[sentence.a]\nzh = "a"\nen = "b"\nscreen = "c"\n', "unknown field 'screen'"),
+        ('[sentence.a]\nzh = "a [b"\nen = "b"\n', "unbalanced"),
+        ('[sentence.a]\nzh = "a"\nen = "b"\n[other]\nx = 1\n', "unknown top-level table"),
+        ('[words.status]\nactive = { zh = "正常" }\n', "word.en is missing"),
+    ],
+)
+def test_a_broken_sentence_is_a_load_error(tmp_path: Path, body: str, problem: str) -> None:
+    from clearpos.reasons import load_sentences
+
+    with pytest.raises(CatalogError) as err:
+        load_sentences(_sentences_file(tmp_path, body), package="clearpos.diagnosis")
+    assert problem in str(err.value), str(err.value)
+
+
+def test_a_sentence_renders_as_an_f_string_and_checks_its_facts(tmp_path: Path) -> None:
+    from clearpos.reasons import load_sentences
+
+    body = (
+        '[sentence."m.a"]\nfacts = ["n", "who"]\nzh_facts = ["w"]\noptional = ["owed"]\n'
+        'zh = "{who}{w} {n} 次[，欠费 ¥{owed}]"\nen = "{who} {n} times[, owing ¥{owed}]"\n'
+    )
+    s = load_sentences(_sentences_file(tmp_path, body), package="clearpos.diagnosis")
+    assert s.render("m.a", "en", n=3, who="", w="x", owed=None) == " 3 times"
+    assert s.render("m.a", "zh", n=3, who="li", w="停", owed="5.00") == "li停 3 次，欠费 ¥5.00"
+    assert s.render("m.a", "en", n=None, who="li", w="") == "li None times"  # as f"{n}"
+    with pytest.raises(TypeError, match="missing w"):
+        s.render("m.a", "en", n=3, who="li")
+    with pytest.raises(TypeError, match="undeclared extra"):
+        s.render("m.a", "en", n=3, who="li", w="", extra=1)
+    with pytest.raises(KeyError, match=r"did you mean m\.a"):
+        s.render("m.b", "en")
+
+
+def _literal_ids(node: Any) -> list[str]:
+    """The sentence ids an argument can be: a literal, or either branch of ``a if c else b``."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _literal_ids(node.body), _literal_ids(node.orelse)
+        return body + orelse if body and orelse else []
+    return []
+
+
+def _say_calls() -> list[tuple[str, int, list[str], set[str], bool]]:
+    """Every ``say(...)`` in clearpos/diagnosis: (file, line, ids, keywords, has **)."""
+    import ast
+
+    out = []
+    for path in sorted(DIAGNOSIS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "say"):
+                continue
+            ids = _literal_ids(node.args[0])
+            words = {k.arg for k in node.keywords if k.arg is not None}
+            star = any(k.arg is None for k in node.keywords)
+            out.append((path.name, node.lineno, ids, words, star))
+    return out
+
+
+def test_every_say_call_passes_exactly_the_facts_of_its_sentence() -> None:
+    from clearpos.diagnosis.sentences import sentences
+
+    loaded = sentences()
+    used: set[str] = set()
+    calls = _say_calls()
+    assert len(calls) > 150
+    for name, line, ids, words, star in calls:
+        assert ids, f"{name}:{line}: the sentence id must be a literal"
+        for sid in ids:
+            assert sid in loaded, f"{name}:{line}: no sentence {sid!r}"
+            s = loaded[sid]
+            used.add(sid)
+            if star:
+                continue
+            assert set(s.required) <= words, f"{name}:{line}: {sid} needs {s.required}"
+            assert words <= set(s.required) | set(s.optional), f"{name}:{line}: {sid}"
+    # the separators the chip sentences join words with are said by name
+    assert {s.id for s in loaded} - used == set(), "sentences no code says"
+
+
+def test_no_chinese_text_is_left_in_the_diagnosis_code() -> None:
+    found = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted(DIAGNOSIS.glob("*.py"))
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1)
+        if CJK.search(line)
+    ]
+    assert found == [], "words belong in clearpos/diagnosis/sentences.toml:\n" + "\n".join(found)

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from host_fixture import TEST_KEK
 from store_audit import audit_test_stores, is_host_store
 
 from clearpos.host.cli import build_engine
@@ -20,7 +21,7 @@ WORLD = Path(__file__).resolve().parent.parent / "examples" / "world.toml"
 
 def _host_store(path: Path) -> None:
     db = open_database(f"sqlite:///{path}")
-    _, hsm, tokens = build_engine(KeyEncryptionKey.load())
+    _, hsm, tokens = build_engine(KeyEncryptionKey(bytes.fromhex(TEST_KEK)))
     seed(db, load_world(WORLD), hsm, tokens, reset=False)
 
 

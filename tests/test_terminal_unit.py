@@ -191,6 +191,21 @@ def test_receipt_masks_and_has_both_copies() -> None:
     assert "商户存根" in text and "持卡人存根" in text and PAN not in text
     assert text.count("card.frozen (62)") == 2 and "¥12.34" in text
     assert "Reason: card.frozen (62)" in r.text("en")
+    assert "AID" not in text and "ATC" not in text  # a swipe has no chip lines
+
+
+def test_chip_receipt_shows_aid_label_cryptograms_and_atc_on_both_copies() -> None:
+    r = Receipt(kind="purchase", tid="10000001", mid="898310048161234", operator="01",
+                pan="621483*********2144", entry="051", amount_fen=1234, batch="000001",
+                stan="000018", approved=True, screen="交易成功", reason="approved", code="00",
+                aid="A000000333010101", app_label="UnionPay Debit", arqc="1A2B3C4D5E6F7081",
+                tc="9F8E7D6C5B4A3928", atc=26)  # fmt: skip
+    text = r.text("en")
+    for line in ("AID:" + " " * 8 + "A000000333010101", "App label:  UnionPay Debit",
+                 "ARQC:" + " " * 7 + "1A2B3C4D5E6F7081", "TC:" + " " * 9 + "9F8E7D6C5B4A3928",
+                 "ATC:" + " " * 8 + "001A"):  # fmt: skip
+        assert text.count(line) == 2, (line, text)
+    assert r.text("zh").count("应用标签:") == 2
 
 
 def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from ..store import Tx
 from ..store.queries.ops import audit_rows, journal_rows
 from ..world import SUSPENSION_CAUSES, TRANSACTION_TYPES
 from . import charts, queries
+from .chip import chip_view
 from .explain import explain, fact_items
 from .gate import masked_target, visitor
 from .i18n import text
@@ -297,7 +298,7 @@ class Views:
         detail, why = found
         return self.pages.render(
             request, "transaction.html", d=detail, r=detail.rec, why=why,
-            facts=fact_items(detail.rec),
+            facts=fact_items(detail.rec), chip=chip_view(detail.rec, lang),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ merchants

@@ -54,7 +54,7 @@ def register(p: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--explain",
         metavar="KEY",
-        help="a reason key, or the text the screen showed (卡已冻结), from the catalog alone",
+        help="a reason key, or the text the screen showed (zh or en), from the catalog alone",
     )
     p.add_argument("--since", default="7d", help="window: 15m, 1h, 7d, 2w or a date (default 7d)")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="language (default zh)")
@@ -97,7 +97,8 @@ def _plain(text: str) -> str:
 def explain_key(text: str) -> str:
     """The reason key ``--explain`` means: a key, or the words a screen showed.
 
-    >>> explain_key("card.frozen"), explain_key("卡已冻结"), explain_key("card frozen")
+    >>> frozen_zh = catalog()["card.frozen"].screen.zh  # the Chinese screen text
+    >>> explain_key("card.frozen"), explain_key(frozen_zh), explain_key("card frozen")
     ('card.frozen', 'card.frozen', 'card.frozen')
 
     Anything else is bad usage with the nearest keys offered (``card.frozn`` ->

@@ -15,6 +15,7 @@ from ..money import fen_yuan
 from ..reasons import Lang, Reason, catalog
 from ..store import AuditRec, JournalRec, Tx, rrn_of
 from ..store.queries.ops import audit_rows, last_journal, maintenance_window
+from . import chip
 from .model import Explanation
 from .sentences import (
     CAUSE,
@@ -22,7 +23,7 @@ from .sentences import (
     audit_sentence,
     card_state,
     merchant_state,
-    t,
+    say,
     terminal_state,
     when,
     who,
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 TIMEOUT = "network.timeout"
+REFUSED = "card.refused_after_approval"
+#: field 39 of a reversal (0400) -> the reason it stands for
+_REVERSAL_REASONS = {"98": TIMEOUT, "06": REFUSED}
 
 
 def fill_ids(steps: list[str], *, mid: str = "", tid: str = "", rrn: str = "") -> tuple[str, ...]:
@@ -110,14 +114,19 @@ def explain_row(tx: Tx, row: JournalRec, lang: Lang = "zh") -> Explanation:
     key = row.reason if row.reason in cat else "host.error"
     sentences: list[str] = []
     reversal = None
-    if row.kind == "reversal" and str(facts.get("reversal_reason")) == "98":
-        key = TIMEOUT
+    why = str(facts.get("reversal_reason"))
+    if row.kind == "reversal" and why in _REVERSAL_REASONS:
+        key = _REVERSAL_REASONS[why]
         sentences += _reversal_sentences(tx, row, lang)
     elif row.status == "reversed":
         reversal = _reversal_of(tx, row)
-        if reversal is not None and str(reversal.facts.get("reversal_reason")) == "98":
-            key = TIMEOUT
-        sentences += _reversed_sentences(tx, row, reversal, lang)
+        why = str(reversal.facts.get("reversal_reason")) if reversal is not None else ""
+        if reversal is not None and why == "06":
+            key = REFUSED
+            sentences += chip.refused_sentences(row, reversal, lang)
+        else:
+            key = TIMEOUT if why == "98" else key
+            sentences += _reversed_sentences(tx, row, reversal, lang)
     sentences += _sentences(tx, row, key, facts, lang)
     reason = cat[key]
     # what the catalog texts may use: notice in the display language, what is owed now
@@ -128,15 +137,15 @@ def explain_row(tx: Tx, row: JournalRec, lang: Lang = "zh") -> Explanation:
     else:
         remedy_facts = facts
     general = reason.cause_text(lang, **facts)
-    specific = t(lang, "；", "; ").join(sentences)
+    specific = say("explain.explain_row.joined", lang).join(sentences)
     if specific:
         specific = specific[0].upper() + specific[1:] if lang == "en" else specific
-        cause = specific + t(lang, "。", ". ") + general
+        cause = specific + say("explain.explain_row.end_of_facts", lang) + general
     else:
         cause = general
     code = row.code or None
-    if key == TIMEOUT:
-        code = "98"
+    if key in (TIMEOUT, REFUSED):
+        code = reason.reversal_code
     return Explanation(
         rrn=row.rrn,
         tid=row.tid,
@@ -168,46 +177,51 @@ def explain_row(tx: Tx, row: JournalRec, lang: Lang = "zh") -> Explanation:
 # --------------------------------------------------------------------------- reversals
 
 
-def _reversal_sentences(tx: Tx, row: JournalRec, lang: str) -> list[str]:
+def _reversal_sentences(tx: Tx, row: JournalRec, lang: Lang) -> list[str]:
     orig = tx.journal(row.original_id) if row.original_id else None
-    head = t(
-        lang,
-        f"终端在 {when(row.ts)} 对流水号 {row.stan} 发出自动冲正（原因码98：未在规定时间内收到应答）",
-        f"the terminal sent an automatic reversal (reason 98: no answer in time) for trace number {row.stan} at {when(row.ts)}",
-    )
+    if str(row.facts.get("reversal_reason")) == "06":
+        heads = chip.refused_reversal_sentences(row, orig, lang)
+    else:
+        heads = [
+            say(
+                "explain.reversal_sentences.the_terminal_sent_an_automatic",
+                lang,
+                ts=when(row.ts),
+                stan=row.stan,
+            )
+        ]
     if row.reason == "approved" and orig is not None:
         amount = fen_yuan(orig.amount_fen or 0)
-        tail = t(
+        tail = say(
+            "explain.reversal_sentences.the_host_undid_the_original",
             lang,
-            f"主机已撤回原交易 {orig.rrn}（{orig.kind} ¥{amount}），顾客未被扣款",
-            f"the host undid the original {orig.rrn} ({orig.kind} ¥{amount}), so the customer was not charged",
+            rrn=orig.rrn,
+            kind=orig.kind,
+            amount=amount,
         )
     elif row.reason == "transaction.original_not_found":
-        tail = t(
-            lang,
-            "原交易从未到达主机，无需撤回，顾客未被扣款",
-            "the original never reached the host, so there was nothing to undo and nobody was charged",
-        )
+        tail = say("explain.reversal_sentences.the_original_never_reached_the", lang)
     elif row.reason == "transaction.already_voided":
-        tail = t(lang, "原交易此前已被撤回", "the original had already been undone")
+        tail = say("explain.reversal_sentences.the_original_had_already_been", lang)
     else:
-        tail = t(lang, f"主机应答 {row.reason}", f"the host answered {row.reason}")
-    return [head, tail]
+        tail = say("explain.reversal_sentences.the_host_answered", lang, reason=row.reason)
+    return [*heads, tail]
 
 
 def _reversed_sentences(
     tx: Tx, row: JournalRec, reversal: JournalRec | None, lang: str
 ) -> list[str]:
     if reversal is None:
-        return [t(lang, "该交易已被冲正", "this transaction was reversed")]
+        return [say("explain.reversed_sentences.this_transaction_was_reversed", lang)]
     why = str(reversal.facts.get("reversal_reason", ""))
     return [
-        t(
+        say(
+            "explain.reversed_sentences.the_host_approved_it_auth",
             lang,
-            f"主机批准了该交易（授权码 {row.auth_code or '-'}），但终端没有收到应答，于 {when(reversal.ts)} 发出冲正"
-            f"（检索参考号 {reversal.rrn}，原因码 {why}），款项已退回，顾客未被扣款",
-            f"the host approved it (auth code {row.auth_code or '-'}) but the terminal never got the answer and reversed it "
-            f"at {when(reversal.ts)} (RRN {reversal.rrn}, reason {why}); the money is back and the customer was not charged",
+            auth_code=row.auth_code or "-",
+            ts=when(reversal.ts),
+            rrn=reversal.rrn,
+            why=why,
         )
     ]
 
@@ -215,7 +229,7 @@ def _reversed_sentences(
 # --------------------------------------------------------------------------- per reason
 
 
-def _sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> list[str]:
+def _sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: Lang) -> list[str]:
     if key.startswith("merchant."):
         return _merchant(tx, row, key, f, lang)
     if key.startswith("terminal.") or key in ("mac.invalid", "pin.format_error"):
@@ -227,39 +241,46 @@ def _sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) 
     if key.startswith("transaction."):
         return _transaction(tx, row, key, f, lang)
     if key == "message.format_error":
+        if f.get("field") == 55 and (amounts := chip.amount_sentences(f, lang)):
+            return amounts
         where = []
         if f.get("field") is not None:
-            where.append(t(lang, f"域 {f['field']}", f"field {f['field']}"))
+            where.append(say("explain.sentences.field", lang, field=f["field"]))
         if f.get("offset") is not None:
-            where.append(t(lang, f"第 {f['offset']} 字节", f"byte {f['offset']}"))
+            where.append(say("explain.sentences.byte", lang, offset=f["offset"]))
         detail = f.get("expected") or f.get("detail")
-        text = t(lang, "报文出错位置：", "the message went wrong at ") + (
-            t(lang, "，", ", ").join(where) or t(lang, "未知", "an unknown place")
+        text = say("explain.sentences.the_message_went_wrong_at", lang) + (
+            say("explain.sentences.place_separator", lang).join(where)
+            or say("explain.sentences.an_unknown_place", lang)
         )
         if detail:
-            text += t(lang, f"（期望：{detail}）", f" (expected: {detail})")
+            text += say("explain.sentences.expected", lang, detail=detail)
         return [
             text
-            + t(
+            + say(
+                "explain.sentences.mti_software",
                 lang,
-                f"；MTI {row.mti or '-'}，软件版本 {row.software or '-'}",
-                f"; MTI {row.mti or '-'}, software {row.software or '-'}",
+                mti=row.mti or "-",
+                software=row.software or "-",
             )
         ]
     if key == "host.error":
         return [
-            t(
+            say(
+                "explain.sentences.internal_host_fault_nothing_was",
                 lang,
-                f"主机内部故障 {f.get('error', '')}，本笔没有任何入账；详见主机日志 {when(row.ts)} 前后",
-                f"internal host fault {f.get('error', '')}; nothing was committed — see the host log around {when(row.ts)}",
+                error=f.get("error", ""),
+                ts=when(row.ts),
             )
         ]
     if key.startswith("settlement."):
         return [
-            t(
+            say(
+                "explain.sentences.batch_host_debit_total_credit",
                 lang,
-                f"批次 {row.batch}：主机借记合计 ¥{f.get('host_debit', '-')}，贷记合计 ¥{f.get('host_credit', '-')}",
-                f"batch {row.batch}: host debit total ¥{f.get('host_debit', '-')}, credit total ¥{f.get('host_credit', '-')}",
+                batch=row.batch,
+                host_debit=f.get("host_debit", "-"),
+                host_credit=f.get("host_credit", "-"),
             )
         ]
     if key == "approved":
@@ -270,7 +291,7 @@ def _sentences(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) 
 def _merchant(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> list[str]:
     m = tx.merchant(row.mid)
     if m is None:
-        return [t(lang, f"商户 {row.mid} 不在本系统中", f"merchant {row.mid} is not in this store")]
+        return [say("explain.merchant.merchant_is_not_in_this", lang, mid=row.mid)]
     if key in (
         "merchant.suspended.arrears",
         "merchant.suspended.risk",
@@ -286,20 +307,22 @@ def _merchant(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -
             if wanted_cause == "arrears":
                 out += _arrears_progress(tx, m.mid, m.arrears_fen, lang)
             return out
-        then = t(
+        then = say(
+            "explain.merchant.at_the_time",
             lang,
-            f"当时商户 {m.mid}（{m.name}）{word(STATUS, wanted_status, lang)}"
-            + (f"（{word(CAUSE, wanted_cause, lang)}）" if wanted_cause else "")
-            + f"，自 {f.get('since', '-')} 起，操作人 {f.get('by', '-')}"
-            + (f"，欠费 ¥{f['owed']}" if f.get("owed") else ""),
-            f"at the time merchant {m.mid} ({m.name}) was {wanted_status}"
-            + (f" for {wanted_cause}" if wanted_cause else "")
-            + f" since {f.get('since', '-')} by {f.get('by', '-')}"
-            + (f", owing ¥{f['owed']}" if f.get("owed") else ""),
+            mid=m.mid,
+            name=m.name,
+            status_word=word(STATUS, wanted_status, lang),
+            status=wanted_status,
+            cause_word=word(CAUSE, wanted_cause, lang) if wanted_cause else None,
+            cause=wanted_cause or None,
+            since=f.get("since", "-"),
+            by=f.get("by", "-"),
+            owed=f["owed"] if f.get("owed") else None,
         )
         return [
             then,
-            t(lang, "现在：", "now: ")
+            say("explain.merchant.now", lang)
             + merchant_state(tx, m, lang)
             + _last_change(tx, "merchant", m.mid, row.ts, lang),
         ]
@@ -308,37 +331,31 @@ def _merchant(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -
         if m.status == "restricted":
             return [
                 merchant_state(tx, m, lang),
-                t(
-                    lang,
-                    f"本笔是{kind}，属于受限类型",
-                    f"this was a {kind}, one of the restricted types",
-                ),
+                say("explain.merchant.this_was_a_one_of", lang, kind=kind),
             ]
         return [
-            t(
-                lang,
-                f"当时商户限制了{kind}交易",
-                f"at the time the merchant was restricted for {kind}",
-            ),
-            t(lang, "现在：", "now: ")
+            say("explain.merchant.at_the_time_the_merchant", lang, kind=kind),
+            say("explain.merchant.now_restricted", lang)
             + merchant_state(tx, m, lang)
             + _last_change(tx, "merchant", m.mid, row.ts, lang),
         ]
     if key == "merchant.single_limit":
         limit, amount = f.get("limit", "-"), f.get("amount", fen_yuan(row.amount_fen or 0))
         out = [
-            t(
+            say(
+                "explain.merchant.the_amount_is_above_merchant",
                 lang,
-                f"金额 ¥{amount} 超过商户 {m.mid} 的单笔限额 ¥{limit}",
-                f"the amount ¥{amount} is above merchant {m.mid}'s single-transaction cap ¥{limit}",
+                amount=amount,
+                mid=m.mid,
+                limit=limit,
             )
         ]
         if fen_yuan(m.single_limit_fen) != limit:
             out.append(
-                t(
+                say(
+                    "explain.merchant.the_cap_is_now",
                     lang,
-                    f"现在的单笔限额为 ¥{fen_yuan(m.single_limit_fen)}",
-                    f"the cap is now ¥{fen_yuan(m.single_limit_fen)}",
+                    single_limit=fen_yuan(m.single_limit_fen),
                 )
             )
         return out
@@ -353,29 +370,27 @@ def _arrears_progress(tx: Tx, mid: str, owed: int, lang: str) -> list[str]:
     if pays:
         p = pays[-1]
         out.append(
-            t(
+            say(
+                "explain.arrears_progress.last_payment_on_voucher",
                 lang,
-                f"最近一次缴费 ¥{fen_yuan(p.amount_fen)}（{when(p.ts)}，凭证 {p.voucher}）",
-                f"last payment ¥{fen_yuan(p.amount_fen)} on {when(p.ts)} (voucher {p.voucher})",
+                amount=fen_yuan(p.amount_fen),
+                ts=when(p.ts),
+                voucher=p.voucher,
             )
         )
     req = pending_request(tx, mid)
     if req is not None:
         out.append(
-            t(
+            say(
+                "explain.arrears_progress.resumption_request_by_waits_for",
                 lang,
-                f"复机申请 #{req.id}（{when(req.requested_at)}，{req.requested_by}）等待主管审批",
-                f"resumption request #{req.id} ({when(req.requested_at)}, by {req.requested_by}) waits for a supervisor's approval",
+                id=req.id,
+                requested_at=when(req.requested_at),
+                requested_by=req.requested_by,
             )
         )
     elif owed == 0:
-        out.append(
-            t(
-                lang,
-                f"已无欠费，尚未申请复机：clearpos admin resume request --mid {mid}",
-                f"nothing is owed any more but no resumption was requested: clearpos admin resume request --mid {mid}",
-            )
-        )
+        out.append(say("explain.arrears_progress.nothing_is_owed_any_more", lang, mid=mid))
     return out
 
 
@@ -385,7 +400,11 @@ def _last_change(tx: Tx, entity: str, entity_id: str, after: str, lang: str) -> 
     ]
     if not rows:
         return ""
-    return t(lang, "（", " (") + audit_sentence(tx, rows[-1], lang) + t(lang, "）", ")")
+    return (
+        say("explain.last_change.open", lang)
+        + audit_sentence(tx, rows[-1], lang)
+        + say("explain.last_change.close", lang)
+    )
 
 
 def _rotation_after(tx: Tx, tid: str, after: str | None) -> AuditRec | None:
@@ -400,99 +419,95 @@ def _rotation_after(tx: Tx, tid: str, after: str | None) -> AuditRec | None:
 def _terminal(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> list[str]:
     if key == "terminal.single_des_refused":
         return [
-            t(
+            say(
+                "explain.terminal.the_terminal_asked_for_single",
                 lang,
-                f"终端签到申请单倍长密钥（60.3 = {f.get('netcode', '001')}），收单配置不允许",
-                f"the terminal asked for single-length DES keys (60.3 = "
-                f"{f.get('netcode', '001')}); the acquirer does not allow them",
+                netcode=f.get("netcode", "001"),
             )
         ]
     if key == "terminal.signon_rate_limited":
         return [
-            t(
+            say(
+                "explain.terminal.this_terminal_id_signed_on",
                 lang,
-                f"该终端号在 {f.get('window_min', '-')} 分钟内连续签到 {f.get('count', '-')} 次，"
-                "新发的密钥一次都没有用过",
-                f"this terminal id signed on {f.get('count', '-')} times in a row within "
-                f"{f.get('window_min', '-')} minutes without ever using the keys it got",
+                window_min=f.get("window_min", "-"),
+                count=f.get("count", "-"),
             )
         ]
     term = tx.terminal(row.tid)
     if key == "terminal.unknown":
         if f.get("note") and term is not None:
             return [
-                t(
+                say(
+                    "explain.terminal.terminal_is_registered_for_merchant",
                     lang,
-                    f"终端 {row.tid} 登记在商户 {term.mid} 名下，但请求中的商户号是 {f.get('mid', row.mid)}",
-                    f"terminal {row.tid} is registered for merchant {term.mid}, but the request named merchant {f.get('mid', row.mid)}",
+                    tid=row.tid,
+                    mid=term.mid,
+                    mid_2=f.get("mid", row.mid),
                 )
             ]
-        out = [
-            t(
-                lang,
-                f"主机中没有登记终端号 {row.tid}",
-                f"no terminal {row.tid} was registered at the host",
-            )
-        ]
+        out = [say("explain.terminal.no_terminal_was_registered_at", lang, tid=row.tid)]
         if term is not None:
             out.append(
-                t(
+                say(
+                    "explain.terminal.it_has_been_registered_since",
                     lang,
-                    f"现已登记（{when(term.status_since)}，{who(tx, term.status_by, lang)}）",
-                    f"it has been registered since {when(term.status_since)} by {who(tx, term.status_by, lang)}",
+                    status_since=when(term.status_since),
+                    by=who(tx, term.status_by, lang),
                 )
             )
         return out
     if term is None:
-        return [
-            t(
-                lang,
-                f"终端 {row.tid} 已不在本系统中",
-                f"terminal {row.tid} is no longer in this store",
-            )
-        ]
+        return [say("explain.terminal.terminal_is_no_longer_in", lang, tid=row.tid)]
     if key == "terminal.suspended":
         if term.status in ("suspended", "replaced"):
             return [terminal_state(tx, term, lang)]
         return [
-            t(
+            say(
+                "explain.terminal.at_the_time_terminal_was",
                 lang,
-                f"当时终端 {term.tid} 已停机（自 {f.get('since', '-')} 起，{f.get('by', '-')}：{f.get('why', '')}）",
-                f"at the time terminal {term.tid} was suspended (since {f.get('since', '-')} by {f.get('by', '-')}: {f.get('why', '')})",
+                tid=term.tid,
+                since=f.get("since", "-"),
+                by=f.get("by", "-"),
+                why=f.get("why", ""),
             ),
-            t(lang, "现在：", "now: ")
+            say("explain.terminal.now", lang)
             + terminal_state(tx, term, lang)
             + _last_change(tx, "terminal", term.tid, row.ts, lang),
         ]
     if key == "terminal.update_required":
         software, minimum = f.get("software", row.software), f.get("minimum", term.min_software)
         out = [
-            t(
+            say(
+                "explain.terminal.terminal_reports_software_the_provider",
                 lang,
-                f"终端 {term.tid} 上报的软件版本为 {software}，服务商要求至少 {minimum}",
-                f"terminal {term.tid} reports software {software}; the provider requires {minimum} or later",
+                tid=term.tid,
+                software=software,
+                minimum=minimum,
             )
         ]
         sets = [a for a in audit_rows(tx, "terminal", [term.tid]) if a.action == "set_software"]
         if sets:
             out.append(
-                t(lang, "最低版本的设置：", "minimum set: ") + audit_sentence(tx, sets[-1], lang)
+                say("explain.terminal.minimum_set", lang) + audit_sentence(tx, sets[-1], lang)
             )
         if term.last_software and term.last_software >= term.min_software:
             out.append(
-                t(
+                say(
+                    "explain.terminal.it_has_since_reported_which",
                     lang,
-                    f"此后终端已上报 {term.last_software}，问题已解决",
-                    f"it has since reported {term.last_software}, which is enough",
+                    last_software=term.last_software,
                 )
             )
         return out
     if key == "terminal.batch_mismatch":
         return [
-            t(
+            say(
+                "explain.terminal.terminal_sent_batch_the_host",
                 lang,
-                f"终端 {term.tid} 上送批次号 {f.get('terminal_batch', row.batch)}，主机当前批次号为 {f.get('host_batch', '-')}",
-                f"terminal {term.tid} sent batch {f.get('terminal_batch', row.batch)}; the host's open batch was {f.get('host_batch', '-')}",
+                tid=term.tid,
+                terminal_batch=f.get("terminal_batch", row.batch),
+                host_batch=f.get("host_batch", "-"),
             )
         ]
     signon = last_journal(tx, term.tid, ("signon",), before_id=row.id)
@@ -503,79 +518,86 @@ def _terminal(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -
         signoff = last_journal(tx, term.tid, ("signoff",), before_id=row.id)
         if rotated is not None:
             out.append(
-                t(
+                say(
+                    "explain.terminal.the_tmk_of_terminal_was",
                     lang,
-                    f"终端 {term.tid} 的主密钥已于 {when(rotated.ts)} 由{who(tx, rotated.actor, lang)}更换（{rotated.reason}），工作密钥随之清除；"
-                    f"终端须装入新主密钥（校验值 {rotated.detail.get('new_kcv', '-')}）后重新签到",
-                    f"the TMK of terminal {term.tid} was rotated on {when(rotated.ts)} by {who(tx, rotated.actor, lang)} ({rotated.reason}), "
-                    f"which cleared its working keys; it must sign on again with the new TMK (check value {rotated.detail.get('new_kcv', '-')})",
+                    tid=term.tid,
+                    ts=when(rotated.ts),
+                    by=who(tx, rotated.actor, lang),
+                    reason=rotated.reason,
+                    new_kcv=rotated.detail.get("new_kcv", "-"),
                 )
             )
         elif signoff is not None and (signon is None or signoff.id > signon.id):
             out.append(
-                t(
+                say(
+                    "explain.terminal.terminal_signed_off_at_rrn",
                     lang,
-                    f"终端 {term.tid} 已于 {when(signoff.ts)} 签退（检索参考号 {signoff.rrn}），之后没有重新签到",
-                    f"terminal {term.tid} signed off at {when(signoff.ts)} (RRN {signoff.rrn}) and had not signed on again",
+                    tid=term.tid,
+                    ts=when(signoff.ts),
+                    rrn=signoff.rrn,
                 )
             )
         elif signon is None:
-            out.append(
-                t(lang, f"终端 {term.tid} 从未签到", f"terminal {term.tid} had never signed on")
-            )
+            out.append(say("explain.terminal.terminal_had_never_signed_on", lang, tid=term.tid))
         else:
             out.append(
-                t(
+                say(
+                    "explain.terminal.the_host_held_no_working",
                     lang,
-                    f"主机没有终端 {term.tid} 的工作密钥（上次签到 {when(signon.ts)}）",
-                    f"the host held no working keys for terminal {term.tid} (last sign-on {when(signon.ts)})",
+                    tid=term.tid,
+                    ts=when(signon.ts),
                 )
             )
         if term.keys_issued_at and term.keys_issued_at > row.ts:
             out.append(
-                t(
+                say(
+                    "explain.terminal.it_has_signed_on_again",
                     lang,
-                    f"终端已于 {when(term.keys_issued_at)} 重新签到",
-                    f"it has signed on again since {when(term.keys_issued_at)}",
+                    keys_issued_at=when(term.keys_issued_at),
                 )
             )
         return out
     # mac.invalid, pin.format_error: the keys of the last sign-on did not match
-    what = t(lang, "MAC", "the MAC") if key == "mac.invalid" else t(lang, "PIN块", "the PIN block")
+    what = (
+        say("explain.terminal.the_mac", lang)
+        if key == "mac.invalid"
+        else say("explain.terminal.the_pin_block", lang)
+    )
     if f.get("detail"):
         out.append(str(f["detail"]))
     if signon is not None:
         later = last_journal(tx, term.tid, ("signon",), before_id=10**15)
         out.append(
-            t(
+            say(
+                "explain.terminal.did_not_verify_under_the",
                 lang,
-                f"{what}与主机在 {when(signon.ts)} 签到（检索参考号 {signon.rrn}）时下发的密钥不符",
-                f"{what} did not verify under the keys the host issued at the sign-on of {when(signon.ts)} (RRN {signon.rrn})",
+                what=what,
+                ts=when(signon.ts),
+                rrn=signon.rrn,
             )
         )
         if later is not None and later.id > row.id:
             out.append(
-                t(
-                    lang,
-                    f"终端已于 {when(later.ts)} 重新签到",
-                    f"the terminal signed on again at {when(later.ts)}",
-                )
+                say("explain.terminal.the_terminal_signed_on_again", lang, ts=when(later.ts))
             )
     if rotated is not None:
         out.append(
-            t(lang, "主密钥在此之前已更换：", "the TMK had been rotated before: ")
+            say("explain.terminal.the_tmk_had_been_rotated", lang)
             + audit_sentence(tx, rotated, lang)
         )
     return out
 
 
-def _card(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> list[str]:
+def _card(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: Lang) -> list[str]:
+    if key in chip.CHIP_KEYS:
+        return chip.card_sentences(tx, row, key, f, lang)
+    if key == REFUSED:
+        return []  # said by the reversal's sentences
     card = tx.card(row.card_id) if row.card_id is not None else None
     pan = row.pan_masked or (card.pan_masked if card else "-")
     if key == "card.unknown":
-        return [
-            t(lang, f"发卡方没有卡号 {pan} 的账户", f"the issuer has no account for card {pan}")
-        ]
+        return [say("explain.card.the_issuer_has_no_account", lang, pan=pan)]
     if card is None:
         return []
     status_key = key.split(".", 1)[1]
@@ -585,41 +607,41 @@ def _card(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> li
         if card.status == status_key:
             return [card_state(tx, card, lang)]
         return [
-            t(
+            say(
+                "explain.card.at_the_time_card_was",
                 lang,
-                f"当时卡 {pan} 的状态为{word(STATUS, status_key, lang)}",
-                f"at the time card {pan} was {status_key}",
+                pan=pan,
+                status_key_word=word(STATUS, status_key, lang),
+                status_key=status_key,
             ),
-            t(lang, "现在：", "now: ") + card_state(tx, card, lang),
+            say("explain.card.now", lang) + card_state(tx, card, lang),
         ]
     if key == "card.expired":
         exp = str(f.get("expiry", card.expiry))
         return [
-            t(
+            say(
+                "explain.card.card_expired_at_the_end",
                 lang,
-                f"卡 {pan} 的有效期为 20{exp[:2]} 年 {exp[2:]} 月，已过期（交易日 {row.business_date}）",
-                f"card {pan} expired at the end of {exp[2:]}/20{exp[:2]} (transaction date {row.business_date})",
+                pan=pan,
+                value=exp[:2],
+                value_2=exp[2:],
+                business_date=row.business_date,
             )
         ]
     if key == "card.wrong_pin":
         out = [
-            t(
+            say(
+                "explain.card.wrong_pin_for_card_tries",
                 lang,
-                f"卡 {pan} 密码错误，锁定前还可输错 {f.get('tries_left', '-')} 次",
-                f"wrong PIN for card {pan}; {f.get('tries_left', '-')} tries left before the PIN locks",
+                pan=pan,
+                tries_left=f.get("tries_left", "-"),
             )
         ]
         if card.pin_locked:
-            out.append(t(lang, "该卡密码现已锁定", "the card's PIN is now locked"))
+            out.append(say("explain.card.the_card_s_pin_is", lang))
         return out
     if key == "card.pin_tries_exceeded":
-        out = [
-            t(
-                lang,
-                f"卡 {pan} 的密码因连续输错已被发卡方锁定",
-                f"the PIN of card {pan} is locked after repeated wrong PINs",
-            )
-        ]
+        out = [say("explain.card.the_pin_of_card_is", lang, pan=pan)]
         unlocks = [
             a
             for a in audit_rows(tx, "card", [str(card.id)], since=row.ts)
@@ -627,40 +649,44 @@ def _card(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> li
         ]
         if unlocks and not card.pin_locked:
             out.append(
-                t(lang, "此后已解锁：", "unlocked since: ") + audit_sentence(tx, unlocks[-1], lang)
+                say("explain.card.unlocked_since", lang) + audit_sentence(tx, unlocks[-1], lang)
             )
         return out
     if key == "card.insufficient_funds":
         return [
-            t(
+            say(
+                "explain.card.card_had_available_for_an",
                 lang,
-                f"卡 {pan} 可用余额 ¥{yuan_fact(f, 'available') or '-'}，交易金额 ¥{yuan_fact(f, 'amount') or fen_yuan(row.amount_fen or 0)}",
-                f"card {pan} had ¥{yuan_fact(f, 'available') or '-'} available for an amount of ¥{yuan_fact(f, 'amount') or fen_yuan(row.amount_fen or 0)}",
+                pan=pan,
+                yuan_fact=yuan_fact(f, "available") or "-",
+                yuan_fact_2=yuan_fact(f, "amount") or fen_yuan(row.amount_fen or 0),
             )
         ]
     if key == "card.daily_limit":
         return [
-            t(
+            say(
+                "explain.card.card_daily_limit_already_used",
                 lang,
-                f"卡 {pan} 单日限额 ¥{yuan_fact(f, 'limit') or '-'}，当日已用 ¥{yuan_fact(f, 'used') or '-'}，本笔 ¥{yuan_fact(f, 'amount') or '-'}",
-                f"card {pan}: daily limit ¥{yuan_fact(f, 'limit') or '-'}, already used today ¥{yuan_fact(f, 'used') or '-'}, this amount ¥{yuan_fact(f, 'amount') or '-'}",
+                pan=pan,
+                yuan_fact=yuan_fact(f, "limit") or "-",
+                yuan_fact_2=yuan_fact(f, "used") or "-",
+                yuan_fact_3=yuan_fact(f, "amount") or "-",
             )
         ]
     if key == "risk.card_velocity":
         if f.get("count") is not None:
             return [
-                t(
+                say(
+                    "explain.card.card_made_purchases_within_s",
                     lang,
-                    f"卡 {pan} 在 {f.get('window_s')} 秒内已有 {f['count']} 笔消费，触发风控规则，锁定至 {f.get('until', '-')}",
-                    f"card {pan} made {f['count']} purchases within {f.get('window_s')} s, which trips the risk rule; locked until {f.get('until', '-')}",
+                    pan=pan,
+                    window_s=f.get("window_s"),
+                    count=f["count"],
+                    until=f.get("until", "-"),
                 )
             ]
         return [
-            t(
-                lang,
-                f"卡 {pan} 仍在风控锁定期内，锁定至 {f.get('until', '-')}",
-                f"card {pan} was still locked by the risk rule until {f.get('until', '-')}",
-            )
+            say("explain.card.card_was_still_locked_by", lang, pan=pan, until=f.get("until", "-"))
         ]
     return []
 
@@ -670,55 +696,64 @@ def _window(tx: Tx, f: dict[str, Any], lang: str) -> list[str]:
     row = maintenance_window(tx, wid) if wid else None
     if row is None:
         return (
-            [t(lang, f"维护至 {f.get('until', '-')}", f"maintenance until {f.get('until', '-')}")]
+            [say("explain.window.maintenance_until", lang, until=f.get("until", "-"))]
             if f.get("until")
             else []
         )
-    whose = t(
+    whose = say("explain.window.host" if row.who == "host" else "explain.window.issuer", lang)
+    text = say(
+        "explain.window.maintenance_window_from_to_announced",
         lang,
-        "收单主机" if row.who == "host" else "发卡行",
-        "host" if row.who == "host" else "issuer",
-    )
-    text = t(
-        lang,
-        f"{whose}维护窗口 #{wid}：{when(row.start_at)} 至 {when(row.end_at)}，由{who(tx, row.created_by, lang)}于 {when(row.created_at)} 公告",
-        f"{whose} maintenance window #{wid} from {when(row.start_at)} to {when(row.end_at)}, announced by {who(tx, row.created_by, lang)} at {when(row.created_at)}",
+        whose=whose,
+        wid=wid,
+        start_at=when(row.start_at),
+        end_at=when(row.end_at),
+        by=who(tx, row.created_by, lang),
+        created_at=when(row.created_at),
     )
     out = [text]
     if row.cancelled:
-        out.append(t(lang, "该窗口此后已取消", "the window has since been cancelled"))
+        out.append(say("explain.window.the_window_has_since_been", lang))
     return out
 
 
 def _transaction(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str) -> list[str]:
     if key == "transaction.duplicate":
         return [
-            t(
+            say(
+                "explain.transaction.terminal_batch_trace_number_was",
                 lang,
-                f"终端 {row.tid} 批次 {row.batch} 流水号 {row.stan} 已在检索参考号 {f.get('first_rrn', '-')} 处理过（结果 {f.get('first_reason', '-')}）",
-                f"terminal {row.tid}, batch {row.batch}, trace number {row.stan} was already processed as RRN {f.get('first_rrn', '-')} (answered {f.get('first_reason', '-')})",
+                tid=row.tid,
+                batch=row.batch,
+                stan=row.stan,
+                first_rrn=f.get("first_rrn", "-"),
+                first_reason=f.get("first_reason", "-"),
             )
         ]
     if key == "transaction.original_amount_mismatch":
         extra = (
-            t(lang, f"，已退货 ¥{f['refunded']}", f", already refunded ¥{f['refunded']}")
+            say("explain.transaction.already_refunded", lang, refunded=f["refunded"])
             if f.get("refunded")
             else ""
         )
         return [
-            t(
+            say(
+                "explain.transaction.the_original_amount_is_this",
                 lang,
-                f"原交易金额 ¥{f.get('original', '-')}{extra}，本笔请求金额 ¥{f.get('amount', '-')}",
-                f"the original amount is ¥{f.get('original', '-')}{extra}; this request asked for ¥{f.get('amount', '-')}",
+                original=f.get("original", "-"),
+                extra=extra,
+                amount=f.get("amount", "-"),
             )
         ]
     if key == "transaction.already_voided":
         if f.get("original_rrn"):
             return [
-                t(
+                say(
+                    "explain.transaction.the_original_is_already",
                     lang,
-                    f"原交易 {f['original_rrn']} 已经是{word(STATUS, str(f.get('original_status')), lang)}状态",
-                    f"the original {f['original_rrn']} is already {f.get('original_status')}",
+                    original_rrn=f["original_rrn"],
+                    str_word=word(STATUS, str(f.get("original_status")), lang),
+                    original_status=f.get("original_status"),
                 )
             ]
         return [str(f["note"])] if f.get("note") else []
@@ -726,10 +761,10 @@ def _transaction(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str
         parts = []
         if row.kind == "reversal":
             parts.append(
-                t(
+                say(
+                    "explain.transaction.the_original_of_trace_number",
                     lang,
-                    f"冲正所指的流水号 {f.get('stan', row.stan)} 的原交易从未到达主机，无需撤回，顾客未被扣款",
-                    f"the original of trace number {f.get('stan', row.stan)} never reached the host: nothing to undo, nobody was charged",
+                    stan=f.get("stan", row.stan),
                 )
             )
         else:
@@ -737,25 +772,26 @@ def _transaction(tx: Tx, row: JournalRec, key: str, f: dict[str, Any], lang: str
                 x
                 for x in (
                     f"RRN {f['rrn']}" if f.get("rrn") else "",
-                    t(lang, f"原流水号 {f['original']}", f"original trace {f['original']}")
+                    say("explain.transaction.original_trace", lang, original=f["original"])
                     if f.get("original")
                     else "",
                 )
                 if x
             )
             parts.append(
-                t(
+                say(
+                    "explain.transaction.the_names_an_original_the",
                     lang,
-                    f"{row.kind} 所指的原交易（{ref or '-'}）在主机中找不到或未成功",
-                    f"the {row.kind} names an original ({ref or '-'}) the host does not have as approved",
+                    kind=row.kind,
+                    ref=ref or "-",
                 )
             )
         if f.get("original_reason"):
             parts.append(
-                t(
+                say(
+                    "explain.transaction.the_original_was_answered",
                     lang,
-                    f"原交易结果为 {f['original_reason']}",
-                    f"the original was answered {f['original_reason']}",
+                    original_reason=f["original_reason"],
                 )
             )
         if f.get("note"):
@@ -780,33 +816,36 @@ def _approved(tx: Tx, row: JournalRec, lang: str) -> list[str]:
         return []
     if row.kind in ("script_result", "chip_detail") and row.original_id is not None:
         what = (
-            t(lang, "脚本执行结果", "script results")
+            say("explain.approved.script_results", lang)
             if row.kind == "script_result"
-            else t(lang, "芯片交易证书（TC）", "the chip's final cryptogram (TC)")
+            else say("explain.approved.the_chip_s_final_cryptogram", lang)
         )
         return [
-            t(
+            say(
+                "explain.approved.the_terminal_uploaded_of_the",
                 lang,
-                f"终端上送了原交易（检索参考号 {rrn_of(row.original_id)}）的{what}，已记入流水",
-                f"the terminal uploaded {what} of the original (RRN "
-                f"{rrn_of(row.original_id)}); journaled with it",
+                rrn_of=rrn_of(row.original_id),
+                what=what,
             )
         ]
     out = [
-        t(
+        say(
+            "explain.approved.approved_auth_code_now",
             lang,
-            f"已批准（授权码 {row.auth_code or '-'}），当前状态：{word(STATUS, row.status, lang)}",
-            f"approved (auth code {row.auth_code or '-'}); now {row.status}",
+            auth_code=row.auth_code or "-",
+            status_word=word(STATUS, row.status, lang),
+            status=row.status,
         )
     ]
     if row.settlement_id is not None:
         s = tx.settlement(row.settlement_id)
         if s is not None and s.closed_at:
             out.append(
-                t(
+                say(
+                    "explain.approved.settled_in_batch_at",
                     lang,
-                    f"已在批次 {s.batch} 中于 {when(s.closed_at)} 结算",
-                    f"settled in batch {s.batch} at {when(s.closed_at)}",
+                    batch=s.batch,
+                    closed_at=when(s.closed_at),
                 )
             )
     for child in tx.journal_children(
@@ -814,10 +853,13 @@ def _approved(tx: Tx, row: JournalRec, lang: str) -> list[str]:
     ):
         if child.code == "00":
             out.append(
-                t(
+                say(
+                    "explain.approved.as_rrn_at",
                     lang,
-                    f"{child.kind} ¥{fen_yuan(child.amount_fen or 0)}：检索参考号 {rrn_of(child.id)}，{when(child.ts)}",
-                    f"{child.kind} ¥{fen_yuan(child.amount_fen or 0)} as RRN {rrn_of(child.id)} at {when(child.ts)}",
+                    kind=child.kind,
+                    amount=fen_yuan(child.amount_fen or 0),
+                    rrn_of=rrn_of(child.id),
+                    ts=when(child.ts),
                 )
             )
     return out

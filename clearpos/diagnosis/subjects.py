@@ -39,8 +39,8 @@ from .sentences import (
     KIND,
     action_word,
     merchant_state,
+    say,
     state_word,
-    t,
     terminal_state,
     who,
     word,
@@ -213,18 +213,16 @@ def _terminal_blockers(tx: Tx, term: TerminalRec, lang: Lang) -> list[Fix]:
             )
         ]
     if term.last_software is not None and term.last_software < term.min_software:
-        head = t(
+        head = say(
+            "subjects.terminal_blockers.terminal_reports_software_below_the",
             lang,
-            f"终端 {term.tid} 上报软件版本 {term.last_software}，低于要求的 {term.min_software}",
-            f"terminal {term.tid} reports software {term.last_software}, below the required {term.min_software}",
+            tid=term.tid,
+            last_software=term.last_software,
+            min_software=term.min_software,
         )
         return [_fix("terminal.update_required", head, lang, mid=term.mid, tid=term.tid)]
     if not term.signed_on:
-        head = t(
-            lang,
-            f"终端 {term.tid} 在主机上没有工作密钥（未签到、已签退或主密钥已更换）",
-            f"terminal {term.tid} holds no working keys at the host (never signed on, signed off, or its TMK was rotated)",
-        )
+        head = say("subjects.terminal_blockers.terminal_holds_no_working_keys", lang, tid=term.tid)
         return [_fix("terminal.not_signed_on", head, lang, mid=term.mid, tid=term.tid)]
     return []
 
@@ -311,18 +309,26 @@ def _decline_fix(g: FailureGroup, lang: Lang, *, mid: str, tid: str, after_appro
     r = catalog()[g.reason]
     n = g.count
     if after_approval:
-        head = t(
+        head = say(
+            "subjects.decline_fix.failure_since_the_last_approved",
             lang,
-            f"上一笔成功交易之后 {n} 笔失败为「{g.screen}」（{g.reason}，{g.first_time} 至 {g.last_time}）",
-            f"{n} failure{'s' if n > 1 else ''} since the last approved transaction: "
-            f"'{g.screen}' ({g.reason}, {g.first_time} to {g.last_time})",
+            n=n,
+            screen=g.screen,
+            reason=g.reason,
+            first_time=g.first_time,
+            last_time=g.last_time,
+            value="s" if n > 1 else "",
         )
     else:
-        head = t(
+        head = say(
+            "subjects.decline_fix.recent_failure_and_no_approval",
             lang,
-            f"最近 {n} 笔失败为「{g.screen}」且此后没有成功交易（{g.reason}，{g.first_time} 至 {g.last_time}）",
-            f"{n} recent failure{'s' if n > 1 else ''}: '{g.screen}' and no approval since "
-            f"({g.reason}, {g.first_time} to {g.last_time})",
+            n=n,
+            screen=g.screen,
+            reason=g.reason,
+            first_time=g.first_time,
+            last_time=g.last_time,
+            value="s" if n > 1 else "",
         )
     return Fix(
         reason=g.reason,
@@ -349,27 +355,38 @@ def _resolution(
     if changes and (_is_state_reason(g.reason) or not approvals):
         c = changes[-1]
         at, by = c.ts, who(tx, c.actor, lang)
-        how = t(
+        how = say(
+            "subjects.resolution.state_change",
             lang,
-            f"{action_word(c.action, lang)}：{state_word(c.from_state, lang)} → {state_word(c.to_state, lang)}",
-            f"{c.action}: {c.from_state} → {c.to_state}",
+            action_word=action_word(c.action, lang),
+            state_word=state_word(c.from_state, lang),
+            state_word_2=state_word(c.to_state, lang),
+            action=c.action,
+            from_state=c.from_state,
+            to_state=c.to_state,
         )
     elif approvals:
         a = approvals[0]
-        at, by = a.ts, t(lang, f"终端 {a.tid}", f"terminal {a.tid}")
-        how = t(
+        at, by = a.ts, say("subjects.resolution.terminal", lang, tid=a.tid)
+        how = say(
+            "subjects.resolution.an_approved_rrn",
             lang,
-            f"一笔{word(KIND, a.kind, lang)}成功（RRN {a.rrn}）",
-            f"an approved {a.kind} (RRN {a.rrn})",
+            kind_word=word(KIND, a.kind, lang),
+            rrn=a.rrn,
+            kind=a.kind,
         )
     else:
-        at, by = g.last, t(lang, "状态已变更", "a change of state")
-        how = t(lang, "该状态已不存在", "the state no longer holds")
-    line = t(
+        at, by = g.last, say("subjects.resolution.a_change_of_state", lang)
+        how = say("subjects.resolution.the_state_no_longer_holds", lang)
+    line = say(
+        "subjects.resolution.it_was_last_at_now",
         lang,
-        f"此前：「{g.screen}」（{g.reason}，最后一次 {g.last_time}），已于 {show(at, zone=True)} 由{by}解决：{how}",
-        f"It was '{g.screen}' ({g.reason}, last at {g.last_time}); now resolved at "
-        f"{show(at, zone=True)} by {by}: {how}",
+        screen=g.screen,
+        reason=g.reason,
+        last_time=g.last_time,
+        at=show(at, zone=True),
+        by=by,
+        how=how,
     )
     return Resolved(
         reason=g.reason,
@@ -400,9 +417,7 @@ def diagnose_terminal(
     if term is None:
         if not rows:
             raise NotFound(f"no terminal {tid!r} and no transactions from it since {show(start)}")
-        head = t(
-            lang, f"主机中没有登记终端号 {tid}", f"no terminal {tid} is registered at the host"
-        )
+        head = say("subjects.diagnose_terminal.no_terminal_is_registered_at", lang, tid=tid)
         groups = failures(rows, lang)
         unknown = _fix("terminal.unknown", head, lang, tid=tid)
         return TerminalDiagnosis(

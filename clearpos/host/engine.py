@@ -21,7 +21,7 @@ from ..issuer import Issuer
 from ..keys import SecurityModule
 from ..keys.tokens import PanTokenizer
 from ..reasons import Catalog
-from ..store import JournalRec, TerminalRec, Tx, rrn_of
+from ..store import JournalEntry, JournalRec, TerminalRec, Tx, rrn_of
 from ..wire import (
     AdviceResponse,
     Balance,
@@ -435,13 +435,17 @@ class Engine:
             "chip_detail": (lenient, JournalAdvice()),
             "unsupported": (lenient, Unsupported()),
         }
+        #: each flow's participants with their trail entry when they pass, made once
+        self._steps = {
+            flow: tuple((p, f"{p.name}:ok") for p in participants)
+            for flow, participants in self.flows.items()
+        }
 
     # ------------------------------------------------------------------ entry points
 
     def _parse(self, tx: Tx, frame: Frame) -> tuple[Message, bytes | None, bytes | None]:
         """Parse a body; TDK-encrypted tracks (53.3 = 1) are decrypted with the
         terminal's track key (the last proven one when the newest does not fit)."""
-        now_iso = utc_iso(self.clock.now())
         seen: dict[str, TerminalRec | None] = {}
 
         def tdk(tid: str, *, previous: bool = False) -> Callable[[bytes], bytes] | None:
@@ -449,7 +453,7 @@ class Engine:
             seen[tid] = t
             if t is None:
                 return None
-            if previous and not t.previous_keys_valid(now_iso):
+            if previous and not t.previous_keys_valid(utc_iso(self.clock.now())):
                 return None
             sealed = t.prev_tdk_sealed if previous else t.tdk_sealed
             return self.hsm.track_decryptor(tid, sealed) if sealed else None
@@ -482,11 +486,12 @@ class Engine:
             return self.format_error(tx, frame, exc, received)
         ctx = self._ctx(tx, frame, msg, block, mac)
         ctx.private = self._private
-        flow = self._flow(msg)
-        for participant in self.flows[flow]:
-            ok = participant(ctx)
-            ctx.trail.append(f"{participant.name}:{'ok' if ok else ctx.reason}")
-            if not ok:
+        trail = ctx.trail
+        for participant, passed in self._steps[self._flow(msg)]:
+            if participant(ctx):
+                trail.append(passed)
+            else:
+                trail.append(f"{participant.name}:{ctx.reason}")
                 break
         return self._finish(ctx, received)
 
@@ -516,21 +521,23 @@ class Engine:
         now = self.clock.now()
         facts = {"field": exc.field, "offset": exc.offset, "expected": exc.expected}
         jid = tx.insert_journal(
-            ts=utc_iso(now),
-            business_date=local(now).strftime("%Y%m%d"),
-            tid=tid_s,
-            mid=mid_s,
-            batch="",
-            stan=stan_s,
-            mti=mti or "",
-            kind="invalid",
-            reason="message.format_error",
-            code="30",
-            facts=facts,
-            status="declined",
-            software="",
-            latency_us=int((time.perf_counter() - received) * 1e6),
-            trail=f"Decode:{exc.describe()}",
+            JournalEntry(
+                ts=utc_iso(now),
+                business_date=local(now).strftime("%Y%m%d"),
+                tid=tid_s,
+                mid=mid_s,
+                batch="",
+                stan=stan_s,
+                mti=mti or "",
+                kind="invalid",
+                reason="message.format_error",
+                code="30",
+                facts=facts,
+                status="declined",
+                software="",
+                latency_us=int((time.perf_counter() - received) * 1e6),
+                trail=f"Decode:{exc.describe()}",
+            )
         )
         rrn = rrn_of(jid)
         record = {
@@ -640,32 +647,34 @@ class Engine:
         mti, kind = _request_mti(msg), self._kind(msg)
         pan = mask_pan(card.pan) if card is not None else ""
         jid = tx.insert_journal(
-            ts=ctx.now_iso,
-            business_date=ctx.business_date,
-            tid=msg.tid,
-            mid=t.mid if t is not None else msg.mid,
-            batch=getattr(req, "batch", "") or "",
-            stan=msg.stan,
-            mti=mti,
-            kind=kind,
-            amount_fen=amount,
-            card_id=ctx.card.id if ctx.card is not None else None,
-            pan_masked=pan,
-            organisation=org,
-            code=code,
-            reason=ctx.reason,
-            facts=facts,
-            auth_code=ctx.auth_code,
-            status=ctx.status if not approved else "approved",
-            delta_fen=ctx.delta_fen,
-            hold_fen=ctx.hold_fen,
-            original_id=ctx.original_id,
-            req_key=ctx.req_key,
-            entry_mode=card.entry_mode if card is not None else "",
-            software=ctx.software,
-            processing=ctx.processing,
-            latency_us=int((time.perf_counter() - received) * 1e6),
-            trail=" ".join(ctx.trail),
+            JournalEntry(
+                ts=ctx.now_iso,
+                business_date=ctx.business_date,
+                tid=msg.tid,
+                mid=t.mid if t is not None else msg.mid,
+                batch=getattr(req, "batch", "") or "",
+                stan=msg.stan,
+                mti=mti,
+                kind=kind,
+                amount_fen=amount,
+                card_id=ctx.card.id if ctx.card is not None else None,
+                pan_masked=pan,
+                organisation=org,
+                code=code,
+                reason=ctx.reason,
+                facts=facts,
+                auth_code=ctx.auth_code,
+                status=ctx.status if not approved else "approved",
+                delta_fen=ctx.delta_fen,
+                hold_fen=ctx.hold_fen,
+                original_id=ctx.original_id,
+                req_key=ctx.req_key,
+                entry_mode=card.entry_mode if card is not None else "",
+                software=ctx.software,
+                processing=ctx.processing,
+                latency_us=int((time.perf_counter() - received) * 1e6),
+                trail=" ".join(ctx.trail),
+            )
         )
         ctx.rrn = rrn_of(jid)
         if t is not None and (t.last_seen is None or t.last_seen < ctx.now_iso[:17]):

@@ -30,7 +30,9 @@ from ..wire import (
     Settlement48,
     Totals,
 )
+from ..wire.emvtags import masked_tags
 from .context import Ctx
+from .journal import move
 
 # restricted_types of world.md -> kinds they cover
 RESTRICTION_OF = {
@@ -498,7 +500,7 @@ class Authorize:
         if orig is None or not self._same_batch(ctx, orig):
             return False
         self._undo_credit(ctx, orig, m.amount_fen or 0)
-        ctx.tx.update_journal(orig.id, status="voided")
+        move(ctx.tx, orig, "void")
         return True
 
     def _void(self, ctx: Ctx, m: FinancialRequest) -> bool:
@@ -520,7 +522,7 @@ class Authorize:
             ctx.tx, card, hold=-amount, daily=-amount if same_day else 0, business_date=bd
         )
         ctx.hold_fen = -amount
-        ctx.tx.update_journal(orig.id, status="voided")
+        move(ctx.tx, orig, "void")
         return True
 
     def _completion(self, ctx: Ctx, m: FinancialRequest) -> bool:
@@ -553,7 +555,7 @@ class Authorize:
         )
         ctx.delta_fen = -amount
         ctx.hold_fen = -orig.hold_fen
-        ctx.tx.update_journal(orig.id, status="completed")
+        move(ctx.tx, orig, "complete")
         return True
 
     def _refund(self, ctx: Ctx, m: FinancialRequest) -> bool:
@@ -602,6 +604,9 @@ class Reverse:
         key = req_key(r)
         orig = ctx.tx.journal_original(r.tid, r.batch, r.stan, (r.kind.label,))
         ctx.facts["reversal_reason"] = m.reason_code
+        if r.card is not None and r.card.chip:
+            # the chip's TVR after its second GENERATE AC: why a card refused (06)
+            ctx.facts["chip_data"] = masked_tags(r.card.chip)
         if orig is None:
             prior = ctx.tx.journal_by_key(key)
             if prior is not None and prior.kind == "reversal":
@@ -641,15 +646,17 @@ class Reverse:
             ctx.card = card
             ctx.delta_fen = -orig.delta_fen
             ctx.hold_fen = -orig.hold_fen
-        ctx.tx.update_journal(orig.id, status="reversed")
+        move(ctx.tx, orig, "reverse")
         if orig.original_id is not None and orig.kind in (
             "void",
             "completion_void",
             "preauth_void",
             "completion",
         ):
-            back = "approved"
-            ctx.tx.update_journal(orig.original_id, status=back)
+            # the sale or pre-authorisation the reversed message had closed is open again
+            closed = ctx.tx.journal(orig.original_id)
+            assert closed is not None  # journal rows are never deleted
+            move(ctx.tx, closed, "restore")
         return True
 
 

@@ -53,10 +53,13 @@ __all__ = [
     "Lang",
     "Param",
     "Reason",
+    "Sentence",
+    "Sentences",
     "Text",
     "UnknownReasonError",
     "catalog",
     "load_catalog",
+    "load_sentences",
 ]
 
 Lang = Literal["zh", "en"]
@@ -806,3 +809,251 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 def catalog() -> Catalog:
     """The packaged catalog, loaded and validated once."""
     return load_catalog()
+
+
+# ---------------------------------------------------------------------------
+# Sentences: fact texts that are not a reason (the diagnosis' case sentences)
+# ---------------------------------------------------------------------------
+
+_SENTENCE_FIELDS = frozenset({"zh", "en", "facts", "zh_facts", "en_facts", "optional"})
+
+
+def _fill(
+    template: str, lang: Lang, required: Mapping[str, object], optional: Mapping[str, object]
+) -> str:
+    """A sentence filled in: a required fact as an f-string shows it (``format(value)``,
+    a ``Text`` in ``lang``); an optional segment kept only when its facts are there."""
+
+    def shown(name: str) -> str:
+        if name in required:
+            value = required[name]
+            return value.get(lang) if isinstance(value, Text) else format(value)
+        return _fact_text(optional[name], lang)
+
+    def fill(text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: shown(m.group(1)), text)
+
+    def segment(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        present = all(
+            optional.get(n) is not None and _fact_text(optional[n], lang)
+            for n in _placeholders(inner)
+        )
+        return fill(inner) if present else ""
+
+    return fill(_SEGMENT.sub(segment, template))
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One fact sentence in Chinese and English, and the facts it needs.
+
+    ``facts`` appear in both languages, ``zh_facts`` / ``en_facts`` in one only (a
+    word one language needs and the other does not); all are required, and
+    rendering without one is an error of the caller. ``optional`` facts sit in
+    ``[...]`` segments, left out when the fact is missing, like the catalog's texts.
+    """
+
+    id: str
+    text: Text
+    facts: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    zh_facts: tuple[str, ...] = ()
+    en_facts: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Every required fact, of either language."""
+        return (*self.facts, *self.zh_facts, *self.en_facts)
+
+    def render(self, lang: Lang, **facts: object) -> str:
+        """The sentence in ``lang`` with ``facts`` filled in.
+
+        TypeError when a required fact is not passed or a fact is passed that the
+        sentence does not declare: the caller and the data disagree.
+        """
+        missing = [n for n in self.required if n not in facts]
+        unknown = sorted(set(facts) - set(self.required) - set(self.optional))
+        if missing or unknown:
+            problems = [f"missing {', '.join(missing)}"] if missing else []
+            problems += [f"undeclared {', '.join(unknown)}"] if unknown else []
+            raise TypeError(f"sentence {self.id!r}: {'; '.join(problems)}")
+        required = {n: facts[n] for n in self.required}
+        optional = {n: facts[n] for n in self.optional if n in facts}
+        return _fill(self.text.get(lang), lang, required, optional)
+
+
+class Sentences:
+    """The loaded sentences by id, and the word tables (build with :func:`load_sentences`)."""
+
+    __slots__ = ("_path", "_sentences", "_words")
+
+    def __init__(
+        self,
+        sentences: Mapping[str, Sentence],
+        path: str = "<memory>",
+        words: Mapping[str, Mapping[str, Text]] | None = None,
+    ) -> None:
+        self._sentences: Mapping[str, Sentence] = MappingProxyType(dict(sentences))
+        self._words: Mapping[str, Mapping[str, Text]] = MappingProxyType(
+            {k: MappingProxyType(dict(v)) for k, v in (words or {}).items()}
+        )
+        self._path = path
+
+    @property
+    def path(self) -> str:
+        """The file the sentences were loaded from."""
+        return self._path
+
+    def __getitem__(self, sid: str) -> Sentence:
+        sentence = self._sentences.get(sid)
+        if sentence is None:
+            close = difflib.get_close_matches(sid, list(self._sentences), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(f"unknown sentence {sid!r} in {self._path}{hint}")
+        return sentence
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._sentences
+
+    def __iter__(self) -> Iterator[Sentence]:
+        return iter(self._sentences.values())
+
+    def __len__(self) -> int:
+        return len(self._sentences)
+
+    def render(self, sid: str, lang: Lang, **facts: object) -> str:
+        """Sentence ``sid`` in ``lang`` (see :meth:`Sentence.render`)."""
+        return self[sid].render(lang, **facts)
+
+    def words(self, table: str) -> Mapping[str, Text]:
+        """Word table ``[words.<table>]``: key -> the word in both languages."""
+        found = self._words.get(table)
+        if found is None:
+            raise KeyError(f"no word table {table!r} in {self._path}")
+        return found
+
+
+def _names(loader: _Loader, entry: str, body: dict[str, object], field: str) -> list[str]:
+    raw = body.get(field, [])
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        loader.fail(entry, f"{field} must be a list of fact names")
+        return []
+    names = [str(n) for n in raw]
+    for name in names:
+        if not _NAME.match(name):
+            loader.fail(entry, f"{field}: {name!r} is not a Python identifier")
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        loader.fail(entry, f"{field} lists {name!r} twice")
+    return names
+
+
+def _load_sentence(loader: _Loader, sid: str, value: object) -> Sentence | None:
+    entry = f"sentence.{sid}"
+    before = len(loader.problems)
+    if not _KEY.match(sid):
+        loader.fail(entry, "a sentence id is lower-case words joined by dots or underscores")
+        return None
+    body = loader.table(value, entry, "a sentence")
+    if body is None:
+        return None
+    for extra in sorted(set(body) - _SENTENCE_FIELDS):
+        loader.fail(
+            entry, f"unknown field {extra!r} (allowed: {', '.join(sorted(_SENTENCE_FIELDS))})"
+        )
+    text = loader.text({lang: body.get(lang) for lang in LANGS}, entry, "text")
+    both = _names(loader, entry, body, "facts")
+    only = {lang: _names(loader, entry, body, f"{lang}_facts") for lang in LANGS}
+    optional = _names(loader, entry, body, "optional")
+    groups = [both, only["zh"], only["en"], optional]
+    every = [n for g in groups for n in g]
+    for name in sorted({n for n in every if every.count(n) > 1}):
+        loader.fail(
+            entry, f"{name!r} is declared in more than one of facts, zh_facts, en_facts, optional"
+        )
+    if text is None:
+        return None
+    for lang in LANGS:
+        template = text.get(lang)
+        stripped = _SEGMENT.sub("", template)
+        if "[" in stripped or "]" in stripped:
+            loader.fail(
+                entry,
+                f"{lang} has an unbalanced or nested '[' ']' (brackets mark optional segments; "
+                "write 【】 for visible brackets)",
+            )
+            continue
+        for inner in _SEGMENT.findall(template):
+            if not _placeholders(inner):
+                loader.fail(
+                    entry, f"{lang} has an optional segment without a placeholder: {inner!r}"
+                )
+        used = _placeholders(template)
+        required = [*both, *only[lang]]
+        other = only["en" if lang == "zh" else "zh"]
+        for name in sorted(set(used) - set(required) - set(optional)):
+            hint = " (it is declared for the other language only)" if name in other else ""
+            loader.fail(entry, f"{lang} uses {{{name}}}, which is not declared{hint}")
+        for name in required:
+            if name not in used:
+                loader.fail(entry, f"{lang} lacks {{{name}}}, a required fact")
+        in_segments = {n for inner in _SEGMENT.findall(template) for n in _placeholders(inner)}
+        for name in optional:
+            if name in used and name not in in_segments:
+                loader.fail(entry, f"{lang}: optional fact {{{name}}} must sit in a '[...]'")
+        for name in sorted(set(required) & in_segments):
+            loader.fail(entry, f"{lang}: required fact {{{name}}} sits in an optional segment")
+    for name in optional:
+        if not any(name in _placeholders(text.get(lang)) for lang in LANGS):
+            loader.fail(entry, f"optional fact {name!r} is declared but no language uses it")
+    if len(loader.problems) != before:
+        return None
+    return Sentence(sid, text, tuple(both), tuple(optional), tuple(only["zh"]), tuple(only["en"]))
+
+
+def _load_words(loader: _Loader, section: object) -> dict[str, dict[str, Text]]:
+    out: dict[str, dict[str, Text]] = {}
+    tables = loader.table(section, "words", "[words]") or {}
+    for name, table in tables.items():
+        body = loader.table(table, f"words.{name}", "a word table")
+        if body is None:
+            continue
+        words: dict[str, Text] = {}
+        for key, value in body.items():
+            word = loader.text(value, f'words.{name}."{key}"', "word")
+            if word is not None:
+                words[key] = word
+        out[name] = words
+    return out
+
+
+def load_sentences(path: str | Path | None = None, *, package: str) -> Sentences:
+    """Load and validate a sentences file: ``[sentence.<id>]`` tables with ``zh``, ``en``,
+    ``facts`` (placeholders both languages use), ``zh_facts`` / ``en_facts`` (used by one
+    language only), ``optional`` (placeholders in ``[...]``); ``[words.<table>]`` word
+    tables, each key with ``zh`` and ``en``.
+
+    ``None`` loads ``sentences.toml`` packaged in ``package``. Raises CatalogError naming
+    the file, the entry and each problem: a missing or empty language, a placeholder that
+    is not declared, a declared fact a language does not use, an unknown field.
+    """
+    name, text = read_text(
+        package,
+        "sentences.toml",
+        path,
+        lambda name, message: CatalogError(name, [("(file)", message)]),
+    )
+    data = _parse(name, text)
+    loader = _Loader(name)
+    for extra in sorted(set(data) - {"sentence", "words"}):
+        loader.fail(extra, "unknown top-level table (allowed: sentence, words)")
+    section = loader.table(data.get("sentence", {}), "sentence", "[sentence]") or {}
+    sentences: dict[str, Sentence] = {}
+    for sid, value in section.items():
+        sentence = _load_sentence(loader, sid, value)
+        if sentence is not None:
+            sentences[sid] = sentence
+    words = _load_words(loader, data.get("words", {}))
+    if loader.problems:
+        raise CatalogError(name, loader.problems)
+    return Sentences(sentences, name, words)

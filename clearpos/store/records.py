@@ -233,6 +233,89 @@ class JournalRec:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journal row as the host writes it (``id`` and ``settlement_id`` come
+    later: the store assigns the first, settlement sets the second). Typed, so a
+    misspelt or missing column is an error where the row is made, not a SQL error
+    in the writer thread.
+
+    >>> JournalEntry(ts="2026-12-02T08:00:00.000000Z", business_date="20261202",
+    ...     tid="10000001", mid="898310000000001", batch="000001", stan="000001",
+    ...     mti="0200", kind="purchase", reason="approved", status="approved",
+    ...     amount_fen=1000).values()[:9]
+    ('2026-12-02T08:00:00.000000Z', '20261202', '10000001', '898310000000001', '000001', '000001', '0200', 'purchase', 1000)
+    """
+
+    ts: str
+    business_date: str
+    tid: str
+    mid: str
+    batch: str
+    stan: str
+    mti: str
+    kind: str
+    reason: str
+    status: str
+    amount_fen: int | None = None
+    card_id: int | None = None
+    pan_masked: str = ""
+    organisation: str = "   "
+    code: str = ""
+    facts: Mapping[str, Any] | None = None
+    auth_code: str = ""
+    delta_fen: int = 0
+    hold_fen: int = 0
+    original_id: int | None = None
+    req_key: str | None = None
+    entry_mode: str = ""
+    software: str = ""
+    processing: int = 0
+    latency_us: int = 0
+    trail: str = ""
+
+    def values(self) -> tuple[Any, ...]:
+        """The values in :data:`JOURNAL_COLUMNS` order (facts as JSON text)."""
+        facts = self.facts
+        return (
+            self.ts,
+            self.business_date,
+            self.tid,
+            self.mid,
+            self.batch,
+            self.stan,
+            self.mti,
+            self.kind,
+            self.amount_fen,
+            self.card_id,
+            self.pan_masked,
+            self.organisation,
+            self.code,
+            self.reason,
+            json.dumps(facts, ensure_ascii=False, sort_keys=True) if facts else "{}",
+            self.auth_code,
+            self.status,
+            self.delta_fen,
+            self.hold_fen,
+            self.original_id,
+            self.req_key,
+            self.entry_mode,
+            self.software,
+            self.processing,
+            self.latency_us,
+            self.trail,
+        )
+
+
+#: the journal columns a :class:`JournalEntry` fills, in :meth:`JournalEntry.values` order
+JOURNAL_COLUMNS = (
+    "ts", "business_date", "tid", "mid", "batch", "stan", "mti", "kind", "amount_fen",
+    "card_id", "pan_masked", "organisation", "code", "reason", "facts", "auth_code",
+    "status", "delta_fen", "hold_fen", "original_id", "req_key", "entry_mode", "software",
+    "processing", "latency_us", "trail",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceRec:
     id: int
     who: str

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..private import private_file
 from . import migrate as migrations
+from .rowcache import RowCache
 from .tx import Tx
 from .writer import BatchWriter, OnCommit, StoreError
 
@@ -145,7 +146,7 @@ class SqliteBackend:
 
     def open(self) -> tuple[sqlite3.Connection, Tx]:
         conn = self.db.connect()
-        return conn, Tx(conn)
+        return conn, GroupCommitWriter.tx_for(conn)
 
     def close(self, conn: sqlite3.Connection) -> None:
         conn.close()
@@ -184,3 +185,9 @@ class GroupCommitWriter(BatchWriter[sqlite3.Connection]):
     ) -> None:
         super().__init__(SqliteBackend(db), batch_max=batch_max, threads=1, on_commit=on_commit)
         self.db = db
+
+    @staticmethod
+    def tx_for(conn: sqlite3.Connection) -> Tx:
+        """The writer's ``Tx``: it keeps terminal, merchant and card rows between
+        transactions (``store/rowcache.py``; this is the store's only writer)."""
+        return Tx(conn, cache=RowCache())

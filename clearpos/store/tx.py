@@ -7,16 +7,19 @@ can be indexed by column name. The pipeline only ever talks to ``Tx``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .records import (
+    JOURNAL_COLUMNS,
     AidRec,
     CapkRec,
     CardRec,
     ChipRec,
+    JournalEntry,
     JournalRec,
     MaintenanceRec,
     MerchantRec,
@@ -24,6 +27,7 @@ from .records import (
     TerminalRec,
     journal_id_of,
 )
+from .rowcache import CACHED_TABLES, RowCache
 
 # Kinds counted in settlement totals (spec §4).
 DEBIT_KINDS = ("purchase", "completion", "offline")
@@ -44,6 +48,18 @@ DEFAULT_QUICKPASS_NO_PIN_LIMIT_FEN = 100_000
 #: The simulated issuer's chip master keys, sealed, in meta under ``issuer.imk_<name>``.
 ISSUER_KEY_NAMES = ("ac", "smi", "smc")
 
+#: columns of the cached records that the store keeps as 0/1 (the records say bool)
+_BOOL_COLUMNS = {
+    "terminals": frozenset(("keys_proven", "chip")),
+    "cards": frozenset(("pin_locked",)),
+}
+
+#: the one INSERT of a journal row
+_JOURNAL_INSERT = (
+    f"INSERT INTO journal ({', '.join(JOURNAL_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in JOURNAL_COLUMNS)})"
+)
+
 #: INSERT statements by (table, columns...), built once
 _INSERT_SQL: dict[tuple[str, ...], str] = {}
 
@@ -63,15 +79,26 @@ class Tx:
     #: appended to SELECTs of rows the transaction will update (PostgreSQL: FOR UPDATE)
     lock = ""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, cache: RowCache | None = None) -> None:
         self.conn = conn
         #: the configuration generation as read in this database transaction
         self._config_gen: str | None = None
+        #: terminals, merchants and cards kept between transactions (the SQLite writer)
+        self.cache = cache
 
     def forget(self) -> None:
         """A new database transaction starts on this object (the SQLite writer reuses
-        one per connection): what was read in the last one no longer holds."""
+        one per connection): what was read in the last one no longer holds, and the
+        row cache learns whether another connection committed since."""
         self._config_gen = None
+        if self.cache is not None:
+            self.cache.begin(int(self.conn.execute("PRAGMA data_version").fetchone()[0]))
+
+    def committed(self) -> None:
+        """The transaction committed (the writer says so after COMMIT): the rows it
+        read and wrote may be kept for the next ones."""
+        if self.cache is not None:
+            self.cache.committed()
 
     # ------------------------------------------------------------------ helpers
 
@@ -86,6 +113,26 @@ class Tx:
             return
         sets = ", ".join(f"{c} = ?" for c in cols)
         self.conn.execute(f"UPDATE {table} SET {sets} WHERE {key} = ?", [*cols.values(), key_value])
+        if self.cache is not None and table in CACHED_TABLES:
+            self._write_through(table, key, key_value, cols)
+
+    def _write_through(self, table: str, key: str, key_value: Any, cols: Mapping[str, Any]) -> None:
+        """The cached row as the UPDATE left it (plain values of record fields), or
+        dropped when the cache cannot follow."""
+        cache = self.cache
+        assert cache is not None
+        if key != CACHED_TABLES[table]:
+            cache.drop(table)
+            return
+        row = cache.get(table, key_value)
+        if row is None:
+            return
+        bools = _BOOL_COLUMNS.get(table, frozenset())
+        if table == "merchants" or not all(hasattr(row, c) for c in cols):
+            cache.evict(table, key_value)  # JSON columns, or a column the record lacks
+            return
+        values = {c: bool(v) if c in bools else v for c, v in cols.items()}
+        cache.put(table, key_value, dataclasses.replace(row, **values))
 
     def _insert(self, table: str, cols: Mapping[str, Any]) -> int:
         shape = (table, *cols)
@@ -114,6 +161,8 @@ class Tx:
         """Delete every row of ``tables`` (children before parents)."""
         for table in tables:
             self.conn.execute(f"DELETE FROM {table}")
+            if self.cache is not None and table in CACHED_TABLES:
+                self.cache.drop(table)
 
     # ------------------------------------------------------------------ meta
 
@@ -154,10 +203,20 @@ class Tx:
     def merchant(self, mid: str, *, lock: bool = True) -> MerchantRec | None:
         """The merchant row; ``lock=False`` only reads it (no ``FOR UPDATE``), for a
         unit that will not change it and must not queue behind other readers."""
+        cache = self.cache
+        if cache is not None:
+            rec: MerchantRec | None = cache.get("merchants", mid)
+            if rec is not None:
+                return rec
         row = self._one(
             "SELECT * FROM merchants WHERE mid = ?" + (self.lock if lock else ""), (mid,)
         )
-        return MerchantRec.of(row) if row else None
+        if row is None:
+            return None
+        rec = MerchantRec.of(row)
+        if cache is not None:
+            cache.put("merchants", mid, rec)
+        return rec
 
     def merchants(self) -> list[MerchantRec]:
         return [MerchantRec.of(r) for r in self._all("SELECT * FROM merchants ORDER BY mid")]
@@ -175,9 +234,17 @@ class Tx:
         )
 
     def terminal(self, tid: str) -> TerminalRec | None:
+        cache = self.cache
+        if cache is not None:
+            rec: TerminalRec | None = cache.get("terminals", tid)
+            if rec is not None:
+                return rec
         if self._config_gen is not None:
             row = self._one("SELECT * FROM terminals WHERE tid = ?" + self.lock, (tid,))
-            return TerminalRec.of(row) if row else None
+            rec = TerminalRec.of(row) if row else None
+            if rec is not None and cache is not None:
+                cache.put("terminals", tid, rec)
+            return rec
         # The configuration generation rides along: every message's first read is its
         # terminal, so the host learns whether configuration changed without a query
         # of its own (on PostgreSQL, one round trip fewer per message).
@@ -189,7 +256,10 @@ class Tx:
         if row is None:
             return None
         self._config_gen = row["config_gen"] or ""
-        return TerminalRec.of(row)
+        rec = TerminalRec.of(row)
+        if cache is not None:
+            cache.put("terminals", tid, rec)
+        return rec
 
     def terminals(self, mid: str | None = None) -> list[TerminalRec]:
         if mid is None:
@@ -211,12 +281,34 @@ class Tx:
     # ------------------------------------------------------------------ cards
 
     def card_by_token(self, token: str) -> CardRec | None:
+        cache = self.cache
+        if cache is not None:
+            card_id = cache.get("card_tokens", token)
+            rec: CardRec | None = cache.get("cards", card_id) if card_id is not None else None
+            if rec is not None:
+                return rec
         row = self._one("SELECT * FROM cards WHERE pan_token = ?" + self.lock, (token,))
-        return CardRec.of(row) if row else None
+        if row is None:
+            return None
+        rec = CardRec.of(row)
+        if cache is not None:
+            cache.put("cards", rec.id, rec)
+            cache.put("card_tokens", token, rec.id)
+        return rec
 
     def card(self, card_id: int) -> CardRec | None:
+        cache = self.cache
+        if cache is not None:
+            rec: CardRec | None = cache.get("cards", card_id)
+            if rec is not None:
+                return rec
         row = self._one("SELECT * FROM cards WHERE id = ?" + self.lock, (card_id,))
-        return CardRec.of(row) if row else None
+        if row is None:
+            return None
+        rec = CardRec.of(row)
+        if cache is not None:
+            cache.put("cards", card_id, rec)
+        return rec
 
     def cards(self) -> list[CardRec]:
         return [CardRec.of(r) for r in self._all("SELECT * FROM cards ORDER BY id")]
@@ -370,11 +462,12 @@ class Tx:
 
     # ------------------------------------------------------------------ journal
 
-    def insert_journal(self, **cols: Any) -> int:
-        facts = cols.get("facts")
-        if facts is not None and not isinstance(facts, str):
-            cols["facts"] = json.dumps(facts, ensure_ascii=False, sort_keys=True) if facts else "{}"
-        return self._insert("journal", cols)
+    def insert_journal(self, entry: JournalEntry) -> int:
+        """Write one journal row; returns its id (the RRN's number)."""
+        if getattr(self.conn, "needs_returning", False):
+            return int(self._one(_JOURNAL_INSERT + " RETURNING id", entry.values())["id"])
+        cur = self.conn.execute(_JOURNAL_INSERT, entry.values())
+        return int(cur.lastrowid)  # type: ignore[attr-defined]
 
     def update_journal(self, jid: int, **cols: Any) -> None:
         self._update("journal", "id", jid, cols)

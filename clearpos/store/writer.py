@@ -273,6 +273,7 @@ class BatchWriter(Generic[C]):
         except Exception as exc:
             self._rollback(conn)
             return _COMMIT, exc
+        tx.committed()  # the rows it read and wrote may be kept (SQLite's row cache)
         return None, values
 
     def _rollback(self, conn: C) -> None:

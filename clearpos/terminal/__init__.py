@@ -1,6 +1,10 @@
 """``clearpos.terminal`` -- the virtual POS terminal (``clearpos pos``).
 
-- :mod:`.machine` -- :class:`Terminal`: the commands and the rules of spec §4-§6;
+- :mod:`.protocol` -- the rules of spec §4-§6 (reversal first, offline queue,
+  re-sign-on, settlement and batch upload) as a sans-I/O protocol;
+- :mod:`.machine` -- :class:`Terminal`: the commands, the driver of the protocol,
+  composed of :mod:`.core`, :mod:`.operators`, :mod:`.session`, :mod:`.reversal`,
+  :mod:`.offline`, :mod:`.sale` and :mod:`.settle`;
 - :mod:`.doctor` -- the self-check (SCENARIOS.md B1);
 - :mod:`.store` -- the state directory (SQLite, sealed card data and keys);
 - :mod:`.client` -- the blocking TCP link, the only I/O;

@@ -11,6 +11,7 @@ says exactly what to do.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,9 @@ __all__ = ["SKEW_LIMIT_S", "Check", "DoctorReport", "run_doctor"]
 
 SKEW_LIMIT_S = 60
 """Largest clock difference from the host, in seconds, that doctor accepts."""
+
+_Say = Callable[[str, str], str]
+"""Pick the Chinese or the English wording."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,24 @@ def run_doctor(term: Terminal) -> DoctorReport:
     def t(z: str, e: str) -> str:
         return z if zh else e
 
+    try:
+        _state_directory(term, add, t)
+        reachable = _host(term, add, t)
+        _pending_reversal(term, add, t, reachable)
+        _echo(term, add, t, reachable)
+        last = _signed_on(term, add, t)
+        _clock(term, add, t, reachable)
+        _offline_queue(term, add, t)
+        _batch(term, add, t)
+        _software(term, add, t, last)
+        _operator(term, add, t)
+    finally:
+        term.link.close()
+    return report
+
+
+def _state_directory(term: Terminal, add: Callable[[Check], None], t: _Say) -> None:
+    """The state directory can be written."""
     problem = term.store.writable_probe()
     add(
         Check(
@@ -118,6 +140,10 @@ def run_doctor(term: Terminal) -> DoctorReport:
             ),
         )
     )
+
+
+def _host(term: Terminal, add: Callable[[Check], None], t: _Say) -> bool:
+    """The host answers a connect; True when it does."""
     reachable = True
     try:
         connect_s = term.link.connect()
@@ -134,6 +160,13 @@ def run_doctor(term: Terminal) -> DoctorReport:
     except Unreachable as exc:
         reachable = False
         add(Check("host", False, str(exc), tuple(remedy_of("network.unreachable", term.lang)[1:])))
+    return reachable
+
+
+def _pending_reversal(
+    term: Terminal, add: Callable[[Check], None], t: _Say, reachable: bool
+) -> None:
+    """The pending reversal: delivered now if it can be, else what to do."""
     pending = term.store.reversal()
     if pending is not None and reachable and term.keys.signed_on:
         term._deliver_reversal()
@@ -149,7 +182,7 @@ def run_doctor(term: Terminal) -> DoctorReport:
                     ),
                 )
             )
-            pending = None
+            return
     if pending is not None:
         add(
             Check(
@@ -164,8 +197,12 @@ def run_doctor(term: Terminal) -> DoctorReport:
                 tuple(remedy_of("reversal.pending", term.lang)),
             )
         )
-    elif not any(c.name == "pending reversal" for c in report.checks):
+    else:
         add(Check("pending reversal", True, t("无待发冲正", "none")))
+
+
+def _echo(term: Terminal, add: Callable[[Check], None], t: _Say, reachable: bool) -> None:
+    """An echo test (0820, 60.3 301) and its round trip."""
     if reachable:
         stan = term.store.next_stan()
         try:
@@ -214,6 +251,10 @@ def run_doctor(term: Terminal) -> DoctorReport:
                 tuple(remedy_of("network.unreachable", term.lang)[1:2]),
             )
         )
+
+
+def _signed_on(term: Terminal, add: Callable[[Check], None], t: _Say) -> dict[str, Any]:
+    """Signed on, with the key check values; returns the last sign-on record."""
     kcv = term.keys.check_values()
     last = term.store.get("last_signon") or {}
     if term.signed_on:
@@ -241,6 +282,11 @@ def run_doctor(term: Terminal) -> DoctorReport:
                 tuple(remedy_of(why if why != "approved" else "terminal.not_signed_on", term.lang)),
             )
         )
+    return last
+
+
+def _clock(term: Terminal, add: Callable[[Check], None], t: _Say, reachable: bool) -> None:
+    """The clock against the host's fields 12/13."""
     skew = term.store.get("clock_skew")
     if skew is None:
         add(
@@ -275,6 +321,10 @@ def run_doctor(term: Terminal) -> DoctorReport:
                 ),
             )
         )
+
+
+def _offline_queue(term: Terminal, add: Callable[[Check], None], t: _Say) -> None:
+    """Offline sales still to upload."""
     queued = term.store.journal("status = ?", (st.OFFLINE_STORED,))
     if queued:
         total = sum(r.amount_fen or 0 for r in queued)
@@ -297,6 +347,10 @@ def run_doctor(term: Terminal) -> DoctorReport:
         )
     else:
         add(Check("offline queue", True, t("空", "empty")))
+
+
+def _batch(term: Terminal, add: Callable[[Check], None], t: _Say) -> None:
+    """The open batch and its totals."""
     domestic, foreign = term.totals()
     n = domestic.debit_count + domestic.credit_count + foreign.debit_count + foreign.credit_count
     add(
@@ -316,6 +370,10 @@ def run_doctor(term: Terminal) -> DoctorReport:
             ),
         )
     )
+
+
+def _software(term: Terminal, add: Callable[[Check], None], t: _Say, last: dict[str, Any]) -> None:
+    """The application version against the host's last answer."""
     version = term.software
     refused = last.get("reason") == "terminal.update_required"
     add(
@@ -343,6 +401,10 @@ def run_doctor(term: Terminal) -> DoctorReport:
             tuple(remedy_of("terminal.update_required", term.lang)) if refused else (),
         )
     )
+
+
+def _operator(term: Terminal, add: Callable[[Check], None], t: _Say) -> None:
+    """The signed-in operator."""
     op = term.operator
     add(
         Check(
@@ -353,5 +415,3 @@ def run_doctor(term: Terminal) -> DoctorReport:
             else t("无操作员签到（交易前需 login）", "none signed in (login before trading)"),
         )
     )
-    term.link.close()
-    return report

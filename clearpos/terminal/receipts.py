@@ -65,6 +65,13 @@ class Receipt:
     original_stan: str = ""
     lines: tuple[str, ...] = field(default_factory=tuple)
     merchant_name: str = ""
+    #: a chip sale's application (9F06 AID, 50 label), the first GENERATE AC's ARQC
+    #: and ATC (9F36) and the TC of the second when the card accepted
+    aid: str = ""
+    app_label: str = ""
+    arqc: str = ""
+    tc: str = ""
+    atc: int | None = None
 
     def text(self, lang: Lang) -> str:
         """Both copies, merchant first."""
@@ -91,6 +98,11 @@ class Receipt:
             (("参考号", "RRN"), self.rrn),
             (("日期时间", "Date/time"), self.when),
             (("金额", "Amount"), fen_text(self.amount_fen) if self.amount_fen is not None else ""),
+            (("AID", "AID"), self.aid),
+            (("应用标签", "App label"), self.app_label),
+            (("ARQC", "ARQC"), self.arqc),
+            (("TC", "TC"), self.tc),
+            (("ATC", "ATC"), "" if self.atc is None else f"{self.atc:04X}"),
         ]
         for (z, e), value in rows:
             if value:

@@ -6,50 +6,56 @@ No sockets and no asyncio here: bytes in, typed messages out, and back.
 from .codec import Decoded, Fields, decode, encode, salvage
 from .dialect import FIELDS, FieldSpec, Fmt, Len
 from .errors import DecodeError, EncodeError, FramingError, WireError
+from .fields import (
+    F60,
+    Balance,
+    BatchRecord,
+    Card,
+    CheckCode,
+    OriginalRef,
+    Settlement48,
+    Totals,
+)
 from .framing import TPDU, Frame, Framer, Header, ProcessingRequirement, decode_frame, encode_frame
 from .mask import mask_pan, render, render_dict, scrub
 from .messages import (
-    F60,
     AdviceResponse,
-    Balance,
-    BatchRecord,
     BatchUpload,
     BatchUploadEnd,
     BatchUploadItem,
-    Card,
-    CheckCode,
     ChipDetailUpload,
     FinancialRequest,
     FinancialResponse,
-    Kind,
     Message,
-    NetCode,
     NetworkRequest,
     NetworkResponse,
-    OriginalRef,
-    Param,
     ParameterDownload,
     ParameterDownloadResponse,
-    ParamRecord,
     Request,
     Reversal,
     ReversalResponse,
     ScriptResult,
     Settlement,
-    Settlement48,
     SettlementResponse,
     SignOn,
     SignOnResponse,
-    Totals,
     build,
-    decode_params,
-    encode_params,
     from_fields,
     needs_mac,
     parse,
     request_mti,
-    response_mti,
     to_fields,
+)
+from .params import (
+    Param,
+    ParamRecord,
+    decode_params,
+    encode_params,
+)
+from .vocabulary import (
+    Kind,
+    NetCode,
+    response_mti,
 )
 
 __all__ = [

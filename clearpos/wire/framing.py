@@ -88,6 +88,10 @@ class Header:
         )
 
     def with_processing(self, requirement: int) -> Header:
+        """The header of an answer: the request's, with the host's processing
+        requirement (most answers ask for nothing: the request's header as it is)."""
+        if requirement == self.processing:
+            return self
         return replace(self, processing=requirement)
 
     @classmethod

@@ -1,0 +1,188 @@
+"""The pipeline in process: rows of (world change, message, expected reason, trail).
+
+No server and no sockets: the engine handles frames inside the SQLite writer's
+own batch code, on a real store seeded from the example world, exactly as the
+host's writer thread runs it (commit included). Each row reads like the design:
+what the world holds, what the terminal sends, which participant decides, and
+the trail the journal keeps. The messages are the plain test client's
+(``tests/hostclient.py``), so they are the bytes a terminal would send.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from host_fixture import EXAMPLE_WORLD, TEST_KEK
+from hostclient import Client, Reply
+
+from clearpos.audit import run_audit
+from clearpos.host.cli import build_engine
+from clearpos.host.engine import Engine
+from clearpos.host.seed import seed
+from clearpos.keys import KeyEncryptionKey
+from clearpos.store import Tx
+from clearpos.store.sqlite import GroupCommitWriter, SqliteDatabase
+from clearpos.wire import FinancialRequest, Kind, OriginalRef, Reversal, parse
+from clearpos.wire.framing import decode_frame
+from clearpos.world import load_world
+
+FROZEN = "6225880000001025"
+LOW = "6225880000001017"
+
+
+@dataclass
+class InProcess(Client):
+    """The test client, its frames handed to the engine instead of a socket."""
+
+    engine: Engine | None = None
+    writer: GroupCommitWriter | None = None
+    conn: Any = None
+    tx: Tx | None = None
+
+    def send(self, msg: Any, **kw: bool) -> Reply:
+        assert self.engine is not None and self.writer is not None and self.tx is not None
+        raw = self.frame(msg, **kw)
+        engine = self.engine
+
+        def unit(tx: Tx) -> Any:
+            return engine.handle(tx, decode_frame(raw), time.perf_counter())
+
+        ((_, out, ok),) = self.writer._batch(self.conn, self.tx, [(unit, None)])
+        assert ok, out
+        f = decode_frame(out.reply)
+        answer, block, mac = parse(f.body)
+        mac_ok = None
+        if mac is not None and block is not None and self.keys.signed_on:
+            mac_ok = self.keys.verify_mac(block, mac)
+        return Reply(f, answer, mac_ok)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[InProcess, SqliteDatabase]]:
+    db = SqliteDatabase(tmp_path / "pipeline.db")
+    engine, hsm, tokens = build_engine(KeyEncryptionKey(bytes.fromhex(TEST_KEK)))
+    world = load_world(EXAMPLE_WORLD)
+    seed(db, world, hsm, tokens, reset=False)
+    with db.transaction() as tx:  # one rule at a time: the velocity rule counts every sale
+        tx.set_meta("risk.card_velocity", "")
+    writer = GroupCommitWriter(db)
+    conn = db.connect()
+    client = InProcess("in-process", 0, engine=engine, writer=writer, conn=conn)
+    client.tx = writer.tx_for(conn)
+    try:
+        yield client, db
+    finally:
+        conn.close()
+    assert run_audit(db.url) == []
+
+
+def _trail(db: SqliteDatabase) -> tuple[str, str, str]:
+    with db.reader() as tx:
+        row = tx.conn.execute(
+            "SELECT reason, status, trail FROM journal ORDER BY id DESC"
+        ).fetchone()
+    return row["reason"], row["status"], row["trail"]
+
+
+FINANCIAL_OK = (
+    "CheckTerminal:ok CheckMerchant:ok CheckMaintenance:ok CheckSignedOn:ok VerifyMac:ok "
+    "CheckBatch:ok CheckDuplicate:ok CheckAmount:ok CheckFallback:ok CheckQuickPassPin:ok "
+    "LoadCard:ok VerifyCryptogram:ok AssessRisk:ok"
+)
+
+Row = tuple[str, Callable[[SqliteDatabase], None] | None, Callable[[InProcess], Reply], str, str]
+
+
+def _nothing(_db: SqliteDatabase) -> None:
+    return None
+
+
+def _suspend_terminal(db: SqliteDatabase) -> None:
+    with db.transaction() as tx:
+        tx.update_terminal("10000001", status="suspended", status_why="test")
+
+
+ROWS: list[Row] = [
+    ("approved purchase", None, lambda c: c.purchase(1234), "approved", FINANCIAL_OK + " Authorize:ok"),
+    ("amount 0", None, lambda c: c.purchase(0), "transaction.invalid_amount",
+     "CheckTerminal:ok CheckMerchant:ok CheckMaintenance:ok CheckSignedOn:ok VerifyMac:ok "
+     "CheckBatch:ok CheckDuplicate:ok CheckAmount:transaction.invalid_amount"),
+    ("frozen card", None, lambda c: c.purchase(100, card=c.card(FROZEN)), "card.frozen",
+     FINANCIAL_OK + " Authorize:card.frozen"),
+    ("not enough money", None, lambda c: c.purchase(100_000, card=c.card(LOW)),
+     "card.insufficient_funds", FINANCIAL_OK + " Authorize:card.insufficient_funds"),
+    ("wrong PIN", None, lambda c: c.purchase(100, card=c.card(pin="654321")), "card.wrong_pin",
+     FINANCIAL_OK + " Authorize:card.wrong_pin"),
+    ("unknown card", None, lambda c: c.purchase(100, card=c.card("6222020000000000018")),
+     "card.unknown", FINANCIAL_OK.split(" LoadCard")[0] + " LoadCard:card.unknown"),
+    ("wrong MAC", None, lambda c: c.send(c.request(Kind.PURCHASE, 100), corrupt_mac=True),
+     "mac.invalid",
+     "CheckTerminal:ok CheckMerchant:ok CheckMaintenance:ok CheckSignedOn:ok "
+     "VerifyMac:mac.invalid"),
+    ("suspended terminal", _suspend_terminal, lambda c: c.purchase(100), "terminal.suspended",
+     "CheckTerminal:terminal.suspended"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "send", "reason", "trail"),
+    [r[1:] for r in ROWS],
+    ids=[r[0] for r in ROWS],
+)
+def test_pipeline_rows(
+    site: tuple[InProcess, SqliteDatabase],
+    change: Callable[[SqliteDatabase], None] | None,
+    send: Callable[[InProcess], Reply],
+    reason: str,
+    trail: str,
+) -> None:
+    client, db = site
+    assert client.sign_on().code == "00"
+    (change or _nothing)(db)  # another connection, as the admin CLI: the writer must see it
+    reply = send(client)
+    assert reply.reason == reason
+    got_reason, _status, got_trail = _trail(db)
+    assert (got_reason, got_trail) == (reason, trail)
+    if reason == "approved":
+        assert reply.code == "00" and reply.mac_ok is True
+
+
+def test_journal_status_moves_by_its_table(site: tuple[InProcess, SqliteDatabase]) -> None:
+    """void, then the void reversed: the sale is approved again, the void reversed;
+    a second void of a voided sale is declined before any status moves."""
+    client, db = site
+    assert client.sign_on().code == "00"
+    sale_req = client.request(Kind.PURCHASE, 500)
+    sale = client.send(sale_req)
+    assert sale.code == "00"
+
+    def void() -> FinancialRequest:
+        return client.request(
+            Kind.VOID,
+            500,
+            rrn=sale.msg.rrn,  # type: ignore[attr-defined]
+            auth_code=sale.msg.auth_code,  # type: ignore[attr-defined]
+            original=OriginalRef(sale_req.batch, sale_req.stan),
+        )
+
+    void_req = void()
+    assert client.send(void_req).code == "00"
+    assert _statuses(db) == {"purchase": "voided", "void": "approved"}
+    assert client.send(void()).reason == "transaction.already_voided"
+    undo = client.send(Reversal.of(void_req, "98"))
+    assert undo.code == "00"
+    assert _statuses(db) == {"purchase": "approved", "void": "reversed"}
+
+
+def _statuses(db: SqliteDatabase) -> dict[str, str]:
+    with db.reader() as tx:
+        rows = tx.conn.execute(
+            "SELECT kind, status FROM journal WHERE kind IN ('purchase', 'void') "
+            "AND code = '00' ORDER BY id"
+        ).fetchall()
+    return {r["kind"]: r["status"] for r in rows}
