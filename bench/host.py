@@ -435,8 +435,25 @@ def thread_seconds(host_pid: int) -> dict[str, float]:
     return out
 
 
-def cpu_seconds(host_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the host processes, PostgreSQL and this process (Linux)."""
+def pg_pids(url: str) -> set[int]:
+    """The PostgreSQL processes that work for this bench: the backends connected to its
+    database and the server's WAL writer, checkpointer and background writer (other
+    databases on the same server — other users' tests — are left out); none for SQLite."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return set()
+    db = open_database(url)
+    with db.reader() as tx:
+        rows = tx.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE (datname = current_database() "
+            "AND pid <> pg_backend_pid()) OR backend_type IN "
+            "('walwriter', 'checkpointer', 'background writer')"
+        ).fetchall()
+    return {int(r["pid"]) for r in rows}
+
+
+def cpu_seconds(host_pid: int, postgres: set[int] | None = None) -> dict[str, float]:
+    """CPU seconds used so far by the host processes, PostgreSQL (``postgres``: only these
+    of its processes) and this process (Linux)."""
     out = {"host": 0.0, "postgres": 0.0, "client": 0.0}
     if not Path("/proc/self/stat").exists():
         return out
@@ -454,7 +471,7 @@ def cpu_seconds(host_pid: int) -> dict[str, float]:
         pid = int(d.name)
         if pid == host_pid or ppid == host_pid:
             out["host"] += cpu
-        elif comm == "postgres":
+        elif comm == "postgres" and (postgres is None or pid in postgres):
             out["postgres"] += cpu
         elif pid == os.getpid():
             out["client"] += cpu
@@ -559,9 +576,10 @@ async def main_async(args: argparse.Namespace) -> int:
         frames = {t.tid: t.purchases(per_closed, pans, i * 7) for i, t in enumerate(terms)}
         frames2 = {t.tid: t.purchases(per_open, pans, i * 11) for i, t in enumerate(terms)}
         build_s = time.perf_counter() - t0
-        cpu0, th0 = cpu_seconds(proc.pid), thread_seconds(proc.pid)
+        pids = pg_pids(url)
+        cpu0, th0 = cpu_seconds(proc.pid, pids), thread_seconds(proc.pid)
         closed, dt = await closed_loop(terms, frames, args.seconds, args.reverse_every)
-        cpu1, th1 = cpu_seconds(proc.pid), thread_seconds(proc.pid)
+        cpu1, th1 = cpu_seconds(proc.pid, pids), thread_seconds(proc.pid)
         threads = {k: th1[k] - th0[k] for k in th0}
         opened = (
             await open_loop(terms, frames2, args.rate, args.seconds, args.reverse_every)

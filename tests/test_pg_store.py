@@ -97,11 +97,13 @@ def test_text_compares_bytewise_like_sqlite(pg_url: str) -> None:
     assert keys == sorted(["a-b", "a_b", "B", "a", "ab"])  # Python sorts by code point too
 
 
-def run_units(db: PgDatabase, *units: object, threads: int = 2) -> tuple[list[object], object]:
+def run_units(
+    db: PgDatabase, *units: object, threads: int = 2, batch_max: int = 0
+) -> tuple[list[object], object]:
     """Run units through a started writer; results (or exceptions) in order, and the writer."""
 
     async def go() -> tuple[list[object], object]:
-        w = db.writer(threads=threads)
+        w = db.writer(threads=threads, batch_max=batch_max)
         await w.start()
         try:
             out = await asyncio.gather(*(w.run(u) for u in units), return_exceptions=True)  # type: ignore[arg-type]
@@ -173,8 +175,99 @@ def test_a_deadlock_between_two_units_is_resolved_by_running_one_again(pg_url: s
 
         return run
 
-    out, w = run_units(db, unit("x", "y"), unit("y", "x"))
+    # one unit per transaction (batch_max=1): both threads' units run at once
+    out, w = run_units(db, unit("x", "y"), unit("y", "x"), batch_max=1)
     assert sorted(out) == ["x", "y"]  # type: ignore[type-var]
     assert 1 <= w.retries <= 3  # type: ignore[attr-defined]  # a retry may deadlock again
     with db.reader() as tx:
         assert (tx.meta("x"), tx.meta("y")) == ("1", "1")
+
+
+def test_a_batch_is_one_transaction_and_a_failing_unit_cuts_it(pg_url: str) -> None:
+    db = PgDatabase(pg_url)
+    w = db.writer(threads=1)
+    raw, tx = w.backend.open()
+
+    def note(key: str, fail: bool = False) -> object:
+        def unit(t: Tx) -> str:
+            t.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, key))
+            if fail:
+                raise ValueError(key)
+            return key
+
+        return unit
+
+    out: list[object] = []
+    jobs = [(note(k, fail=k == "c"), k) for k in "abcde"]
+    w.process(raw, tx, jobs, out.extend)  # type: ignore[arg-type]
+    raw.close()
+    assert [(f, v if ok else type(v).__name__) for f, v, ok in out] == [  # type: ignore[misc]
+        ("a", "a"), ("b", "b"), ("c", "ValueError"), ("d", "d"), ("e", "e"),
+    ]  # fmt: skip
+    # a and b (cut before c), c alone (rolled back), d and e
+    assert (w.commits, w.units, w.cuts, w.retries) == (2, 5, 1, 0)
+    with db.reader() as t:
+        rows = t.conn.execute("SELECT key FROM meta WHERE key IN ('a','b','c','d','e')").fetchall()
+    assert sorted(r["key"] for r in rows) == ["a", "b", "d", "e"]
+
+
+def test_batches_of_two_writers_locking_rows_in_opposite_order_do_not_deadlock(
+    pg_url: str,
+) -> None:
+    """Writer A's batch locks x then y, writer B's y then x, both holding their first
+    row when they reach their second. Only a transaction's first unit waits for a lock
+    (the later ones read FOR UPDATE NOWAIT and cut the batch instead), so no deadlock
+    ever forms, and every unit commits once."""
+    import psycopg
+
+    db = PgDatabase(pg_url)
+    with db.transaction() as tx:
+        for k in ("x", "y"):
+            tx.conn.execute("INSERT INTO meta (key, value) VALUES (?, '')", (k,))
+    barrier = threading.Barrier(2, timeout=10)
+    runs: list[str] = []
+    errors: list[str] = []
+
+    def unit(name: str, key: str) -> object:
+        def run(tx: Tx) -> str:
+            runs.append(name)
+            try:
+                tx.conn.execute("SELECT * FROM meta WHERE key = ?" + tx.lock, (key,))
+            except psycopg.Error as exc:
+                errors.append(type(exc).__name__)
+                raise
+            if runs.count(name) == 1 and name.endswith("1"):
+                barrier.wait()  # both writers hold their first row
+            tx.conn.execute("UPDATE meta SET value = value || ? WHERE key = ?", (name, key))
+            return name
+
+        return run
+
+    writers = [db.writer(threads=1), db.writer(threads=1)]
+    batches = [[(unit("A1", "x"), "A1"), (unit("A2", "y"), "A2")],
+               [(unit("B1", "y"), "B1"), (unit("B2", "x"), "B2")]]  # fmt: skip
+    results: list[list[object]] = [[], []]
+
+    def go(i: int) -> None:
+        raw, tx = writers[i].backend.open()
+        try:
+            writers[i].process(raw, tx, batches[i], results[i].extend)  # type: ignore[arg-type]
+        finally:
+            raw.close()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [[(f, v, ok) for f, v, ok in r] for r in results] == [  # type: ignore[misc]
+        [("A1", "A1", True), ("A2", "A2", True)],
+        [("B1", "B1", True), ("B2", "B2", True)],
+    ]
+    assert sum(w.cuts for w in writers) >= 1  # at least one NOWAIT found its row taken
+    assert sum(w.retries for w in writers) == 0
+    with db.reader() as tx:
+        x, y = tx.meta("x"), tx.meta("y")
+    assert sorted([x[:2], x[2:]]) == ["A1", "B2"] and sorted([y[:2], y[2:]]) == ["A2", "B1"]
+    # a second unit found its row taken at once, instead of waiting into a deadlock
+    assert errors and set(errors) == {"LockNotAvailable"}, errors

@@ -30,8 +30,9 @@ from .records import (
     rrn_of,
 )
 from .sqlite import GroupCommitWriter as SqliteWriter
-from .sqlite import SqliteDatabase, StoreError
+from .sqlite import SqliteDatabase
 from .tx import CREDIT_KINDS, DEBIT_KINDS, EMV_KINDS, ISSUER_KEY_NAMES, Tx
+from .writer import BatchWriter, OnCommit, StoreError
 
 T = TypeVar("T")
 
@@ -41,7 +42,8 @@ Database = SqliteDatabase | PgDatabase
 
 
 class Writer(Protocol):
-    """What the host needs of a backend's writer (SQLite: group commit; PostgreSQL: a pool)."""
+    """What the host needs of a backend's writer: :class:`BatchWriter` (``writer.py``),
+    group commit on SQLite (one thread) and on PostgreSQL (``writers`` threads)."""
 
     commits: int
     units: int
@@ -95,6 +97,7 @@ __all__ = [
     "ISSUER_KEY_NAMES",
     "AidRec",
     "AuditRec",
+    "BatchWriter",
     "CapkRec",
     "CardRec",
     "ChipRec",
@@ -104,6 +107,7 @@ __all__ = [
     "JournalRec",
     "MaintenanceRec",
     "MerchantRec",
+    "OnCommit",
     "PgDatabase",
     "PgTx",
     "PgWriter",

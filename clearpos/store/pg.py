@@ -16,46 +16,45 @@ concurrency comes from the database alone, never from locks in this process:
   duplicate check fails its insert, and the writer runs the unit again, when
   the check sees the committed original and answers ``transaction.duplicate``.
 
-The writer (:class:`PgWriter`) has the same ``run(unit) -> Future`` interface as
-SQLite's group-commit writer. It keeps a small pool of threads, each with its
-own connection; each unit of work is its own transaction (PostgreSQL groups
-the WAL flushes of concurrent commits itself). A unit is run again, up to
-three more times, on a serialization failure, a deadlock or a unique
-violation; its exception rolls back that unit only. Hot statements are
-prepared on first use (``prepare_threshold=0``).
+The writer (:class:`PgWriter`) is SQLite's group-commit writer (``writer.py``)
+with PostgreSQL's hooks (:class:`PgBackend`): ``writers`` threads per process,
+each with its own connection, each running many units per transaction and
+committing once; a unit that fails alone on a serialization failure, a deadlock
+or a unique violation runs again (up to three more times), any other exception
+rolls back that unit only. Only the first unit of a transaction waits for row
+locks, so batches of several writers and processes cannot deadlock each other.
+Hot statements are prepared on first use (``prepare_threshold=0``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
-from .schema import MIGRATIONS
-from .sqlite import StoreError
+from . import migrate as migrations
+from .records import MerchantRec, TerminalRec
 from .tx import Tx
+from .writer import RETRIES, BatchWriter, OnCommit, StoreError
 
 log = logging.getLogger("clearpos.store")
 
-T = TypeVar("T")
+__all__ = ["RETRIES", "PgBackend", "PgDatabase", "PgTx", "PgWriter", "StoreError", "migrate"]
 
 #: pg_advisory_lock key that serialises migrations of several processes starting at once
 MIGRATION_LOCK = 85830007
-#: how many more times a unit runs after a serialization failure, deadlock or unique violation
-RETRIES = 3
-DEFAULT_WRITERS = 8
+DEFAULT_WRITERS = 4
+#: units per transaction at most: a transaction holds its units' row locks until COMMIT
+BATCH_MAX = 64
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
 
 RawConn = psycopg.Connection[dict[str, Any]]
@@ -108,28 +107,118 @@ def translate_ddl(stmt: str) -> str:
     return _TEXT.sub('TEXT COLLATE "C"', stmt)
 
 
-class PgConn:
-    """A psycopg connection that speaks ``?`` placeholders (what :class:`Tx` writes)."""
+_INSERT_INTO = re.compile(r"INSERT INTO (\w+)")
 
-    __slots__ = ("raw",)
+
+class PgConn:
+    """A psycopg connection that speaks ``?`` placeholders (what :class:`Tx` writes).
+
+    Round trips are what a unit costs on PostgreSQL, on both sides of the socket, so
+    an UPDATE whose result nobody reads (:meth:`defer`) is not sent at once: it
+    rides, as a data-modifying ``WITH``, in front of the next INSERT into another
+    table (a purchase's card UPDATE goes with its journal INSERT), and is sent alone
+    before any other statement (a SELECT must see it) and when the unit ends
+    (:meth:`flush`), so its errors are still the unit's own.
+    """
+
+    __slots__ = ("_pending", "raw")
 
     #: an INSERT's new id comes back with RETURNING (a psycopg cursor has no lastrowid)
     needs_returning = True
 
     def __init__(self, raw: RawConn) -> None:
         self.raw = raw
+        #: deferred writes: (table, SQL, parameters)
+        self._pending: list[tuple[str, str, Sequence[Any]]] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[dict[str, Any]]:
+        if self._pending:
+            m = _INSERT_INTO.match(sql)
+            if m is not None and all(t != m.group(1) for t, _, _ in self._pending):
+                pending, self._pending = self._pending, []
+                ctes = ", ".join(f"w{i} AS ({q})" for i, (_, q, _) in enumerate(pending))
+                args = [a for _, _, ps in pending for a in ps]
+                args.extend(params)
+                return self.raw.execute(translate(f"WITH {ctes} {sql}"), args)
+            self.flush()
         return self.raw.execute(translate(sql), params)
+
+    def defer(self, table: str, sql: str, params: Sequence[Any]) -> None:
+        """An UPDATE of ``table`` whose row count is not needed, sent with the next
+        statement. One per table at a time: a statement may not change a row twice."""
+        if any(t == table for t, _, _ in self._pending):
+            self.flush()
+        self._pending.append((table, sql, params))
+
+    def flush(self) -> None:
+        """Send every deferred write now."""
+        pending, self._pending = self._pending, []
+        for _, sql, params in pending:
+            self.raw.execute(translate(sql), params)
+
+    def discard(self) -> None:
+        """Forget deferred writes (their transaction was rolled back)."""
+        self._pending.clear()
 
 
 class PgTx(Tx):
-    """:class:`Tx` on PostgreSQL: rows to be updated are locked when read."""
+    """:class:`Tx` on PostgreSQL: rows to be updated are locked when read; the
+    terminal read brings its merchant along (one round trip fewer per message)."""
 
     lock = " FOR UPDATE"
+    conn: PgConn
+
+    def __init__(self, conn: PgConn) -> None:
+        super().__init__(conn)
+        #: the terminal's merchant as read with it, for an unlocked merchant read
+        self._merchant: MerchantRec | None = None
+
+    def forget(self) -> None:
+        super().forget()
+        self._merchant = None
+
+    def terminal(self, tid: str) -> TerminalRec | None:
+        # The merchant comes as JSON from a sub-select: FOR UPDATE locks the terminal
+        # row only, and the merchant is what an unlocked read of it gives.
+        gen = ", (SELECT value FROM meta WHERE key = 'config.gen') AS config_gen"
+        row = self._one(
+            "SELECT t.*"
+            + ("" if self._config_gen is not None else gen)
+            + ", (SELECT row_to_json(m) FROM merchants m WHERE m.mid = t.mid) AS merchant_row "
+            "FROM terminals t WHERE t.tid = ?" + self.lock,
+            (tid,),
+        )
+        if row is None:
+            return None
+        if self._config_gen is None:
+            self._config_gen = row["config_gen"] or ""
+        m = row["merchant_row"]
+        self._merchant = MerchantRec.of(m) if m else None
+        return TerminalRec.of(row)
+
+    def merchant(self, mid: str, *, lock: bool = True) -> MerchantRec | None:
+        m = self._merchant
+        if not lock and m is not None and m.mid == mid:
+            return m
+        return super().merchant(mid, lock=lock)
+
+    def _update(self, table: str, key: str, key_value: Any, cols: Mapping[str, Any]) -> None:
+        if not cols:
+            return
+        if table == "merchants":
+            self._merchant = None
+        sets = ", ".join(f"{c} = ?" for c in cols)
+        self.conn.defer(
+            table, f"UPDATE {table} SET {sets} WHERE {key} = ?", [*cols.values(), key_value]
+        )
+
+    def insert_merchant(self, **cols: Any) -> None:
+        self._merchant = None
+        super().insert_merchant(**cols)
 
     def empty_tables(self, tables: Sequence[str]) -> None:
         """One TRUNCATE: no per-row work, no dead tuples left for VACUUM."""
+        self._merchant = None
         self.conn.execute(f"TRUNCATE {', '.join(tables)}")
 
 
@@ -202,8 +291,10 @@ class PgDatabase:
     def transaction(self) -> Iterator[Tx]:
         """One synchronous unit of work (BEGIN ... COMMIT, READ COMMITTED, rows locked)."""
         with self.connection() as raw:
+            conn = PgConn(raw)
             try:
-                yield PgTx(PgConn(raw))
+                yield PgTx(conn)
+                conn.flush()
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
                     raw.rollback()
@@ -224,158 +315,137 @@ class PgDatabase:
                 with contextlib.suppress(psycopg.Error):
                     raw.rollback()
 
-    def writer(self, *, batch_max: int = 512, threads: int | None = None) -> PgWriter:
-        """The host's writer; ``batch_max`` is accepted for SQLite's signature and unused."""
-        del batch_max
-        return PgWriter(self, threads=threads or self.writers)
+    def writer(
+        self,
+        *,
+        batch_max: int = 0,
+        threads: int | None = None,
+        on_commit: OnCommit | None = None,
+    ) -> PgWriter:
+        """The host's writer: ``threads`` (default: the URL's ``writers``) connections,
+        each committing up to ``batch_max`` (default ``BATCH_MAX``) units at once."""
+        return PgWriter(
+            self,
+            threads=threads or self.writers,
+            batch_max=batch_max or BATCH_MAX,
+            on_commit=on_commit,
+        )
 
 
 def migrate(raw: RawConn) -> int:
-    """Apply what ``schema_version`` lacks; several processes may call this at once."""
-    raw.autocommit = True
-    try:
+    """Apply what ``schema_version`` lacks (``migrate.py``); several processes may call
+    this at once: they queue on an advisory lock."""
+
+    def execute(sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        return iter(raw.execute(translate(sql) if params else sql, params or None))
+
+    @contextmanager
+    def locked() -> Iterator[None]:
         raw.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
-            raw.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            # every migration not applied yet, by number (they may land out of order)
-            rows = raw.execute("SELECT version FROM schema_version").fetchall()
-            applied = {int(r["version"]) for r in rows}
-            current = max(applied, default=0)
-            for version, title, statements in MIGRATIONS:
-                if version in applied:
-                    continue
-                with raw.transaction():
-                    for stmt in statements:
-                        raw.execute(translate_ddl(stmt))
-                    raw.execute(
-                        "INSERT INTO schema_version (version, applied_at) "
-                        "VALUES (%s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'))",
-                        (version,),
-                    )
-                log.info("store migrated to version %d: %s", version, title)
-                current = max(current, version)
-            return current
+            yield
         finally:
             raw.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+    @contextmanager
+    def step() -> Iterator[None]:
+        with raw.transaction():
+            yield
+
+    raw.autocommit = True
+    try:
+        return migrations.migrate(
+            migrations.Dialect(
+                execute=execute,
+                locked=locked,
+                transaction=step,
+                now="to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+                ddl=translate_ddl,
+            )
+        )
     finally:
         raw.autocommit = False
 
 
-_Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
-_STOP = object()
+#: what a unit that is not the first of its transaction adds to the reads of rows it
+#: will update: it must not wait for a lock another transaction holds (see PgBackend)
+LOCK_NOWAIT = " FOR UPDATE NOWAIT"
 
 
-class PgWriter:
-    """A pool of writer threads, one connection and one transaction per unit each."""
+class PgBackend:
+    """The writer's hooks for PostgreSQL: many units per transaction, deadlock-free.
 
-    def __init__(self, db: PgDatabase, *, threads: int = DEFAULT_WRITERS) -> None:
+    A unit locks the rows it will update as it reads them (``FOR UPDATE``), in the
+    order the host pipeline reads them (terminal, then card). With many units in one
+    transaction, two writers could each hold a card the other's next unit wants: a
+    deadlock, found only after ``deadlock_timeout`` (1 s by default). So only the
+    first unit of a transaction may wait for a row lock; every later one reads with
+    ``FOR UPDATE NOWAIT``, and when a row is taken it fails at once (55P03): the
+    writer cuts the batch there — the units ahead of it run again and commit, and
+    it runs first in the next transaction, where it may wait. A transaction that
+    waits therefore holds only its first unit's locks, as when every unit was its
+    own transaction. Correctness stays the database's: row locks, the UNIQUE
+    ``journal.req_key``, READ COMMITTED (a statement after a lock sees what its
+    previous holder committed), and a unit that fails alone on a deadlock, a
+    serialization failure or a unique violation runs again.
+    """
+
+    name = "pg"
+    thread_name = "clearpos-pg-writer-{i}"
+
+    def __init__(self, db: PgDatabase) -> None:
         self.db = db
-        self.threads = threads
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._workers: list[threading.Thread] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._count = threading.Lock()
-        #: committed transactions (PostgreSQL: one per unit that committed)
-        self.commits = 0
-        #: units of work run to the end (committed or rolled back with their exception)
-        self.units = 0
-        #: units run again after a serialization failure, deadlock or unique violation
-        self.retries = 0
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        conns = await self._loop.run_in_executor(
-            None, lambda: [self.db.connect() for _ in range(self.threads)]
-        )
-        for i, raw in enumerate(conns):
-            t = threading.Thread(
-                target=self._run, args=(raw,), name=f"clearpos-pg-writer-{i}", daemon=True
-            )
-            t.start()
-            self._workers.append(t)
+    def open(self) -> tuple[RawConn, Tx]:
+        raw = self.db.connect()
+        return raw, PgTx(PgConn(raw))
 
-    async def close(self) -> None:
-        workers, self._workers = self._workers, []
-        for _ in workers:
-            self._q.put(_STOP)
-        loop = asyncio.get_running_loop()
-        for t in workers:
-            await loop.run_in_executor(None, t.join)
+    def close(self, conn: RawConn) -> None:
+        with contextlib.suppress(Exception):
+            conn.close()
 
-    def run(self, unit: Callable[[Tx], T]) -> asyncio.Future[T]:
-        """Queue a unit of work; the future resolves after its transaction commits."""
-        assert self._loop is not None, "writer not started"
-        fut: asyncio.Future[T] = self._loop.create_future()
-        self._q.put((unit, fut))
-        return fut
+    def begin(self, conn: RawConn, tx: Tx) -> None:
+        """Nothing to send: psycopg opens the transaction with the first statement."""
+        if conn.closed:
+            raise StoreError("connection to the store is closed")
 
-    def _run(self, raw: RawConn) -> None:
-        loop = self._loop
-        assert loop is not None
-        try:
-            while True:
-                job = self._q.get()
-                if job is _STOP:
-                    return
-                unit, fut = job
-                raw, value, ok = self._unit(raw, unit)
-                loop.call_soon_threadsafe(_resolve, fut, value, ok)
-        finally:
-            raw.close()
+    def prepare(self, tx: Tx, *, first: bool) -> None:
+        assert isinstance(tx, PgTx)
+        tx.conn.discard()  # what a rolled-back unit deferred went with its transaction
+        # Every unit reads the configuration generation afresh (with its terminal row,
+        # no extra round trip): other processes may change it between two units.
+        tx.forget()
+        tx.lock = PgTx.lock if first else LOCK_NOWAIT
 
-    def _unit(self, raw: RawConn, unit: Callable[[Tx], Any]) -> tuple[RawConn, Any, bool]:
-        attempt = 0
-        while True:
-            try:
-                value = unit(PgTx(PgConn(raw)))
-                raw.commit()
-            except RETRYABLE as exc:
-                with contextlib.suppress(psycopg.Error):
-                    raw.rollback()
-                if attempt >= RETRIES:
-                    self._done(committed=False)
-                    return raw, StoreError(f"gave up after {attempt + 1} tries: {exc}"), False
-                attempt += 1
-                with self._count:
-                    self.retries += 1
-                continue
-            except Exception as exc:  # the unit's writes are undone; other units go on
-                if raw.closed or raw.broken:
-                    # the outcome of a lost COMMIT is unknown: never run the unit again
-                    with contextlib.suppress(Exception):
-                        raw.close()
-                    raw = self._reconnect(raw)
-                    self._done(committed=False)
-                    err = StoreError(f"connection to the store lost, unit not confirmed: {exc}")
-                    return raw, err, False
-                with contextlib.suppress(psycopg.Error):
-                    raw.rollback()
-                self._done(committed=False)
-                return raw, exc, False
-            self._done(committed=True)
-            return raw, value, True
+    def finish(self, tx: Tx) -> None:
+        assert isinstance(tx, PgTx)
+        tx.conn.flush()  # a unit's deferred writes fail, if at all, as that unit
 
-    def _reconnect(self, old: RawConn) -> RawConn:
-        try:
-            return self.db.connect()
-        except StoreError:
-            log.exception("store unreachable; this writer thread retries on its next unit")
-            return old  # closed: the next unit fails fast and reconnects again
+    def commit(self, conn: RawConn) -> None:
+        conn.commit()
 
-    def _done(self, *, committed: bool) -> None:
-        with self._count:
-            self.units += 1
-            if committed:
-                self.commits += 1
+    def rollback(self, conn: RawConn) -> None:
+        if not conn.closed:
+            conn.rollback()
+
+    def transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, RETRYABLE)
+
+    def broken(self, conn: RawConn) -> bool:
+        return bool(conn.closed or conn.broken)
 
 
-def _resolve(fut: asyncio.Future[Any], value: Any, ok: bool) -> None:
-    if fut.cancelled():
-        return
-    if ok:
-        fut.set_result(value)
-    else:
-        fut.set_exception(value)
+class PgWriter(BatchWriter[RawConn]):
+    """``writers`` threads per process, each with its own connection, each committing
+    many units per transaction (``writer.py``, :class:`PgBackend`)."""
+
+    def __init__(
+        self,
+        db: PgDatabase,
+        *,
+        threads: int = DEFAULT_WRITERS,
+        batch_max: int = BATCH_MAX,
+        on_commit: OnCommit | None = None,
+    ) -> None:
+        super().__init__(PgBackend(db), batch_max=batch_max, threads=threads, on_commit=on_commit)
+        self.db = db

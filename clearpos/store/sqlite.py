@@ -1,37 +1,29 @@
 """Embedded SQLite backend: WAL, synchronous=FULL, and group commit.
 
 ``SqliteDatabase.transaction()`` is the synchronous unit of work used by the
-CLI and tools. ``GroupCommitWriter`` is what the host uses: units of work
-(plain functions taking a :class:`~clearpos.store.tx.Tx`) are queued to one
-writer thread, which runs a batch of them inside one transaction and commits
-once (a unit that raises has its writes undone, the others' kept); only then
-are their results handed back. So
+CLI and tools. ``GroupCommitWriter`` is what the host uses: the writer of
+``writer.py`` with one thread, which runs a batch of units inside one
+``BEGIN IMMEDIATE`` transaction and commits once (a unit that raises has its
+writes undone, the others' kept); only then are their results handed back. So
 every answer the host sends is durable, and durability costs one fsync per
 batch, not per transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import queue
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
 from ..private import private_file
+from . import migrate as migrations
 from .rowcache import RowCache
-from .schema import MIGRATIONS
 from .tx import Tx
+from .writer import BatchWriter, OnCommit, StoreError
 
-T = TypeVar("T")
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened or used; the message says what to do."""
+__all__ = ["GroupCommitWriter", "SqliteBackend", "SqliteDatabase", "StoreError", "migrate"]
 
 
 class SqliteDatabase:
@@ -95,8 +87,10 @@ class SqliteDatabase:
             finally:
                 conn.execute("ROLLBACK")
 
-    def writer(self, *, batch_max: int = 512) -> GroupCommitWriter:
-        return GroupCommitWriter(self, batch_max=batch_max)
+    def writer(
+        self, *, batch_max: int = 512, on_commit: OnCommit | None = None
+    ) -> GroupCommitWriter:
+        return GroupCommitWriter(self, batch_max=batch_max, on_commit=on_commit)
 
     def backup(self, target: str | Path) -> None:
         """A consistent online copy (SQLite backup API)."""
@@ -109,175 +103,91 @@ class SqliteDatabase:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    # Every migration not applied yet, by number: migrations are numbered per engineer
-    # and may land out of order (a store at 6 still gets 5 when 5 is merged later).
-    applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version").fetchall()}
-    current = max(applied, default=0)
-    for version, _title, statements in MIGRATIONS:
-        if version in applied:
-            continue
+    """Apply what ``schema_version`` lacks (``migrate.py``); other processes wait on the
+    write lock of ``BEGIN IMMEDIATE``, each migration is a savepoint inside it."""
+
+    @contextmanager
+    def locked() -> Iterator[None]:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for stmt in statements:
-                conn.execute(stmt)
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?, datetime('now'))",
-                (version,),
-            )
+            yield
+        finally:  # the migrations before a failing one stay applied
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def step() -> Iterator[None]:
+        conn.execute("SAVEPOINT migration")
+        try:
+            yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK TO migration")
+            conn.execute("RELEASE migration")
             raise
-        conn.execute("COMMIT")
-        current = max(current, version)
-    return current
+        conn.execute("RELEASE migration")
+
+    return migrations.migrate(
+        migrations.Dialect(
+            execute=lambda sql, params: iter(conn.execute(sql, params)),
+            locked=locked,
+            transaction=step,
+            now="datetime('now')",
+        )
+    )
 
 
-_Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
-_STOP = object()
+class SqliteBackend:
+    """The writer's hooks for SQLite: one connection, ``BEGIN IMMEDIATE`` per batch."""
 
+    name = "sqlite"
+    thread_name = "clearpos-writer"
 
-class GroupCommitWriter:
-    """One writer thread; units of work in batches, one COMMIT per batch."""
-
-    def __init__(self, db: SqliteDatabase, *, batch_max: int = 512) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        self.batch_max = batch_max
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.commits = 0
-        self.units = 0
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name="clearpos-writer", daemon=True)
-        self._thread.start()
+    def open(self) -> tuple[sqlite3.Connection, Tx]:
+        conn = self.db.connect()
+        return conn, GroupCommitWriter.tx_for(conn)
 
-    async def close(self) -> None:
-        if self._thread is not None:
-            self._q.put(_STOP)
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
-            self._thread = None
+    def close(self, conn: sqlite3.Connection) -> None:
+        conn.close()
 
-    def run(self, unit: Callable[[Tx], T]) -> asyncio.Future[T]:
-        """Queue a unit of work; the future resolves after its batch commits."""
-        assert self._loop is not None, "writer not started"
-        fut: asyncio.Future[T] = self._loop.create_future()
-        self._q.put((unit, fut))
-        return fut
+    def begin(self, conn: sqlite3.Connection, tx: Tx) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        # inside the batch no other connection can write: the configuration
+        # generation is read once per transaction, not once per unit
+        tx.forget()
+
+    def prepare(self, tx: Tx, *, first: bool) -> None:
+        """Nothing: the batch holds SQLite's one write lock, no unit ever waits for a row."""
+
+    def finish(self, tx: Tx) -> None:
+        """Nothing: every statement was run when the unit made it."""
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        conn.execute("COMMIT")
+
+    def rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def transient(self, exc: BaseException) -> bool:
+        return False  # one writer: nothing to race with
+
+    def broken(self, conn: sqlite3.Connection) -> bool:
+        return False
+
+
+class GroupCommitWriter(BatchWriter[sqlite3.Connection]):
+    """One writer thread; units of work in batches, one COMMIT per batch (``writer.py``)."""
+
+    def __init__(
+        self, db: SqliteDatabase, *, batch_max: int = 512, on_commit: OnCommit | None = None
+    ) -> None:
+        super().__init__(SqliteBackend(db), batch_max=batch_max, threads=1, on_commit=on_commit)
+        self.db = db
 
     @staticmethod
     def tx_for(conn: sqlite3.Connection) -> Tx:
         """The writer's ``Tx``: it keeps terminal, merchant and card rows between
         transactions (``store/rowcache.py``; this is the store's only writer)."""
         return Tx(conn, cache=RowCache())
-
-    def _run(self) -> None:
-        conn = self.db.connect()
-        tx = self.tx_for(conn)
-        q = self._q
-        loop = self._loop
-        assert loop is not None
-        try:
-            while True:
-                first = q.get()
-                if first is _STOP:
-                    return
-                jobs: list[_Job] = [first]
-                stop = False
-                while len(jobs) < self.batch_max:
-                    try:
-                        nxt = q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    jobs.append(nxt)
-                results = self._batch(conn, tx, jobs)
-                loop.call_soon_threadsafe(_resolve, results)
-                if stop:
-                    return
-        finally:
-            conn.close()
-
-    def _batch(
-        self, conn: sqlite3.Connection, tx: Tx, jobs: list[_Job]
-    ) -> list[tuple[Any, Any, bool]]:
-        """Run ``jobs`` in one transaction and commit once.
-
-        Units run back to back, without a savepoint each (two statements fewer per
-        unit). When one raises, its writes are mixed with the others', so the whole
-        transaction is rolled back and the batch runs again with every unit in its
-        own savepoint: the failed unit's writes are undone, the others' kept. Nothing
-        of the first run was kept or sent (answers go out after COMMIT), and a host
-        unit reads everything it decides on from the store and the clock, so its
-        second run simply decides afresh."""
-        out: list[tuple[Any, Any, bool]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            tx.forget()
-            for unit, fut in jobs:
-                try:
-                    value = unit(tx)
-                except Exception:
-                    conn.execute("ROLLBACK")
-                    return self._isolated(conn, tx, jobs)
-                out.append((fut, value, True))
-            conn.execute("COMMIT")
-        except Exception as exc:  # commit failed: nothing of this batch is durable
-            return self._failed(conn, jobs, exc)
-        tx.committed()
-        self.commits += 1
-        self.units += len(jobs)
-        return out
-
-    def _isolated(
-        self, conn: sqlite3.Connection, tx: Tx, jobs: list[_Job]
-    ) -> list[tuple[Any, Any, bool]]:
-        """The batch again, each unit in its own savepoint."""
-        out: list[tuple[Any, Any, bool]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            tx.forget()
-            for unit, fut in jobs:
-                conn.execute("SAVEPOINT unit")
-                try:
-                    value = unit(tx)
-                except Exception as exc:  # the unit's writes are undone, the batch goes on
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
-                    tx.forget()
-                    out.append((fut, exc, False))
-                    continue
-                conn.execute("RELEASE unit")
-                out.append((fut, value, True))
-            conn.execute("COMMIT")
-        except Exception as exc:
-            return self._failed(conn, jobs, exc)
-        tx.committed()
-        self.commits += 1
-        self.units += len(jobs)
-        return out
-
-    @staticmethod
-    def _failed(
-        conn: sqlite3.Connection, jobs: list[_Job], exc: Exception
-    ) -> list[tuple[Any, Any, bool]]:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        err = StoreError(f"commit failed, nothing of this batch was stored: {exc}")
-        return [(fut, err, False) for _, fut in jobs]
-
-
-def _resolve(results: list[tuple[Any, Any, bool]]) -> None:
-    for fut, value, ok in results:
-        if fut.cancelled():
-            continue
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
