@@ -33,6 +33,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -44,7 +45,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from .schema import MIGRATIONS
-from .sqlite import StoreError
+from .sqlite import OnCommit, StoreError
 from .tx import Tx
 
 log = logging.getLogger("clearpos.store")
@@ -224,10 +225,16 @@ class PgDatabase:
                 with contextlib.suppress(psycopg.Error):
                     raw.rollback()
 
-    def writer(self, *, batch_max: int = 512, threads: int | None = None) -> PgWriter:
+    def writer(
+        self,
+        *,
+        batch_max: int = 512,
+        threads: int | None = None,
+        on_commit: OnCommit | None = None,
+    ) -> PgWriter:
         """The host's writer; ``batch_max`` is accepted for SQLite's signature and unused."""
         del batch_max
-        return PgWriter(self, threads=threads or self.writers)
+        return PgWriter(self, threads=threads or self.writers, on_commit=on_commit)
 
 
 def migrate(raw: RawConn) -> int:
@@ -271,9 +278,18 @@ _STOP = object()
 class PgWriter:
     """A pool of writer threads, one connection and one transaction per unit each."""
 
-    def __init__(self, db: PgDatabase, *, threads: int = DEFAULT_WRITERS) -> None:
+    def __init__(
+        self,
+        db: PgDatabase,
+        *,
+        threads: int = DEFAULT_WRITERS,
+        on_commit: OnCommit | None = None,
+    ) -> None:
         self.db = db
         self.threads = threads
+        #: told after each commit (one unit, its seconds in the store, retries
+        #: included) on the writer thread, before the answer is released
+        self.on_commit = on_commit
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -321,7 +337,10 @@ class PgWriter:
                 if job is _STOP:
                     return
                 unit, fut = job
+                started = time.perf_counter()
                 raw, value, ok = self._unit(raw, unit)
+                if ok and self.on_commit is not None:
+                    self.on_commit(1, time.perf_counter() - started)
                 loop.call_soon_threadsafe(_resolve, fut, value, ok)
         finally:
             raw.close()

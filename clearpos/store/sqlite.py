@@ -17,6 +17,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,8 +95,10 @@ class SqliteDatabase:
             finally:
                 conn.execute("ROLLBACK")
 
-    def writer(self, *, batch_max: int = 512) -> GroupCommitWriter:
-        return GroupCommitWriter(self, batch_max=batch_max)
+    def writer(
+        self, *, batch_max: int = 512, on_commit: OnCommit | None = None
+    ) -> GroupCommitWriter:
+        return GroupCommitWriter(self, batch_max=batch_max, on_commit=on_commit)
 
     def backup(self, target: str | Path) -> None:
         """A consistent online copy (SQLite backup API)."""
@@ -136,14 +139,20 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 _STOP = object()
+#: told after each commit, on the writer thread, before its answers are released:
+#: units in the batch, seconds from BEGIN to COMMIT done (``--metrics``)
+OnCommit = Callable[[int, float], None]
 
 
 class GroupCommitWriter:
     """One writer thread; units of work in batches, one COMMIT per batch."""
 
-    def __init__(self, db: SqliteDatabase, *, batch_max: int = 512) -> None:
+    def __init__(
+        self, db: SqliteDatabase, *, batch_max: int = 512, on_commit: OnCommit | None = None
+    ) -> None:
         self.db = db
         self.batch_max = batch_max
+        self.on_commit = on_commit
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,7 +199,10 @@ class GroupCommitWriter:
                         stop = True
                         break
                     jobs.append(nxt)
+                started, commits = time.perf_counter(), self.commits
                 results = self._batch(conn, tx, jobs)
+                if self.on_commit is not None and self.commits != commits:
+                    self.on_commit(len(jobs), time.perf_counter() - started)
                 loop.call_soon_threadsafe(_resolve, results)
                 if stop:
                     return
