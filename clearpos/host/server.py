@@ -79,8 +79,8 @@ class HostServer:
         self.engine = engine
         self.writer = writer
         self.limits = limits or Limits()
-        #: told each answer's message kind and seconds since its bytes were read, once
-        #: it is written (``--metrics``: :meth:`HostMetrics.answered`)
+        #: told each answer's message kind and seconds since its bytes were read, just
+        #: before it is written (``--metrics``: :meth:`HostMetrics.answered`)
         self.on_answer = on_answer
         self.refused = 0
         self.frames = 0
@@ -253,11 +253,11 @@ class HostServer:
                         break
                     outcome = await self.handle_frame(item, received)
                     conn.frames += 1
+                    took = time.perf_counter() - received
+                    if self.on_answer is not None:  # before the write: counted once it is out
+                        self.on_answer(outcome.record.get("kind") or "none", took)
                     if outcome.reply is not None:
                         writer.write(outcome.reply)
-                    took = time.perf_counter() - received
-                    if self.on_answer is not None:
-                        self.on_answer(outcome.record.get("kind") or "none", took)
                     log_record(outcome.record, took * 1000)
                     if outcome.close:
                         close = True
