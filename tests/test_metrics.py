@@ -8,7 +8,9 @@ its labels do not.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import require_pg
-from host_fixture import Store, start_host
+from host_fixture import ROOT, Store, start_host
 from hostclient import Client
 from support.metrics import Page, scrape
 
@@ -111,6 +113,15 @@ def test_histograms_after_purchases_on_one_host(tmp_path: Path) -> None:
         # the standard process series: CPU per purchase without a query of our own
         assert page.value("process_cpu_seconds_total") > 0
         assert not page.matching("clearpos_answer_seconds_created")
+
+        # the Grafana dashboard in docs/ queries only series this page serves
+        board = json.loads((ROOT / "docs" / "grafana-clearpos.json").read_text("utf-8"))
+        queries = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+        queries += [v["definition"] for v in board["templating"]["list"] if "definition" in v]
+        names = set(re.findall(r"\b(?:clearpos|process)_[a-z_]+", " ".join(queries)))
+        assert len(names) >= 10 and names <= {s.name for s in page.samples}, names - {
+            s.name for s in page.samples
+        }
     finally:
         h.stop()
 

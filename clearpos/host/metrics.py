@@ -166,15 +166,14 @@ class HostCounters(Collector):
             w.units,
             worker,
         )
-        retries = getattr(w, "retries", None)  # PostgreSQL: units run again
-        if isinstance(retries, int):
-            yield _one(
-                CounterMetricFamily,
-                "clearpos_store_retries",
-                "Units run again after a serialization failure, deadlock or unique violation.",
-                retries,
-                worker,
-            )
+        yield _one(
+            CounterMetricFamily,
+            "clearpos_store_retries",
+            "Units run again after a serialization failure, deadlock or unique violation "
+            "(PostgreSQL; SQLite's one writer never needs to).",
+            getattr(w, "retries", 0),
+            worker,
+        )
 
 
 def _one(
