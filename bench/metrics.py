@@ -99,7 +99,9 @@ def timed(args: argparse.Namespace) -> int:
     for _ in range(200):
         body = generate_latest(m.registry)
     render = (time.process_time() - t0) / 200 * 1e6
-    print(f"page render    {render:7.1f} µs ({len(body):,} bytes, 7 kinds, with process, platform and GC series)")
+    print(
+        f"page render    {render:7.1f} µs ({len(body):,} bytes, 7 kinds, with process, platform and GC series)"
+    )
     return 0
 
 
