@@ -58,6 +58,11 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=50, help="units per commit (the writer's batch)")
     p.add_argument("--repeat", type=int, default=3, help="timed passes; the best is reported")
     p.add_argument("--profile", action="store_true", help="print the top of a cProfile")
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="feed the host's --metrics histograms as the host does: an answer, a commit",
+    )
     p.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
     p.add_argument("--top", type=int, default=25, help="cProfile lines to print")
     p.add_argument(
@@ -84,6 +89,11 @@ def main() -> int:
     conn = db.connect()
     writer = GroupCommitWriter(db, batch_max=args.batch)
     tx = writer.tx_for(conn)
+    metrics = None
+    if args.metrics:
+        from clearpos.host.metrics import HostMetrics
+
+        metrics = HostMetrics(0)
 
     def unit(raw: bytes) -> Callable[[Tx], Outcome]:
         return lambda tx: engine.handle(tx, decode_frame(raw), time.perf_counter())
@@ -93,8 +103,14 @@ def main() -> int:
         replies: list[bytes] = []
         for i in range(0, len(frames), args.batch):
             jobs: list[Any] = [(unit(raw), None) for raw in frames[i : i + args.batch]]
-            for _, out, ok in writer._batch(conn, tx, jobs):
+            started = time.perf_counter()
+            done = writer._batch(conn, tx, jobs)
+            if metrics is not None:
+                metrics.committed(len(jobs), time.perf_counter() - started)
+            for _, out, ok in done:
                 assert ok and out.reply is not None, out
+                if metrics is not None:
+                    metrics.answered(out.record["kind"], time.perf_counter() - started)
                 replies.append(out.reply)
         return replies
 
@@ -193,6 +209,7 @@ def count_instructions(args: argparse.Namespace) -> int:
             sys.executable, __file__, "--terminals", str(args.terminals),
             "--cards", str(args.cards), "--batch", str(args.batch),
             "--instructions-n", str(n), "--under-callgrind", str(count),
+            *(["--metrics"] if args.metrics else []),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -205,7 +222,8 @@ def count_instructions(args: argparse.Namespace) -> int:
         f"# bench/engine.py --instructions {n} — Python {platform.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}, {time.strftime('%Y-%m-%d %H:%M')}"
     )
-    print(f"engine instructions per approved purchase: {per:,.0f}")
+    with_metrics = " (with --metrics histograms)" if args.metrics else ""
+    print(f"engine instructions per approved purchase{with_metrics}: {per:,.0f}")
     return 0
 
 

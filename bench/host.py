@@ -490,7 +490,8 @@ def start_host(
          "--listen", "127.0.0.1:0", "--reset", "--yes", "--quiet-transactions", "--log-level", "WARNING",
          "--workers", str(args.workers),
          # every bench terminal connects from loopback: one source, not a flood
-         "--max-per-source", "0"],
+         "--max-per-source", "0",
+         *(["--metrics", "127.0.0.1:0"] if args.metrics else [])],
         stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -683,6 +684,11 @@ def main() -> None:
     )
     p.add_argument(
         "--workers", type=int, default=1, help="host processes (PostgreSQL only for > 1)"
+    )
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="host with --metrics (histograms observed, page on a free port): A/B its cost",
     )
     p.add_argument("--terminals", type=int, default=50)
     p.add_argument("--merchants", type=int, default=1, choices=range(1, len(MIDS) + 1))

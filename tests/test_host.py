@@ -698,11 +698,10 @@ def test_reset_empties_the_world_and_its_operations_but_keeps_staff(
 def test_metrics_count_committed_answers_by_reason(tmp_path: Path) -> None:
     """/metrics (Prometheus text): answers by reason key, counted once each after the
     commit; connections, frames and store commits."""
-    import re
     import time
-    import urllib.request
 
     from support.hostproc import free_port
+    from support.metrics import scrape
 
     port = free_port()
     h = start_host(tmp_path, extra=("--metrics", f"127.0.0.1:{port}"))
@@ -711,25 +710,23 @@ def test_metrics_count_committed_answers_by_reason(tmp_path: Path) -> None:
         assert c.purchase(100).code == "00"
         assert c.purchase(100, card=c.card(FROZEN)).reason == "card.frozen"
         c.send_raw(b"\x00\x03\x60\x00\x00")  # an unreadable frame: the host closes the link
-        text = ""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                assert r.headers["Content-Type"].startswith("text/plain")
-                text = r.read().decode()
-            if "clearpos_connections 0" in text:  # the host closed the bad link
+            page = scrape(port)
+            assert page.content_type.startswith("text/plain")
+            if page.value("clearpos_connections") == 0:  # the host closed the bad link
                 break
             time.sleep(0.05)
         counts = {
-            m.group(1): int(m.group(2))
-            for m in re.finditer(r'clearpos_transactions_total\{reason="([^"]+)"\} (\d+)', text)
+            s.labels["reason"]: int(s.value) for s in page.matching("clearpos_transactions_total")
         }
         # the sign-on and the purchase approved, the frozen card declined
-        assert counts == {"approved": 2, "card.frozen": 1}, text
+        assert counts == {"approved": 2, "card.frozen": 1}, page
         # three frames reached the engine; the unreadable one closed the link before it
-        assert "clearpos_frames_total 3" in text and "clearpos_connections 0" in text
-        commits = int(re.search(r"clearpos_store_commits_total (\d+)", text).group(1))  # type: ignore[union-attr]
-        units = int(re.search(r"clearpos_store_units_total (\d+)", text).group(1))  # type: ignore[union-attr]
+        assert page.value("clearpos_frames_total") == 3
+        assert page.value("clearpos_connections") == 0
+        commits = page.value("clearpos_store_commits_total")
+        units = page.value("clearpos_store_units_total")
         assert 1 <= commits <= units and units >= 3
     finally:
         h.stop()

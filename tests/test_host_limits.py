@@ -8,13 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from host_fixture import HostProc, env, start_host
 from hostclient import MID, PAN, TID, TMK, Client
+from support.metrics import scrape
 
 
 @pytest.fixture
@@ -114,16 +114,6 @@ def _from(source: str, h: HostProc) -> socket.socket:
     return socket.create_connection((h.host, h.port), timeout=5, source_address=(source, 0))
 
 
-def _metrics(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return {
-        k: float(v)
-        for k, _, v in (line.rpartition(" ") for line in text.splitlines())
-        if k and not k.startswith("#")
-    }
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -184,9 +174,9 @@ def test_per_source_cap_closes_that_sources_own_oldest_line(tmp_path: Path) -> N
         assert _closed(mine[0]), "the source's own oldest line goes"
         assert all(_open(s) for s in [*mine[1:], fourth])
         assert good.purchase(1).code == "00", "another source is not touched"
-        m = _metrics(port)
-        assert m['clearpos_connections_evicted_total{limit="per_source"}'] == 1
-        assert m['clearpos_connections_evicted_total{limit="capacity"}'] == 0
+        m = scrape(port)
+        assert m.value("clearpos_connections_evicted_total", limit="per_source") == 1
+        assert m.value("clearpos_connections_evicted_total", limit="capacity") == 0
         for s in [*mine, fourth]:
             s.close()
     finally:
@@ -238,8 +228,8 @@ def test_twenty_slow_lines_cannot_stop_a_real_terminals_purchase(
             assert out.returncode == 0, (args[0], out.stdout, out.stderr)
         rows = h.rows("SELECT code FROM journal WHERE kind = 'purchase'")
         assert [r["code"] for r in rows] == ["00"]
-        m = _metrics(port)
-        assert m['clearpos_connections_evicted_total{limit="capacity"}'] >= 1
+        m = scrape(port)
+        assert m.value("clearpos_connections_evicted_total", limit="capacity") >= 1
     finally:
         stop.set()
         t.join(5)

@@ -75,7 +75,9 @@ def register(p: argparse.ArgumentParser) -> None:
         "length_type, length, meaning, card_data); kept in the store for every worker",
     )
     p.add_argument(
-        "--metrics", type=hostport, help="serve Prometheus counters on HOST:PORT /metrics"
+        "--metrics",
+        type=hostport,
+        help="serve Prometheus counters and latency histograms on HOST:PORT /metrics",
     )
     p.add_argument(
         "--max-connections",
@@ -125,6 +127,8 @@ def register(p: argparse.ArgumentParser) -> None:
     # set by the supervisor for its workers
     p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--supervised-by", type=int, help=argparse.SUPPRESS)
+    #: the worker's number K: its metrics carry worker="K" (and it serves them on PORT+K)
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
@@ -318,6 +322,9 @@ def _run_host(
         uvloop.install()
     try:
         asyncio.run(_serve(args, db, engine, limits, sidecars, listening))
+    except _PortTaken as exc:
+        print(f"clearpos host: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"clearpos host: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}",
@@ -364,16 +371,28 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    writer = db.writer()
-    await writer.start()
-    server = HostServer(engine, writer, limits)
-    host, port = await server.start(*args.listen, reuse_port=args.reuse_port, sock=listening)
-    print(f"clearpos host listening on {host}:{port} store {db.url}", flush=True)
     extra: list[_Closable] = []
     if args.metrics:
-        from .metrics import start_metrics
+        from .metrics import HostMetrics, start_metrics
 
-        extra.append(await start_metrics(server, writer, *args.metrics))
+        metrics = HostMetrics(args.worker_index)
+        writer = db.writer(on_commit=metrics.committed)
+        server = HostServer(engine, writer, limits, on_answer=metrics.answered)
+        metrics.watch(server, writer)
+        # before "listening on": a host that cannot serve its page does not start
+        try:
+            extra.append(start_metrics(metrics, *args.metrics))
+        except OSError as exc:
+            mhost, mport = args.metrics
+            raise _PortTaken(
+                f"cannot serve --metrics on {mhost}:{mport}: {exc.strerror or exc}"
+            ) from None
+    else:
+        writer = db.writer()
+        server = HostServer(engine, writer, limits)
+    await writer.start()
+    host, port = await server.start(*args.listen, reuse_port=args.reuse_port, sock=listening)
+    print(f"clearpos host listening on {host}:{port} store {db.url}", flush=True)
     for start in sidecars:
         service = await start(db)
         if service is not None:

@@ -9,6 +9,7 @@ import logging
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -68,11 +69,19 @@ def eviction_order(conn: Connection) -> tuple[bool, float, int]:
 
 class HostServer:
     def __init__(
-        self, engine: Engine, writer: GroupCommitWriter, limits: Limits | None = None
+        self,
+        engine: Engine,
+        writer: GroupCommitWriter,
+        limits: Limits | None = None,
+        *,
+        on_answer: Callable[[str, float], None] | None = None,
     ) -> None:
         self.engine = engine
         self.writer = writer
         self.limits = limits or Limits()
+        #: told each answer's message kind and seconds since its bytes were read, just
+        #: before it is written (``--metrics``: :meth:`HostMetrics.answered`)
+        self.on_answer = on_answer
         self.refused = 0
         self.frames = 0
         self.answered: Counter[str] = Counter()  # answers committed, by reason key
@@ -244,9 +253,12 @@ class HostServer:
                         break
                     outcome = await self.handle_frame(item, received)
                     conn.frames += 1
-                    log_record(outcome.record, (time.perf_counter() - received) * 1000)
+                    took = time.perf_counter() - received
+                    if self.on_answer is not None:  # before the write: counted once it is out
+                        self.on_answer(outcome.record.get("kind") or "none", took)
                     if outcome.reply is not None:
                         writer.write(outcome.reply)
+                    log_record(outcome.record, took * 1000)
                     if outcome.close:
                         close = True
                         break

@@ -122,6 +122,7 @@ def worker_argv(args: argparse.Namespace, host: str, port: int, index: int) -> l
     if args.metrics:
         mhost, mport = args.metrics
         argv += ["--metrics", f"{mhost}:{mport + index if mport else 0}"]
+        argv += ["--worker-index", str(index)]
     if getattr(args, "console", None) and index == 0:
         argv += ["--console", f"{args.console[0]}:{args.console[1]}"]
         if getattr(args, "secure_cookies", False):
