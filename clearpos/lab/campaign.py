@@ -254,7 +254,9 @@ def _lab_cards(demo: World, rnd: random.Random, extra_cards: int) -> list[LabCar
             continue
         masked.add(mask_pan(pan))
         pin = "".join(str(rnd.randrange(10)) for _ in range(6))
-        cards.append(LabCard(pan, "2912", pin, rich))
+        # every fourth one a chip card (CVN 18 and 10 in turn)
+        chip = ("01", "18" if made % 8 == 3 else "10", "220") if made % 4 == 3 else None
+        cards.append(LabCard(pan, "2912", pin, rich, chip=chip))
         made += 1
     return cards
 
@@ -310,7 +312,9 @@ def _world_toml(demo: World, terms: list[LabTerminal], cards: list[LabCard]) -> 
         ]
         if c.chip is not None:
             psn, cvn, service_code = c.chip
-            lines.append(f'chip = {{ psn = "{psn}", cvn = "{cvn}", service_code = "{service_code}" }}')
+            lines.append(
+                f'chip = {{ psn = "{psn}", cvn = "{cvn}", service_code = "{service_code}" }}'
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -336,6 +340,9 @@ class LabConfig:
     host_down_share: float = 0.3  # of kills: leave the host down (proxy refusing) a few ops
     cli_rate: float = 0.01  # share of operations run as a `clearpos pos` subprocess
     cli_kill_share: float = 0.6  # of those: SIGKILLed
+    #: share of operations that are chip sales (contact or QuickPass) on the chip
+    #: terminals; a chip terminal gets at most 0.8 of its operations as chip sales
+    chip_share: float = 0.3
     settle_rate: float = 0.02  # per operation of a terminal: settle now
     floor_limit_fen: int = 5000  # offline floor limit of the terminals
     leak_scan: bool = True
@@ -657,7 +664,16 @@ class Campaign:
         self.out = cfg.out
         self.world = lab_world(cfg.seed, cfg.terminals, cfg.extra_cards)
         self.cards = self.world.cards
-        self.good_cards = [c for c in self.cards if c.good]
+        # chip cards are inserted or tapped (a swipe of one at a chip terminal is 45)
+        self.good_cards = [c for c in self.cards if c.good and c.chip is None]
+        self.chip_cards = [c for c in self.cards if c.good and c.chip is not None]
+        self.card_files: dict[str, Path] = {}
+        chip_terms = sum(1 for t in self.world.terminals if t.chip)
+        self.chip_p = (
+            min(0.8, cfg.chip_share * cfg.terminals / chip_terms)
+            if chip_terms and self.chip_cards
+            else 0.0
+        )
         self.bad_cards = [c for c in self.cards if not c.good]
         self.by_masked = self.world.card_by_masked()
         self.kek = lab_kek(cfg.seed)
@@ -806,7 +822,11 @@ class Campaign:
                 row = rnd.choice(rows)
                 known = self.by_masked.get(row.pan)
                 amount = max(1, (row.amount_fen or 1) // rnd.choice((1, 1, 2, 3)))
-                give_card = known is not None and (row.sealed is None or rnd.random() < 0.3)
+                give_card = (
+                    known is not None
+                    and known.chip is None  # a chip card is refunded by RRN alone
+                    and (row.sealed is None or rnd.random() < 0.3)
+                )
                 card_in = CardInput(known.pan, known.expiry) if give_card and known else None
                 argv = ["--supervisor-password", SUPERVISOR, "refund", fen_yuan(amount)]
                 argv += ["--rrn", row.rrn]
@@ -875,6 +895,44 @@ class Campaign:
             ["purchase", fen_yuan(amount), *_card_argv(card, pin=pin, keyed=keyed)],
             True,
         )
+
+    def _chip_sale(self, rnd: random.Random) -> _Op:
+        """A chip sale: inserted with its PIN, or tapped (QuickPass): up to the no-PIN
+        limit without a PIN, above it mostly with one (without: declined 55)."""
+        card = rnd.choice(self.chip_cards)
+        path = self.card_files[card.pan]
+        if rnd.random() < 0.45:
+            amount = rnd.randint(100, 150_000)
+            pin = amount > 100_000 and rnd.random() < 0.7
+            name, how = "tap", ["--tap", str(path)]
+        else:
+            amount = rnd.randint(100, 30_000)
+            pin = rnd.random() < 0.9
+            name, how = "chip", ["--chip", str(path)]
+        card_in = CardInput.of_chip(path, pin=card.pin if pin else None, tap=name == "tap")
+        return _Op(
+            name,
+            lambda term: term.purchase(amount, card_in),
+            ["purchase", fen_yuan(amount), *how, *(["--pin", card.pin] if pin else [])],
+            True,
+        )
+
+    def _personalise(self) -> None:
+        """A card file for every chip card, as ``clearpos admin cards personalise`` writes
+        it (the same function, in one transaction): ICC keys derived from the issuer keys
+        the host's store keeps sealed, the ATC from the last one the host saw."""
+        from clearpos.keys import SecurityModule
+        from clearpos.keys.tokens import PanTokenizer
+        from clearpos.ops.chip import personalise
+
+        cards = self.out / "cards"
+        cards.mkdir()
+        hsm, tokens = SecurityModule(self.kek), PanTokenizer(self.kek)
+        with open_database(self.host.url).transaction() as tx:
+            for n, card in enumerate(self.chip_cards, 1):
+                path = cards / f"chip-{n:02d}.toml"
+                personalise(tx, hsm, tokens.token(card.pan), card.pan, path, by="lab")
+                self.card_files[card.pan] = path
 
     # -- running operations
 
@@ -994,7 +1052,7 @@ class Campaign:
         cfg = self.cfg
         started = time.monotonic()
         self.out.mkdir(parents=True, exist_ok=True)
-        for sub in ("terminals", "logs", "exports"):
+        for sub in ("terminals", "logs", "exports", "cards"):
             shutil.rmtree(self.out / sub, ignore_errors=True)
         for name in (
             "host.db",
@@ -1020,6 +1078,7 @@ class Campaign:
         finally:
             shutil.rmtree(worlddir, ignore_errors=True)
         self.report.host_restarts = 0
+        self._personalise()
         self.proxy = FaultProxy(("127.0.0.1", self.port), record=False).start()
         try:
             self._campaign()
@@ -1053,8 +1112,11 @@ class Campaign:
             rnd = _rng(cfg.seed, "op", step)
             self._ready(tid)
             t = self.terminal(tid)
+            chip = self.world.terminals[step % len(tids)].chip
             if rnd.random() < cfg.settle_rate:
                 op = _Op("settle", lambda term: term.settle(), ["settle"], False)
+            elif chip and _rng(cfg.seed, "chip", step).random() < self.chip_p:
+                op = self._chip_sale(_rng(cfg.seed, "chip-sale", step))
             else:
                 op = self._choose(t, rnd)
             if _rng(cfg.seed, "cli-pick", step).random() < cfg.cli_rate:

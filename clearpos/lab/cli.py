@@ -120,6 +120,13 @@ def register(p: argparse.ArgumentParser) -> None:
         help="share of those SIGKILLed midway (default 0.6)",
     )
     r.add_argument(
+        "--chip-share",
+        type=float,
+        default=0.3,
+        help="share of operations that are chip sales, contact (--chip) or QuickPass (--tap), "
+        "on the chip terminals (default 0.3; at most 0.8 of a chip terminal's operations)",
+    )
+    r.add_argument(
         "--db",
         help="the host's store: postgresql://USER@HOST/DB (wiped at the start; default: a "
         "SQLite file in --out)",
@@ -194,6 +201,7 @@ def _campaign(
         host_down_share=args.host_down_share,
         cli_rate=args.cli_rate,
         cli_kill_share=args.cli_kill_share,
+        chip_share=args.chip_share,
         leak_scan=not args.no_leak_scan,
         db=args.db,
         workers=args.workers,
