@@ -30,11 +30,11 @@ def _entry_text(e: arrears.LedgerEntry) -> str:
 
 def _arrears(sub: Any) -> None:
     g = _group(sub, "arrears", "fees and fines owed to the provider, and payments (with vouchers)")
-    _arrears_charge_pay_show(g)
-    _arrears_request_list(sub)
+    _arrears_ledger(g)
+    _arrears_resumption(sub)
 
 
-def _arrears_charge_pay_show(g: Any) -> None:
+def _arrears_ledger(g: Any) -> None:
     def charge(a: argparse.Namespace) -> int:
         def body(tx: Tx) -> tuple[dict[str, Any], str]:
             e, _ = arrears.charge(
@@ -84,7 +84,7 @@ def _arrears_charge_pay_show(g: Any) -> None:
     )
 
 
-def _arrears_request_list(sub: Any) -> None:
+def _arrears_resumption(sub: Any) -> None:
     r = _group(sub, "resume", "resumption after arrears (复机): request, approve, reject")
 
     def request(a: argparse.Namespace) -> int:

@@ -64,11 +64,11 @@ def _merchants(sub: Any) -> None:
     g = _group(
         sub, "merchant", "merchants: register, suspend (停机), resume (复机), restrict, close"
     )
-    _merchants_add_show_list_suspend_resume(g)
-    _merchants_restrict_lift_close_limit(g)
+    _merchants_register_and_state(g)
+    _merchants_restrictions(g)
 
 
-def _merchants_add_show_list_suspend_resume(g: Any) -> None:
+def _merchants_register_and_state(g: Any) -> None:
     def add(a: argparse.Namespace) -> int:
         return _change(
             a,
@@ -144,7 +144,7 @@ def _merchants_add_show_list_suspend_resume(g: Any) -> None:
     _decider_args(p)
 
 
-def _merchants_restrict_lift_close_limit(g: Any) -> None:
+def _merchants_restrictions(g: Any) -> None:
     def restrict(a: argparse.Namespace) -> int:
         types = [t for chunk in a.types for t in chunk.split(",") if t]
         return _change(a, lambda tx: merchants.restrict(tx, a.mid, types, by=a.by, why=a.why))

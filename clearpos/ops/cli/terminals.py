@@ -66,12 +66,12 @@ def _terminal_doc(tx: Tx, tid: str) -> tuple[dict[str, Any], str]:
 
 def _terminals(sub: Any) -> None:
     g = _group(sub, "terminal", "terminals: register, suspend, resume, replace, rotate the TMK")
-    _terminals_add_show(g)
-    _terminals_list_suspend_resume_replace_rotate_tmk(g)
-    _terminals_min_software(g)
+    _terminals_register(g)
+    _terminals_state_and_keys(g)
+    _terminals_software(g)
 
 
-def _terminals_add_show(g: Any) -> None:
+def _terminals_register(g: Any) -> None:
     def add(a: argparse.Namespace) -> int:
         return _change(
             a,
@@ -121,7 +121,7 @@ def _terminals_add_show(g: Any) -> None:
     )
 
 
-def _terminals_list_suspend_resume_replace_rotate_tmk(g: Any) -> None:
+def _terminals_state_and_keys(g: Any) -> None:
     def list_(a: argparse.Namespace) -> int:
         return _lines(
             a,
@@ -190,7 +190,7 @@ def _terminals_list_suspend_resume_replace_rotate_tmk(g: Any) -> None:
     p.add_argument("--tmk", required=True, type=_tmk, help="the new TMK (32 hex digits)")
 
 
-def _terminals_min_software(g: Any) -> None:
+def _terminals_software(g: Any) -> None:
     _changer(
         g,
         "min-software",

@@ -29,8 +29,8 @@ def _ticket_text(tk: tickets.Ticket) -> str:
 def _tickets(sub: Any) -> None:
     g = _group(sub, "ticket", "support tickets with evidence attached automatically")
     _tickets_open(g)
-    _tickets_show_list(g)
-    _tickets_comment_assign_resolve_close_reopen(g)
+    _tickets_reads(g)
+    _tickets_workflow(g)
 
 
 def _tickets_open(g: Any) -> None:
@@ -68,7 +68,7 @@ def _tickets_open(g: Any) -> None:
     )
 
 
-def _tickets_show_list(g: Any) -> None:
+def _tickets_reads(g: Any) -> None:
     def show_(a: argparse.Namespace) -> int:
         def body(tx: Tx) -> tuple[dict[str, Any], str]:
             tk = tickets.get_ticket(tx, a.id)
@@ -133,7 +133,7 @@ def _tickets_show_list(g: Any) -> None:
     p.add_argument("--mid")
 
 
-def _tickets_comment_assign_resolve_close_reopen(g: Any) -> None:
+def _tickets_workflow(g: Any) -> None:
     def comment(a: argparse.Namespace) -> int:
         def body(tx: Tx) -> tuple[dict[str, Any], str]:
             c = tickets.comment(tx, a.id, a.text, by=a.by)
