@@ -28,7 +28,7 @@ from .audit import run_audit
 from .clock import show
 from .host.embedded import EmbeddedHost
 from .keys import KeyEncryptionKey
-from .keys.kek import ENV_KEK
+from .keys.kek import ENV_KEK, ENV_KEK_FILE
 from .lab.faultproxy import Action, Fault, FaultProxy
 from .money import fen_yuan
 from .reasons import Lang, catalog
@@ -44,6 +44,7 @@ ARREARS = ("10000003", "898310048163002", "A1B2C3D4E5F60718293A4B5C6D7E8F90")
 SUSPENDED = ("10000005", "898310048161234", "FEDCBA98765432100123456789ABCDEF")
 OLD_SOFTWARE = ("10000006", "898310048161234", "0F1E2D3C4B5A69788796A5B4C3D2E1F0")
 SPARE = ("10000007", "898310048161234", "5A5A5A5AA5A5A5A53C3C3C3CC3C3C3C3")
+CHIP_TERMINAL = ("10000011", "898310048161234", "7B6A59483726150413243546576879A8")
 
 RICH = CardInput("6222021234567890123", "2812", "123456")
 LOW = CardInput("6225880000001017", "2812", "123456")
@@ -59,6 +60,7 @@ VISA = CardInput("4000000000002016", "2812")
 MASTER = CardInput("5100000000003010", "2812")
 SPARE2 = CardInput("6225880000001124", "2812", "123456")
 LONG = CardInput("6214830000000001138", "3006", "8888")
+CHIP = "6214830000000002144"  # a chip card (CVN 18); its card file is personalised
 
 
 class Demo:
@@ -66,6 +68,10 @@ class Demo:
         self.out = out
         self.lang: Lang = lang
         self.kek = KeyEncryptionKey.load(out / "kek")
+        if not os.environ.get(ENV_KEK) and not os.environ.get(ENV_KEK_FILE):
+            # the demo's own KEK is this process's: the console (its session secret)
+            # loads the KEK too, and without this would look for ~/.clearpos/kek
+            os.environ[ENV_KEK_FILE] = str(out / "kek")
         self.db = SqliteDatabase(out / "clearpos.db")
         world = resources.files("clearpos.data").joinpath("world.toml")
         with resources.as_file(world) as path:
@@ -141,13 +147,43 @@ class Demo:
     # ------------------------------------------------------------------ the story
 
     def run(self) -> int:
-        from .ops import arrears, maintenance, merchants, users
+        """The story, scene by scene (each a method below, in SCENARIOS.md's words)."""
+        from .ops import users
 
         # the provider's staff: approvals need a registered supervisor (console users)
         self.tx(lambda tx: users.add_user(tx, "li", "supervisor", "demo-supervisor-pw", by="setup"))
         self.tx(lambda tx: users.add_user(tx, "admin", "admin", "demo-admin-pw", by="setup"))
-
         t = self.terminal(MAIN)
+        self.intro()
+        start, end = self.schedule_window()
+        self.sign_in(t)
+        sale = self.sales(t)
+        r = self.user_status(t)
+        self.velocity_and_pin(t)
+        self.maintenance(t, start, end)
+        self.network(t)
+        self.keys_replaced(t)
+        self.malformed(t)
+        self.void_and_preauth(t)
+        self.chip_and_quickpass()
+        self.arrears()
+        self.restrictions(r)
+        self.risk(t)
+        self.section("B4 · B5", "按参考号查询交易状态", "status of a transaction by its RRN")
+        if sale.rrn:
+            self.explain(sale.rrn)
+        self.section(
+            "E", "日终结算（自动对账）", "end of day: settlement (automatic reconciliation)"
+        )
+        self.show("settle", t.settle(), explain=False)
+        print("▸ doctor")
+        for line in t.doctor().render(self.lang).splitlines():
+            print(f"  │ {line}")
+        return self.summary()
+
+    # ------------------------------------------------------------------ the scenes
+
+    def intro(self) -> None:
         print(
             self.zh_en(
                 "clearpos 演示：一台收银终端的一天",
@@ -179,10 +215,13 @@ class Demo:
                 )
             )
 
-        # a maintenance window a few seconds ahead: announced before it begins (A9)
+    def schedule_window(self) -> tuple[datetime, datetime]:
+        """A maintenance window a few seconds ahead: announced before it begins (A9)."""
+        from .ops import maintenance
+
         now = datetime.now(UTC)
         start, end = now + timedelta(seconds=6), now + timedelta(seconds=9)
-        window = self.tx(
+        self.tx(
             lambda tx: maintenance.schedule(
                 tx,
                 "host",
@@ -193,8 +232,10 @@ class Demo:
                 by="ops-zhang",
                 why="demo: database upgrade",
             )
-        )[0]
+        )
+        return start, end
 
+    def sign_in(self, t: Terminal) -> None:
         self.section("C4", "操作员签到（先输错密码）", "operator sign-in (wrong password first)")
         self.show("login 01 / 1234", t.login("01", "1234"))
         self.section(
@@ -204,6 +245,7 @@ class Demo:
         )
         self.show("login 01 / 0000", t.login("01", "0000"))
 
+    def sales(self, t: Terminal) -> Outcome:
         self.section("E", "消费、余额查询", "sales and a balance inquiry")
         sale = self.show("purchase ¥12.34 (swipe + PIN)", t.purchase(1234, RICH))
         self.show(
@@ -211,7 +253,10 @@ class Demo:
             t.purchase(800, CardInput(SPARE2.pan, SPARE2.expiry, keyed=True)),
         )
         self.show("balance", t.balance(RICH))
+        return sale
 
+    def user_status(self, t: Terminal) -> Terminal:
+        """A1–A5; returns the restricted merchant's terminal (signed in)."""
         self.section(
             "A1–A5",
             "用户状态异常：余额、冻结、过期、挂失、限额",
@@ -227,7 +272,9 @@ class Demo:
         r = self.terminal(RESTRICTED)
         r.login("01", "0000")
         self.show("A5 ¥600 at a merchant capped at ¥500", r.purchase(60000, MASTER))
+        return r
 
+    def velocity_and_pin(self, t: Terminal) -> None:
         self.section(
             "A6",
             "交易频率过高，卡片被暂时锁定",
@@ -236,12 +283,12 @@ class Demo:
         for i in range(5):
             t.purchase(100 + i, VELOCITY)
         self.show("6th purchase within a minute", t.purchase(106, VELOCITY))
-
         self.section("A7", "密码错误三次，密码锁定", "three wrong PINs lock the PIN")
         for i in range(2):
             self.show(f"wrong PIN #{i + 1}", t.purchase(100, WRONG_PIN), explain=False)
         self.show("wrong PIN #3", t.purchase(100, WRONG_PIN))
 
+    def maintenance(self, t: Terminal, start: datetime, end: datetime) -> None:
         self.section("A9", "系统维护窗口内交易", "a transaction inside the maintenance window")
         wait = (start - datetime.now(UTC)).total_seconds() + 0.3
         if wait > 0:
@@ -257,8 +304,8 @@ class Demo:
         if wait > 0:
             time.sleep(wait)
         self.show("after the window", t.purchase(1000, SPARE2))
-        _ = window
 
+    def network(self, t: Terminal) -> None:
         self.section(
             "A8 · B3",
             "网络中断：应答丢失，终端自动冲正，顾客未被扣款",
@@ -269,7 +316,6 @@ class Demo:
         self.proxy.inject(Fault(Action.CUT_RESPONSE, mti="0200", after_bytes=20, times=1))
         self.show("purchase ¥66.00, connection cut mid-answer", t.purchase(6600, SPARE_CARD))
         self.show("purchase ¥66.00 again (new STAN)", t.purchase(6600, SPARE_CARD))
-
         self.section(
             "C5",
             "重复报文：主机拒绝重复，顾客只扣一次",
@@ -278,6 +324,7 @@ class Demo:
         self.proxy.inject(Fault(Action.DUPLICATE, mti="0200", times=1))
         self.show("purchase ¥20.00 sent twice by the network", t.purchase(2000, SPARE_CARD))
 
+    def keys_replaced(self, t: Terminal) -> None:
         self.section(
             "C1 · C3",
             "密钥被更换：提示重新签到，终端自动签到后请重新交易",
@@ -299,6 +346,7 @@ class Demo:
         self.show("purchase with the old keys", t.purchase(1500, SPARE_CARD))
         self.show("repeat the purchase", t.purchase(1500, SPARE_CARD))
 
+    def malformed(self, t: Terminal) -> None:
         self.section(
             "A10",
             "报文格式错误：主机答30，继续服务",
@@ -307,11 +355,11 @@ class Demo:
         print("  " + send_malformed(self.host.host, self.host.port, MAIN[0], MAIN[1]))
         self.show("echo test after the bad frame", t.echo(), explain=False)
 
+    def void_and_preauth(self, t: Terminal) -> None:
         self.section("B6", "输错金额：当批撤销", "wrong amount keyed: void in the same batch")
         wrong = self.show("purchase ¥123.40 (meant ¥12.34)", t.purchase(12340, LONG))
         if wrong.stan:
             self.show("void it (supervisor 99)", t.void(wrong.stan, "123456"))
-
         self.section(
             "E", "预授权与完成、离线消费", "pre-authorisation and completion, an offline sale"
         )
@@ -322,6 +370,75 @@ class Demo:
         self.show("host unreachable: ¥9.90 stored offline (floor ¥200)", t.purchase(990, VISA))
         self.proxy.up()
         self.show("next sale uploads the offline one first", t.purchase(500, RICH))
+
+    def chip_and_quickpass(self) -> None:
+        """A personalised chip card at the chip terminal: inserted (the card checks the
+        host's ARPC), tapped under the no-PIN limit, tapped over it (55, then with PIN)."""
+        from .keys import SecurityModule
+        from .keys.tokens import PanTokenizer
+        from .ops.chip import personalise
+
+        self.section(
+            "E · chip",
+            "芯片卡插卡消费与闪付",
+            "a chip card: inserted, and tapped (QuickPass)",
+        )
+        path = self.out / "cards" / "chip-card.toml"
+        path.parent.mkdir(exist_ok=True)
+        hsm, tokens = SecurityModule(self.kek), PanTokenizer(self.kek)
+        card, _ = self.tx(
+            lambda tx: personalise(tx, hsm, tokens.token(CHIP), CHIP, path, by="ops-zhang")
+        )
+        print(
+            self.zh_en(
+                f"  ✓ 发卡制卡：{card!r} 写入 {path}（clearpos admin cards personalise）",
+                f"  ✓ card personalised: {card!r} written to {path} "
+                "(clearpos admin cards personalise)",
+            )
+        )
+        c = self.terminal(CHIP_TERMINAL)
+        self.show("chip terminal signs on (CA keys, chip parameters)", c.login("01", "0000"))
+        sale = self.show(
+            "insert the card, ¥45.60 + PIN",
+            c.purchase(4560, CardInput.of_chip(path, pin="123456")),
+        )
+        self.chip_facts(sale)
+        tap = self.show(
+            "QuickPass tap ¥88.00, no PIN (limit ¥1,000.00)",
+            c.purchase(8800, CardInput.of_chip(path, tap=True)),
+        )
+        self.chip_facts(tap)
+        self.show(
+            "QuickPass tap ¥1,200.00 without PIN",
+            c.purchase(120000, CardInput.of_chip(path, tap=True)),
+        )
+        self.show(
+            "the same tap with the PIN",
+            c.purchase(120000, CardInput.of_chip(path, pin="123456", tap=True)),
+        )
+
+    def chip_facts(self, out: Outcome) -> None:
+        """What the card itself decided (its second GENERATE AC on the host's ARPC), and
+        the chip line a receipt carries (application, cryptogram, counter)."""
+        chip = out.extra.get("chip")
+        if not isinstance(chip, dict):
+            return
+        verified = chip.get("issuer_auth") == "verified"
+        print(
+            self.zh_en(
+                f"  ◆ 卡片{'已验证主机的 ARPC' if verified else '未能验证主机的 ARPC'}，"
+                f"第二次 GENERATE AC 答 {chip.get('cryptogram')}",
+                f"  ◆ the card {'verified' if verified else 'could not verify'} the host's ARPC; "
+                f"its second GENERATE AC answered {chip.get('cryptogram')}",
+            )
+        )
+        print(
+            f"  🧾 {chip.get('label') or 'UnionPay'}  AID {chip.get('aid')}  "
+            f"{chip.get('cryptogram')} {chip.get('tc') or '-'}  ATC {int(chip.get('atc') or 0):04X}"
+        )
+
+    def arrears(self) -> None:
+        from .ops import arrears
 
         self.section(
             "D1 · D5 · D6",
@@ -359,6 +476,7 @@ class Demo:
         )
         self.show("purchase after resumption", a.purchase(1000, MASTER))
 
+    def restrictions(self, r: Terminal) -> None:
         self.section(
             "D2 · D3 · D4 · B7",
             "限制交易、终端停机、软件需更新",
@@ -377,6 +495,9 @@ class Demo:
             self.terminal(OLD_SOFTWARE, software="000200", name="-updated").login("01", "0000"),
         )
 
+    def risk(self, t: Terminal) -> None:
+        from .ops import merchants
+
         self.section("D · risk", "风控停机与恢复", "stopped by the risk team, then resumed")
         self.tx(
             lambda tx: merchants.suspend(
@@ -390,19 +511,6 @@ class Demo:
             )
         )
         self.show("purchase after resumption", t.purchase(1000, LONG))
-
-        self.section("B4 · B5", "按参考号查询交易状态", "status of a transaction by its RRN")
-        if sale.rrn:
-            self.explain(sale.rrn)
-
-        self.section(
-            "E", "日终结算（自动对账）", "end of day: settlement (automatic reconciliation)"
-        )
-        self.show("settle", t.settle(), explain=False)
-        print("▸ doctor")
-        for line in t.doctor().render(self.lang).splitlines():
-            print(f"  │ {line}")
-        return self.summary()
 
     def summary(self) -> int:
         found = run_audit(self.db.url)

@@ -30,8 +30,17 @@ def test_demo_runs_every_scenario(tmp_path: Path) -> None:
         "card.wrong_pin", "card.pin_tries_exceeded", "host.maintenance", "network.timeout",
         "mac.invalid", "offline.stored", "merchant.suspended.arrears", "merchant.restricted",
         "terminal.suspended", "terminal.update_required", "merchant.suspended.risk", "settlement.balanced",
+        "card.pin_required",
     ):  # fmt: skip
         assert key in seen, key
+    # the chip scene: inserted, the card verifies the ARPC; a tap under the no-PIN limit;
+    # one over it declined 55, then approved with the PIN
+    chip = story[story.index("a chip card: inserted, and tapped") :]
+    chip = chip[: chip.index("━━ D1")]
+    assert chip.count("the card verified the host's ARPC; its second GENERATE AC answered TC") == 2
+    assert chip.count("🧾 UnionPay Debit  AID A000000333010101  TC ") == 2, chip
+    assert "Code: 55" in chip and "Reason: card.pin_required" in chip
+    assert chip.count("✔ Approved") == 3 and "621483*********2144" in chip
     assert "customer NOT charged" in story.lower() or "not charged" in story.lower()
     assert "6222021234567890123" not in story + r.stdout
     assert "from $CLEARPOS_KEK" in story + r.stdout  # the demo says where its KEK came from

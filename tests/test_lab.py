@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from clearpos.issuer.card import load_card
 from clearpos.lab.campaign import DEFAULT_RATES, LabConfig, _rng, lab_world, run_campaign
 from clearpos.lab.faultproxy import (
     CHAOS_ACTIONS,
@@ -23,6 +24,7 @@ from clearpos.lab.faultproxy import (
     FaultProxy,
     chaos_decision,
 )
+from clearpos.lab.leakscan import Secrets, scan_paths
 from clearpos.world import parse_world
 
 # ----------------------------------------------------------------------------- chaos mode
@@ -148,6 +150,12 @@ def test_lab_world_is_deterministic_valid_and_without_velocity_rule() -> None:
     assert len({c.masked for c in a.cards}) == len(a.cards)  # masked PANs identify cards
     assert "6222021234567890123" in {c.pan for c in a.cards}  # the demo's normal cards
     assert tomllib.loads(a.toml)["merchants"][0]["status"] == "active"
+    # chip: the demo's chip terminal third, generated terminals in turn; chip cards
+    assert [t.chip for t in a.terminals] == [False, False, True, True, False, True]
+    assert [t.chip for t in world.terminals] == [t.chip for t in a.terminals]
+    chip = {c.pan for c in world.cards if c.chip is not None}
+    assert {"6214830000000002144", "6225880000001140"} < chip and len(chip) == 2 + 10 // 4
+    assert world.issuer is not None and world.risk.quickpass_no_pin_limit_fen == 100_000
 
 
 # ----------------------------------------------------------------------------- a campaign
@@ -200,6 +208,19 @@ def test_fault_lab_seeded_campaign(tmp_path: Path) -> None:
     assert report.reversals_sent >= 5 and report.reversals_confirmed >= 1, text
     assert report.settlements >= cfg.terminals  # every terminal settled at the end
     assert report.leak_hits == 0 and report.leak_files > 20, text
+    # chip sales on the chip terminal 10000011: inserted and tapped, approved and not
+    chip, tap = report.operations["chip"], report.operations["tap"]
+    assert chip >= 5 and tap >= 5 and chip + tap >= 0.15 * report.transactions, text
+    assert report.results["chip:approved"] >= 3 and report.results["tap:approved"] >= 3, text
+    cards = sorted((cfg.out / "cards").glob("*.toml"))
+    approved = report.results["chip:approved"] + report.results["tap:approved"]
+    assert len(cards) == 2 + 24 // 4 and sum(load_card(c).atc for c in cards) >= approved
+    # the campaign's own output, scanned again from its lab.json: card files are the
+    # cards themselves (sources), and nothing else holds their PAN, track 2 or keys
+    again = Secrets()
+    assert again.add_lab_runs(cfg.out) == 1
+    scan = scan_paths([cfg.out], again)
+    assert scan.hits == [] and sorted(map(Path, scan.card_files)) == cards, scan.hits
     out = cfg.out
     assert (out / "report.txt").read_text().strip() == text
     assert (out / "host.db").exists() and list((out / "logs").glob("host-*.log"))

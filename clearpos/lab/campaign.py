@@ -58,13 +58,10 @@ one seed may differ after the first in-flight kill.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -72,45 +69,63 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from clearpos.audit import FINANCIAL, run_audit
-from clearpos.keys import KeyEncryptionKey
-from clearpos.money import fen_yuan
+from clearpos.audit import run_audit
 from clearpos.private import private_open
-from clearpos.store import CREDIT_KINDS, DEBIT_KINDS, open_database
+from clearpos.store import open_database
 from clearpos.store.pg import redact
 from clearpos.store.queries import lab as lab_q
-from clearpos.terminal import CardInput, HostLink, Terminal
-from clearpos.terminal.machine import DEFAULT_SOFTWARE, TerminalError
+from clearpos.terminal import HostLink, Terminal
+from clearpos.terminal.machine import TerminalError
 from clearpos.terminal.screens import Outcome
 from clearpos.terminal.store import JournalRow, Store
-from clearpos.versions import version_at_least
-from clearpos.wire.mask import mask_pan
-from clearpos.world import load_world
 
+from .checks import APPLIED, NOT_APPLIED, Comparison, compare
 from .faultproxy import Action, ChaosEvent, FaultProxy
+from .hostrunner import HostRunner, free_port
+from .operations import Op, OperationMix, offline_stored, rng
+from .report import Discrepancy, Report
+from .world import (
+    DEMO_WORLD,
+    MID,
+    SUPERVISOR,
+    LabCard,
+    LabTerminal,
+    LabWorld,
+    lab_kek,
+    lab_kek_hex,
+    lab_world,
+)
 
+# the campaign's pieces live in their own modules; their public names stay importable
+# from here, where the lab's callers and tests have always found them
 __all__ = [
+    "APPLIED",
     "DEFAULT_RATES",
+    "DEMO_WORLD",
+    "MID",
+    "NOT_APPLIED",
+    "SUPERVISOR",
+    "Campaign",
+    "Comparison",
     "Discrepancy",
+    "HostRunner",
     "LabCard",
     "LabConfig",
     "LabTerminal",
     "LabWorld",
     "Report",
     "compare",
+    "free_port",
     "lab_kek",
     "lab_kek_hex",
     "lab_world",
     "run_campaign",
 ]
 
-MID = "898310048161234"
-SUPERVISOR = "123456"
-DEMO_WORLD = Path(__file__).resolve().parent.parent / "data" / "world.toml"
+_rng = rng  # the tests draw the campaign's schedule with it
 
 DEFAULT_RATES: dict[Action, float] = {
     Action.DROP_REQUEST: 0.015,
@@ -122,165 +137,6 @@ DEFAULT_RATES: dict[Action, float] = {
     Action.CORRUPT_RESPONSE: 0.005,
 }
 """Per-request-frame fault probabilities: 8.5 % of frames get a fault."""
-
-APPLIED = ("approved", "offline_uploaded")
-NOT_APPLIED = ("declined", "reversed", "local", "offline_declined")
-
-
-def lab_kek_hex(seed: int) -> str:
-    """The lab's key-encryption key as 64 hex digits, derived from the seed (lab data only)."""
-    return hashlib.sha256(f"clearpos-lab-kek:{seed}".encode()).hexdigest()
-
-
-def lab_kek(seed: int) -> KeyEncryptionKey:
-    """The lab's key-encryption key (:func:`lab_kek_hex`)."""
-    return KeyEncryptionKey(bytes.fromhex(lab_kek_hex(seed)))
-
-
-# ---------------------------------------------------------------------------- the lab world
-
-
-@dataclass(frozen=True)
-class LabCard:
-    """A card of the lab world (test data: the PIN and PAN are known to the leak scan)."""
-
-    pan: str
-    expiry: str
-    pin: str
-    balance_fen: int
-    status: str = "normal"
-    organisation: str = "CUP"
-
-    @property
-    def masked(self) -> str:
-        return mask_pan(self.pan)
-
-    @property
-    def good(self) -> bool:
-        """A card the issuer approves (normal, not expired, funded)."""
-        return self.status == "normal" and self.expiry >= "2612" and self.balance_fen > 10**6
-
-    def __repr__(self) -> str:
-        return f"LabCard({self.masked}, {self.status})"
-
-
-@dataclass(frozen=True)
-class LabTerminal:
-    """A terminal of the lab world."""
-
-    tid: str
-    mid: str
-    tmk: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class LabWorld:
-    """The generated world: its TOML text, terminals and cards."""
-
-    toml: str = field(repr=False)
-    terminals: tuple[LabTerminal, ...]
-    cards: tuple[LabCard, ...]
-
-    def card_by_masked(self) -> dict[str, LabCard]:
-        return {c.masked: c for c in self.cards}
-
-
-def _luhn_complete(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return body + str((10 - total % 10) % 10)
-
-
-def lab_world(seed: int, terminals: int = 4, extra_cards: int = 24) -> LabWorld:
-    """The lab world for ``seed``: deterministic, so the leak scan can rebuild it.
-
-    Cards: the demo world's normal cards with a balance of ¥10,000,000 and no
-    daily limit, ``extra_cards`` generated Luhn-valid CUP cards like them, and
-    three that decline (frozen, ¥5.00 left, expired). Terminals: the demo's
-    active terminals 10000001 and 10000007, then generated ones (TMKs from the
-    seed), all on the demo's everyday merchant.
-    """
-    if terminals < 1:
-        raise ValueError("the lab needs at least one terminal")
-    rnd = random.Random(f"clearpos-lab-world:{seed}")
-    demo = load_world(DEMO_WORLD)
-    rich = 1_000_000_000
-    cards: list[LabCard] = []
-    declining = {"6225880000001025", "6225880000001017", "6225880000001066"}
-    for dc in demo.cards:
-        if dc.status == "normal" and dc.expiry >= "2612" and dc.pan not in declining:
-            cards.append(LabCard(dc.pan, dc.expiry, dc.pin, rich, "normal", dc.organisation))
-    for dc in demo.cards:
-        if dc.pan in declining:
-            cards.append(
-                LabCard(dc.pan, dc.expiry, dc.pin, dc.balance_fen, dc.status, dc.organisation)
-            )
-    masked = {c.masked for c in cards}
-    made = 0
-    while made < extra_cards:
-        pan = _luhn_complete("621799" + "".join(str(rnd.randrange(10)) for _ in range(9)))
-        if mask_pan(pan) in masked:
-            continue
-        masked.add(mask_pan(pan))
-        pin = "".join(str(rnd.randrange(10)) for _ in range(6))
-        cards.append(LabCard(pan, "2912", pin, rich))
-        made += 1
-    terms: list[LabTerminal] = []
-    for dt in demo.terminals:
-        if (
-            dt.status == "active"
-            and dt.mid == MID
-            and dt.dialect == "clearpos"
-            and version_at_least(DEFAULT_SOFTWARE, dt.min_software)
-        ):
-            terms.append(LabTerminal(dt.tid, dt.mid, dt.tmk.hex().upper()))
-    terms = terms[:terminals]
-    n = 1
-    while len(terms) < terminals:
-        terms.append(LabTerminal(f"2{n:07d}", MID, rnd.randbytes(16).hex().upper()))
-        n += 1
-    lines = [
-        "# The fault lab's world (generated by clearpos.lab.campaign.lab_world; test data only).",
-        "[acquirer]",
-        'institution = "48020000"',
-        'name = "clearpos fault lab"',
-        "",
-        "[[merchants]]",
-        f'mid = "{MID}"',
-        'name = "Fault lab merchant"',
-        'status = "active"',
-        "",
-    ]
-    for t in terms:
-        lines += [
-            "[[terminals]]",
-            f'tid = "{t.tid}"',
-            f'mid = "{t.mid}"',
-            f'tmk = "{t.tmk}"',
-            'min_software = "0.1.0"',
-            'dialect = "clearpos"',
-            'operators = [ { no = "01", password = "0000" }, '
-            f'{{ no = "99", password = "{SUPERVISOR}", supervisor = true }} ]',
-            "",
-        ]
-    for c in cards:
-        lines += [
-            "[[cards]]",
-            f'pan = "{c.pan}"',
-            f'expiry = "{c.expiry}"',
-            f'pin = "{c.pin}"',
-            f'balance = "{fen_yuan(c.balance_fen)}"',
-            f'status = "{c.status}"',
-            f'organisation = "{c.organisation}"',
-            "",
-        ]
-    return LabWorld("\n".join(lines), tuple(terms), tuple(cards))
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -304,6 +160,9 @@ class LabConfig:
     host_down_share: float = 0.3  # of kills: leave the host down (proxy refusing) a few ops
     cli_rate: float = 0.01  # share of operations run as a `clearpos pos` subprocess
     cli_kill_share: float = 0.6  # of those: SIGKILLed
+    #: share of operations that are chip sales (contact or QuickPass) on the chip
+    #: terminals; a chip terminal gets at most 0.8 of its operations as chip sales
+    chip_share: float = 0.3
     settle_rate: float = 0.02  # per operation of a terminal: settle now
     floor_limit_fen: int = 5000  # offline floor limit of the terminals
     leak_scan: bool = True
@@ -315,308 +174,6 @@ class LabConfig:
     tick: Callable[[int, int], None] | None = None
 
 
-# ---------------------------------------------------------------------------- the host process
-
-
-class HostRunner:
-    """A ``clearpos host`` subprocess on a fixed port; logs under ``out/logs``."""
-
-    def __init__(
-        self,
-        out: Path,
-        port: int,
-        env: dict[str, str],
-        *,
-        db: str | None = None,
-        workers: int = 1,
-    ) -> None:
-        self.out = out
-        self.port = port
-        self.env = env
-        self.db = out / "host.db"
-        self.url = db or f"sqlite:///{self.db}"
-        self.workers = workers
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self._lock = threading.Lock()
-
-    @property
-    def alive(self) -> bool:
-        with self._lock:
-            return self.proc is not None and self.proc.poll() is None
-
-    def start(self, world: Path | None = None) -> None:
-        """Start the host (loading ``world`` into a wiped store when given); returns once it
-        listens. A few tries: the port may still be held for a moment after a kill."""
-        self.starts += 1
-        log = self.out / "logs" / f"host-{self.starts:04d}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "clearpos.cli",
-            "host",
-            "--db",
-            self.url,
-            "--listen",
-            f"127.0.0.1:{self.port}",
-        ]
-        if self.workers > 1:
-            # a supervisor and its workers (kill() below takes the whole process group)
-            cmd += ["--workers", str(self.workers)]
-        if world is not None:
-            cmd += ["--world", str(world), "--reset", "--yes"]
-        for attempt in range(6):
-            with open(log, "ab") as fh:
-                # its own process group: a kill takes the supervisor and every worker down
-                # at once (workers would otherwise get a graceful SIGTERM from the supervisor)
-                proc = subprocess.Popen(
-                    cmd,
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    env=self.env,
-                    start_new_session=True,
-                )
-            if self._wait_listening(proc, log):
-                with self._lock:
-                    self.proc = proc
-                return
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            time.sleep(0.2 * (attempt + 1))  # e.g. the port is still held by the killed process
-        tail = log.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"the lab host did not start on port {self.port}:\n{tail}")
-
-    @staticmethod
-    def _wait_listening(proc: subprocess.Popen[bytes], log: Path) -> bool:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
-            with contextlib.suppress(OSError):
-                if b"listening on" in log.read_bytes()[-4096:]:
-                    return True
-            time.sleep(0.02)
-        return False
-
-    def kill(self) -> bool:
-        """SIGKILL the host (every process of it); True when it was running."""
-        with self._lock:
-            proc = self.proc
-            if proc is None or proc.poll() is not None:
-                return False
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            return True
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 20 s."""
-        with self._lock:
-            proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-# ---------------------------------------------------------------------------- report
-
-
-@dataclass(frozen=True)
-class Discrepancy:
-    """One thing the final checks found: which check, which terminal/card, what."""
-
-    check: str
-    detail: str
-
-
-@dataclass
-class Report:
-    """What a campaign did and found (``discrepancies`` must be empty)."""
-
-    seed: int
-    terminals: int
-    transactions: int = 0
-    operations: Counter[str] = field(default_factory=Counter)
-    results: Counter[str] = field(default_factory=Counter)
-    faults: Counter[str] = field(default_factory=Counter)
-    frames: int = 0
-    reversals_sent: int = 0
-    reversals_confirmed: int = 0
-    host_restarts: int = 0
-    host_kills_in_flight: int = 0
-    host_kills_between: int = 0
-    host_down_ops: int = 0
-    cli_runs: int = 0
-    terminal_kills: int = 0
-    terminal_restarts: int = 0
-    offline_stored: int = 0
-    unknown_refunds: int = 0
-    settlements: int = 0
-    errors: list[str] = field(default_factory=list)
-    discrepancies: list[Discrepancy] = field(default_factory=list)
-    audit: int = 0
-    leak_hits: int = -1
-    leak_files: int = 0
-    seconds: float = 0.0
-    command: str = ""
-
-    @property
-    def faults_injected(self) -> int:
-        """Network faults drawn by the proxy (host and terminal kills not included)."""
-        return sum(self.faults.values())
-
-    @property
-    def ok(self) -> bool:
-        return not self.discrepancies and not self.errors and self.leak_hits <= 0
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if isinstance(value, Counter):
-                value = dict(sorted(value.items()))
-            elif name == "discrepancies":
-                value = [asdict(d) for d in value]
-            doc[name] = value
-        doc["faults_injected"] = self.faults_injected
-        doc["ok"] = self.ok
-        return doc
-
-    def text(self) -> str:
-        faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()))
-        ops = ", ".join(f"{k} {v}" for k, v in sorted(self.operations.items()))
-        res = ", ".join(f"{k} {v}" for k, v in sorted(self.results.items()))
-        lines = [
-            f"fault lab: seed {self.seed}, {self.terminals} terminals, {self.seconds:.0f} s",
-            f"  transactions       {self.transactions} ({ops})",
-            f"  outcomes           {res}",
-            f"  request frames     {self.frames}",
-            f"  faults injected    {self.faults_injected} ({faults})",
-            f"  reversals          {self.reversals_sent} sent, {self.reversals_confirmed} confirmed",
-            f"  host               {self.host_restarts} restarts after "
-            f"{self.host_kills_in_flight} SIGKILLs in flight and {self.host_kills_between} "
-            f"between operations; {self.host_down_ops} operations while it was down",
-            f"  terminals          {self.cli_runs} subprocess operations, {self.terminal_kills} "
-            f"SIGKILLed, {self.terminal_restarts} restarts",
-            f"  offline sales      {self.offline_stored} stored",
-            f"  unknown refunds    {self.unknown_refunds} (resolved from the host's row)",
-            f"  settlements        {self.settlements}",
-            f"  audit              {self.audit} discrepancies",
-            "  leak scan          "
-            + (
-                "not run"
-                if self.leak_hits < 0
-                else f"{self.leak_hits} hits in {self.leak_files} files"
-            ),
-            f"  errors             {len(self.errors)}",
-            f"  discrepancies      {len(self.discrepancies)}",
-        ]
-        for e in self.errors[:20]:
-            lines.append(f"    error: {e}")
-        for d in self.discrepancies[:50]:
-            lines.append(f"    {d.check}: {d.detail}")
-        if len(self.discrepancies) > 50:
-            lines.append(f"    ... {len(self.discrepancies) - 50} more in report.json")
-        lines.append("RESULT: " + ("OK" if self.ok else "FAILED"))
-        return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------- the campaign
-
-
-def _rng(seed: int, *parts: object) -> random.Random:
-    return random.Random(":".join(["clearpos-lab", str(seed), *map(str, parts)]))
-
-
-class _Op:
-    """One operation: the terminal method to call, and the same as CLI arguments."""
-
-    def __init__(
-        self, name: str, call: Callable[[Terminal], Outcome], argv: list[str], financial: bool
-    ) -> None:
-        self.name = name
-        self.call = call
-        self.argv = argv
-        self.financial = financial
-
-
-def _card_argv(card: LabCard, *, pin: bool, keyed: bool = False) -> list[str]:
-    out = ["--card", card.pan, "--expiry", card.expiry]
-    if pin:
-        out += ["--pin", card.pin]
-    if keyed:
-        out.append("--keyed")
-    return out
-
-
-def _void_in_batch(
-    t: Terminal,
-    rnd: random.Random,
-    kind: str,
-    name: str,
-    verb: str,
-    method: Callable[[Terminal], Callable[[str, str], Outcome]],
-) -> _Op | None:
-    """Void (supervisor) one of the latest 20 approved ``kind`` rows of the open batch."""
-    rows = [
-        r
-        for r in t.store.journal()
-        if r.kind == kind
-        and r.status == "approved"
-        and not r.voided
-        and not r.settled
-        and r.batch == t.batch
-    ]
-    if not rows:
-        return None
-    row = rnd.choice(rows[-20:])
-    return _Op(
-        name,
-        lambda term: method(term)(row.stan, SUPERVISOR),
-        ["--supervisor-password", SUPERVISOR, verb, row.stan],
-        True,
-    )
-
-
-def _open_preauths(rows: list[JournalRow]) -> list[JournalRow]:
-    """Approved pre-authorisations not voided, not settled and not yet completed."""
-    completed = {
-        (r.original_stan, r.original_batch)
-        for r in rows
-        if r.kind == "completion" and r.status == "approved"
-    }
-    return [
-        r
-        for r in rows
-        if r.kind == "preauth"
-        and r.status == "approved"
-        and not r.voided
-        and not r.settled
-        and (r.stan, r.batch) not in completed
-    ]
-
-
-def _offline_stored(t: Terminal) -> list[JournalRow]:
-    """Offline purchases the terminal still has to upload."""
-    return [r for r in t.store.journal() if r.status == "offline_stored"]
-
-
 class Campaign:
     """Runs one :class:`LabConfig`; see the module docstring."""
 
@@ -625,9 +182,22 @@ class Campaign:
         self.out = cfg.out
         self.world = lab_world(cfg.seed, cfg.terminals, cfg.extra_cards)
         self.cards = self.world.cards
-        self.good_cards = [c for c in self.cards if c.good]
-        self.bad_cards = [c for c in self.cards if not c.good]
-        self.by_masked = self.world.card_by_masked()
+        # chip cards are inserted or tapped (a swipe of one at a chip terminal is 45)
+        self.chip_cards = [c for c in self.cards if c.good and c.chip is not None]
+        self.card_files: dict[str, Path] = {}
+        self.mix = OperationMix(
+            [c for c in self.cards if c.good and c.chip is None],
+            [c for c in self.cards if not c.good],
+            self.chip_cards,
+            self.world.card_by_masked(),
+            self.card_files,
+        )
+        chip_terms = sum(1 for t in self.world.terminals if t.chip)
+        self.chip_p = (
+            min(0.8, cfg.chip_share * cfg.terminals / chip_terms)
+            if chip_terms and self.chip_cards
+            else 0.0
+        )
         self.kek = lab_kek(cfg.seed)
         self.report = Report(cfg.seed, cfg.terminals)
         self.env = dict(os.environ)
@@ -707,7 +277,7 @@ class Campaign:
         rate = self.cfg.host_kill_rate
         if (
             rate > 0
-            and _rng(self.cfg.seed, "host-kill", event.frame).random() < rate
+            and rng(self.cfg.seed, "host-kill", event.frame).random() < rate
             and self.host.kill()
         ):
             with self._lock:
@@ -716,7 +286,7 @@ class Campaign:
 
     def _host_between(self, step: int) -> None:
         """Between operations: kill the host now and then; restart it, or keep it down."""
-        rnd = _rng(self.cfg.seed, "host-between", step)
+        rnd = rng(self.cfg.seed, "host-between", step)
         if rnd.random() < self.cfg.host_kill_between and self.host.kill():
             with self._lock:
                 self._host_killed = True
@@ -742,107 +312,22 @@ class Campaign:
         self.host.start()
         self.report.host_restarts += 1
 
-    # -- choosing an operation
+    def _personalise(self) -> None:
+        """A card file for every chip card, as ``clearpos admin cards personalise`` writes
+        it (the same function, in one transaction): ICC keys derived from the issuer keys
+        the host's store keeps sealed, the ATC from the last one the host saw."""
+        from clearpos.keys import SecurityModule
+        from clearpos.keys.tokens import PanTokenizer
+        from clearpos.ops.chip import personalise
 
-    def _choose(self, t: Terminal, rnd: random.Random) -> _Op:
-        r = rnd.random()
-        good = self.good_cards
-        if r < 0.03 and self.bad_cards:
-            card = rnd.choice(self.bad_cards)
-            amount = rnd.randint(100, 30000)
-            return self._purchase(card, amount, pin=True, keyed=False)
-        if r < 0.45:
-            card = rnd.choice(good)
-            amount = rnd.randint(100, 30000)
-            pin = rnd.random() < 0.85
-            keyed = rnd.random() < 0.1
-            return self._purchase(card, amount, pin=pin, keyed=keyed)
-        if r < 0.53:
-            op = _void_in_batch(t, rnd, "purchase", "void", "void", lambda term: term.void)
-            if op is not None:
-                return op
-        if 0.53 <= r < 0.60:
-            rows = [
-                r
-                for r in t.store.journal()
-                if r.kind in ("purchase", "completion", "offline")
-                and r.status in ("approved", "offline_uploaded")
-                and not r.voided
-                and r.rrn != ""
-            ][-40:]
-            if rows:
-                row = rnd.choice(rows)
-                known = self.by_masked.get(row.pan)
-                amount = max(1, (row.amount_fen or 1) // rnd.choice((1, 1, 2, 3)))
-                give_card = known is not None and (row.sealed is None or rnd.random() < 0.3)
-                card_in = CardInput(known.pan, known.expiry) if give_card and known else None
-                argv = ["--supervisor-password", SUPERVISOR, "refund", fen_yuan(amount)]
-                argv += ["--rrn", row.rrn]
-                if card_in is not None and known is not None:
-                    argv += _card_argv(known, pin=False)
-                return _Op(
-                    "refund",
-                    lambda term: term.refund(
-                        amount, row.rrn, card_in, supervisor_password=SUPERVISOR
-                    ),
-                    argv,
-                    True,
-                )
-        if 0.60 <= r < 0.70:
-            card = rnd.choice(good)
-            amount = rnd.randint(1000, 50000)
-            return _Op(
-                "preauth",
-                lambda term: term.preauth(amount, CardInput(card.pan, card.expiry, card.pin)),
-                ["preauth", fen_yuan(amount), *_card_argv(card, pin=True)],
-                True,
-            )
-        if 0.70 <= r < 0.82:
-            rows = _open_preauths(t.store.journal())
-            if rows:
-                row = rnd.choice(rows[-20:])
-                if r < 0.78:
-                    amount = max(1, (row.amount_fen or 1) - rnd.choice((0, 0, 1, 100, 999)))
-                    return _Op(
-                        "complete",
-                        lambda term: term.complete(amount, row.stan),
-                        ["complete", fen_yuan(amount), "--preauth", row.stan],
-                        True,
-                    )
-                return _Op(
-                    "preauth_void",
-                    lambda term: term.preauth_void(row.stan, SUPERVISOR),
-                    ["--supervisor-password", SUPERVISOR, "preauth-void", row.stan],
-                    True,
-                )
-        if 0.82 <= r < 0.86:
-            op = _void_in_batch(
-                t, rnd, "completion", "completion_void", "complete-void",
-                lambda term: term.completion_void,
-            )  # fmt: skip
-            if op is not None:
-                return op
-        if 0.86 <= r < 0.96:
-            card = rnd.choice(good)
-            return _Op(
-                "balance",
-                lambda term: term.balance(CardInput(card.pan, card.expiry, card.pin)),
-                ["balance", *_card_argv(card, pin=True)],
-                True,
-            )
-        card = rnd.choice(good)
-        amount = rnd.randint(100, 8000)  # small: some go offline while the host is down
-        return self._purchase(card, amount, pin=rnd.random() < 0.5, keyed=False)
-
-    @staticmethod
-    def _purchase(card: LabCard, amount: int, *, pin: bool, keyed: bool) -> _Op:
-        card_in = CardInput(card.pan, card.expiry, card.pin if pin else None, keyed)
-        return _Op(
-            "purchase",
-            lambda term: term.purchase(amount, card_in),
-            ["purchase", fen_yuan(amount), *_card_argv(card, pin=pin, keyed=keyed)],
-            True,
-        )
+        cards = self.out / "cards"
+        cards.mkdir()
+        hsm, tokens = SecurityModule(self.kek), PanTokenizer(self.kek)
+        with open_database(self.host.url).transaction() as tx:
+            for n, card in enumerate(self.chip_cards, 1):
+                path = cards / f"chip-{n:02d}.toml"
+                personalise(tx, hsm, tokens.token(card.pan), card.pan, path, by="lab")
+                self.card_files[card.pan] = path
 
     # -- running operations
 
@@ -850,11 +335,11 @@ class Campaign:
         """Operator signed in and terminal signed on (what an operator would do)."""
         t = self.terminal(tid)
         if t.operator is None:
-            self._run(tid, _Op("login", lambda term: term.login("01", "0000"), [], False))
+            self._run(tid, Op("login", lambda term: term.login("01", "0000"), [], False))
         elif not t.signed_on:
-            self._run(tid, _Op("signon", lambda term: term.signon(), [], False))
+            self._run(tid, Op("signon", lambda term: term.signon(), [], False))
 
-    def _run(self, tid: str, op: _Op) -> Outcome | None:
+    def _run(self, tid: str, op: Op) -> Outcome | None:
         t = self.terminal(tid)
         rep = self.report
         rep.operations[op.name] += 1
@@ -890,7 +375,7 @@ class Campaign:
         if name == "settle" and out.approved:
             rep.settlements += 1
 
-    def _run_cli(self, tid: str, op: _Op, step: int) -> None:
+    def _run_cli(self, tid: str, op: Op, step: int) -> None:
         """The operation as a ``clearpos pos`` subprocess, perhaps SIGKILLed midway."""
         self.close_terminal(tid)
         rep = self.report
@@ -898,7 +383,7 @@ class Campaign:
         rep.operations[op.name] += 1
         if op.financial:
             rep.transactions += 1
-        rnd = _rng(self.cfg.seed, "cli", step)
+        rnd = rng(self.cfg.seed, "cli", step)
         kill = rnd.random() < self.cfg.cli_kill_share
         by_frame = rnd.random() < 0.7
         target = rnd.randint(1, 3)
@@ -962,7 +447,7 @@ class Campaign:
         cfg = self.cfg
         started = time.monotonic()
         self.out.mkdir(parents=True, exist_ok=True)
-        for sub in ("terminals", "logs", "exports"):
+        for sub in ("terminals", "logs", "exports", "cards"):
             shutil.rmtree(self.out / sub, ignore_errors=True)
         for name in (
             "host.db",
@@ -988,6 +473,7 @@ class Campaign:
         finally:
             shutil.rmtree(worlddir, ignore_errors=True)
         self.report.host_restarts = 0
+        self._personalise()
         self.proxy = FaultProxy(("127.0.0.1", self.port), record=False).start()
         try:
             self._campaign()
@@ -1018,14 +504,17 @@ class Campaign:
         while self.report.transactions < cfg.transactions:
             tid = tids[step % len(tids)]
             self._host_between(step)
-            rnd = _rng(cfg.seed, "op", step)
+            rnd = rng(cfg.seed, "op", step)
             self._ready(tid)
             t = self.terminal(tid)
+            chip = self.world.terminals[step % len(tids)].chip
             if rnd.random() < cfg.settle_rate:
-                op = _Op("settle", lambda term: term.settle(), ["settle"], False)
+                op = Op("settle", lambda term: term.settle(), ["settle"], False)
+            elif chip and rng(cfg.seed, "chip", step).random() < self.chip_p:
+                op = self.mix.chip_sale(rng(cfg.seed, "chip-sale", step))
             else:
-                op = self._choose(t, rnd)
-            if _rng(cfg.seed, "cli-pick", step).random() < cfg.cli_rate:
+                op = self.mix.choose(t, rnd)
+            if rng(cfg.seed, "cli-pick", step).random() < cfg.cli_rate:
                 self._run_cli(tid, op, step)
             else:
                 self._run(tid, op)
@@ -1060,10 +549,10 @@ class Campaign:
             for _ in range(5):
                 self._ready(tid)
                 t = self.terminal(tid)
-                self._run(tid, _Op("echo", lambda term: term.echo(), [], False))
-                if t.store.reversal() is not None or _offline_stored(t):
+                self._run(tid, Op("echo", lambda term: term.echo(), [], False))
+                if t.store.reversal() is not None or offline_stored(t):
                     continue
-                out = self._run(tid, _Op("settle", lambda term: term.settle(), [], False))
+                out = self._run(tid, Op("settle", lambda term: term.settle(), [], False))
                 if out is not None and out.approved:
                     settled = True
                     break
@@ -1076,7 +565,7 @@ class Campaign:
                 self.report.discrepancies.append(
                     Discrepancy("final", f"terminal {tid} still owes a reversal at the end")
                 )
-            stuck = _offline_stored(t)
+            stuck = offline_stored(t)
             if stuck:
                 self.report.discrepancies.append(
                     Discrepancy(
@@ -1153,157 +642,6 @@ def _argv_of(cfg: LabConfig) -> list[str]:
     if cfg.workers > 1:
         argv.append(f"--workers {cfg.workers}")
     return argv
-
-
-# ---------------------------------------------------------------------------- comparison
-
-
-@dataclass
-class Comparison:
-    discrepancies: list[Discrepancy] = field(default_factory=list)
-    unknown: int = 0
-
-
-def compare(
-    journals: dict[str, list[JournalRow]],
-    host_rows: list[dict[str, Any]],
-    cards: list[tuple[str, int, int, int]],
-    world: LabWorld,
-) -> Comparison:
-    """Terminal journals against the host's journal and cards (see the module docstring).
-
-    ``host_rows`` are the host's journal rows as dicts; ``cards`` are
-    ``(pan_masked, opening_fen, balance_fen, holds_fen)`` from the host.
-    """
-    res = Comparison()
-    bad = res.discrepancies
-    by_key: dict[str, dict[str, Any]] = {}
-    for r in host_rows:
-        key = r.get("req_key")
-        if key and r["kind"] != "reversal":
-            by_key[key] = r
-
-    def host_applied(r: dict[str, Any] | None) -> bool:
-        return r is not None and r["code"] == "00" and r["status"] != "reversed"
-
-    charged: Counter[str] = Counter()
-    credited: Counter[str] = Counter()
-    held: Counter[str] = Counter()
-    seen_keys: set[str] = set()
-    for tid, rows in journals.items():
-        completed = {
-            (r.original_batch, r.original_stan)
-            for r in rows
-            if r.kind == "completion" and r.status in APPLIED
-        }
-        for row in rows:
-            if row.kind not in FINANCIAL or not row.stan:
-                continue
-            key = f"{tid}:{row.batch}:{row.stan}"
-            seen_keys.add(key)
-            if row.kind == "balance":
-                continue  # a balance inquiry moves no money: nothing to agree on
-            h = by_key.get(key)
-            where = f"{tid} batch {row.batch} STAN {row.stan} {row.kind}"
-            if row.status in APPLIED:
-                mine: bool | None = True
-            elif row.status in NOT_APPLIED:
-                mine = False
-            elif row.kind == "refund" and row.status in ("unknown", "sending"):
-                mine = None
-            else:
-                bad.append(
-                    Discrepancy("terminal", f"{where}: left in state {row.status!r} at the end")
-                )
-                continue
-            theirs = host_applied(h)
-            if mine is None:
-                res.unknown += 1
-                mine = theirs
-            elif mine != theirs:
-                hs = "no row" if h is None else f"code {h['code']!r} status {h['status']!r}"
-                bad.append(
-                    Discrepancy(
-                        "transaction",
-                        f"{where}: terminal says {'applied' if mine else 'not applied'} "
-                        f"({row.status}), host says {'applied' if theirs else 'not applied'} "
-                        f"({hs})",
-                    )
-                )
-                continue
-            if not mine:
-                continue
-            assert h is not None
-            if row.amount_fen != h["amount_fen"]:
-                bad.append(
-                    Discrepancy(
-                        "transaction",
-                        f"{where}: amount {row.amount_fen} at the terminal, "
-                        f"{h['amount_fen']} at the host",
-                    )
-                )
-            if row.kind in ("purchase", "completion", "preauth"):
-                t_voided = row.voided
-                h_voided = h["status"] == "voided"
-                if t_voided != h_voided:
-                    bad.append(
-                        Discrepancy(
-                            "voided",
-                            f"{where}: voided at the terminal {t_voided}, host status "
-                            f"{h['status']!r}",
-                        )
-                    )
-            if row.kind == "preauth":
-                t_done = (row.batch, row.stan) in completed
-                h_done = h["status"] == "completed"
-                if t_done != h_done:
-                    bad.append(
-                        Discrepancy(
-                            "completed",
-                            f"{where}: completed at the terminal {t_done}, host status "
-                            f"{h['status']!r}",
-                        )
-                    )
-            card = row.pan
-            amount = row.amount_fen or 0
-            if row.kind in DEBIT_KINDS:
-                charged[card] += amount
-            elif row.kind in CREDIT_KINDS:
-                credited[card] += amount
-            elif (
-                row.kind == "preauth" and not row.voided and (row.batch, row.stan) not in completed
-            ):
-                held[card] += amount
-    for key, r in by_key.items():
-        if key not in seen_keys and host_applied(r):
-            bad.append(
-                Discrepancy(
-                    "transaction",
-                    f"host row {r['id']} ({r['kind']} {key}) is applied but no terminal "
-                    "journaled it",
-                )
-            )
-    opening = {c.masked: c.balance_fen for c in world.cards}
-    for masked, host_opening, balance, holds in cards:
-        start = opening.get(masked, host_opening)
-        want = start - charged[masked] + credited[masked]
-        if want != balance:
-            bad.append(
-                Discrepancy(
-                    "money",
-                    f"card {masked}: opening {start} - charged {charged[masked]} + credited "
-                    f"{credited[masked]} = {want}, host balance {balance}",
-                )
-            )
-        if held[masked] != holds:
-            bad.append(
-                Discrepancy(
-                    "holds",
-                    f"card {masked}: open pre-auths at the terminals {held[masked]}, "
-                    f"host holds {holds}",
-                )
-            )
-    return res
 
 
 def run_campaign(cfg: LabConfig) -> Report:

@@ -59,6 +59,25 @@ def register(p: argparse.ArgumentParser) -> None:
         "SIGKILLed; at the end every terminal settles and journals, money and the audit are "
         "compared. Same seed, same fault schedule.",
     )
+    _traffic_options(r)
+    _crash_options(r)
+    r.add_argument("--no-leak-scan", action="store_true", help="skip the leak scan of --out")
+    r.add_argument("--json", action="store_true", help="print the report as JSON")
+    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    r.set_defaults(run=_run)
+    s = sub.add_parser(
+        "scan",
+        help="look for the test data's PANs, track 2, PIN blocks, PINs and keys in files",
+        description="Exit 1 when any secret is found; each hit names file, offset and the "
+        "secret, masked.",
+    )
+    from .leakscan import register as register_scan
+
+    register_scan(s)
+
+
+def _traffic_options(r: argparse.ArgumentParser) -> None:
+    """The world, the terminals and the network: what is traded and how it is disturbed."""
     r.add_argument("--seed", type=int, default=1, help="the campaign's seed (default 1)")
     r.add_argument("--terminals", type=_positive, default=4, help="virtual terminals (default 4)")
     r.add_argument(
@@ -88,6 +107,10 @@ def register(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--no-faults", action="store_true", help="no network faults (crashes still happen)"
     )
+
+
+def _crash_options(r: argparse.ArgumentParser) -> None:
+    """Crashes (host and terminal SIGKILLs), chip sales, and where the host's store is."""
     r.add_argument(
         "--host-kill-rate",
         type=float,
@@ -120,6 +143,13 @@ def register(p: argparse.ArgumentParser) -> None:
         help="share of those SIGKILLed midway (default 0.6)",
     )
     r.add_argument(
+        "--chip-share",
+        type=float,
+        default=0.3,
+        help="share of operations that are chip sales, contact (--chip) or QuickPass (--tap), "
+        "on the chip terminals (default 0.3; at most 0.8 of a chip terminal's operations)",
+    )
+    r.add_argument(
         "--db",
         help="the host's store: postgresql://USER@HOST/DB (wiped at the start; default: a "
         "SQLite file in --out)",
@@ -131,19 +161,6 @@ def register(p: argparse.ArgumentParser) -> None:
         help="host processes sharing the port (PostgreSQL only; a host SIGKILL takes the "
         "supervisor and all its workers down)",
     )
-    r.add_argument("--no-leak-scan", action="store_true", help="skip the leak scan of --out")
-    r.add_argument("--json", action="store_true", help="print the report as JSON")
-    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    r.set_defaults(run=_run)
-    s = sub.add_parser(
-        "scan",
-        help="look for the test data's PANs, track 2, PIN blocks, PINs and keys in files",
-        description="Exit 1 when any secret is found; each hit names file, offset and the "
-        "secret, masked.",
-    )
-    from .leakscan import register as register_scan
-
-    register_scan(s)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -194,6 +211,7 @@ def _campaign(
         host_down_share=args.host_down_share,
         cli_rate=args.cli_rate,
         cli_kill_share=args.cli_kill_share,
+        chip_share=args.chip_share,
         leak_scan=not args.no_leak_scan,
         db=args.db,
         workers=args.workers,

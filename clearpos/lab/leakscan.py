@@ -12,7 +12,13 @@ Looked for in every byte of every file under the given paths:
                 to 5 distinct bytes or more, see :func:`_bcd_forms`), or
                 written in groups with spaces, dashes or dots between them
                 (the masking's detector, :func:`clearpos.wire.mask.find_pans`)
-``track2``      PAN + ``=``/``D`` + expiry, ASCII or packed BCD
+``track2``      PAN + ``=``/``D`` + expiry, ASCII (``D`` either case) or packed BCD
+``chip-data``   chip card data as field 55 or a card would carry it, raw or as hex
+                (either case): tag ``5A`` (the PAN, packed BCD, ``F``-padded) and
+                ``57`` (track 2 equivalent: PAN ``D`` expiry ...) of a known card
+                with their length byte, and any ``9F1F`` (track 1 discretionary
+                data) whose value reads as track data (4 digits or more, or 12
+                printable characters or more), see :func:`_track1_discretionary`
 ``pin-block``   a card's clear ISO 9564 format-0 PIN block, and the same
                 block encrypted under every known PIN key; raw or hex
 ``tmk``         a terminal master key, raw or hex (either case)
@@ -29,9 +35,12 @@ World files themselves are the secrets' source: a ``.toml`` file with
 ``[[cards]]`` or ``[[terminals]]`` tables is read for secrets and not
 reported. So is a simulated chip card file (``clearpos admin cards
 personalise``): it is the card itself, PAN and keys included, as a physical
-card is; its PAN, track 2 and ICC keys found anywhere else are leaks. Chip data
-in field 55 holds the PAN (tag 5A) and track 2 (tag 57) as packed BCD, which the
-BCD forms below find. A hit names the file, the byte offset and the secret, masked.
+card is; its PAN, track 2 and ICC keys found anywhere else are leaks (so is its
+``.toml.tmp``, left behind when a process is killed while saving it). Chip data
+holds the PAN (tag 5A), track 2 (tag 57) and track 1 discretionary data (tag
+9F1F); the tags of :data:`clearpos.wire.tlv.CARD_DATA_TAGS` are never logged,
+shown or exported, so any of these three found is a leak. A hit names the file,
+the byte offset and the secret, masked.
 
 Many patterns, large files: every pattern of 7 bytes or more is indexed by its
 4-byte substrings; a file is read as 32-bit words at offsets 0, 4, 8, ...
@@ -68,6 +77,7 @@ _PIN_CONTEXT = re.compile(
     (\d{4,12}) (?!\d)
     """
 )
+_TRACK1_DD = re.compile(rb"9f1f([0-7][0-9a-f])")  # searched in lower-cased data
 _WORD = 4
 _CHUNK = 1 << 22  # bytes per intersection (a multiple of 4)
 
@@ -97,6 +107,41 @@ def _bcd_forms(digits: str) -> list[bytes]:
         if len(s) >= 14 and len(set(bytes.fromhex(s))) >= 5:
             out.append(bytes.fromhex(s))
     return out
+
+
+def _tlv_forms(pan: str, expiry: str) -> list[tuple[bytes, str]]:
+    """Tags 5A and 57 of a card as a chip carries them: tag, length byte, packed BCD.
+
+    5A is the PAN, ``F``-padded to whole bytes. 57 is PAN ``D`` expiry, then a
+    service code and discretionary data this scan does not know: so its value's
+    known head is matched after every length byte it could have (up to 19).
+
+    >>> [(f.hex().upper(), label) for f, label in _tlv_forms("6214830000000002144", "")]
+    [('5A0A6214830000000002144F', 'tag 5A (PAN)')]
+    """
+    out = [
+        (
+            b"\x5a"
+            + bytes([len(pan) // 2 + len(pan) % 2])
+            + bytes.fromhex(pan + "F" * (len(pan) % 2)),
+            "tag 5A (PAN)",
+        )
+    ]
+    if len(expiry) == 4 and expiry.isdecimal():
+        head = f"{pan}D{expiry}"
+        known = bytes.fromhex(head[: len(head) // 2 * 2])
+        for n in range(len(head) // 2 + len(head) % 2, 20):
+            out.append((b"\x57" + bytes([n]) + known, "tag 57 (track 2 equivalent)"))
+    return out
+
+
+def _track1_discretionary(value: bytes) -> bool:
+    """Whether a ``9F1F`` value reads as track 1 discretionary data (``ans``): digits
+    only, 4 or more (CVV, PVV...), or 12 printable characters or more. Random bytes
+    rarely do (a SQLite file holds ``9F 1F`` now and then)."""
+    if len(value) >= 4 and value.isdigit():
+        return True
+    return len(value) >= 12 and all(0x20 <= b < 0x7F for b in value)
 
 
 def _masked_key(key: bytes) -> str:
@@ -170,12 +215,14 @@ class Secrets:
         for form in _bcd_forms(pan):
             self.raw.setdefault(form, ("pan", label + " as BCD"))
         if len(expiry) == 4 and expiry.isdecimal():
-            for sep in ("=", "D"):
+            for sep in ("=", "D", "d"):
                 self.raw.setdefault(
                     f"{pan}{sep}{expiry}".encode(), ("track2", f"{label}{sep}{expiry}")
                 )
             for form in _bcd_forms(f"{pan}D{expiry}"):
                 self.raw.setdefault(form, ("track2", f"{label} track 2 as BCD"))
+        for form, what in _tlv_forms(pan, expiry):
+            self._add(form, "chip-data", f"{what} of {label}", hex_too=True)
         if pin.isdecimal() and 4 <= len(pin) <= 12:
             self.pins[pin] = f"PIN of {label} ({'*' * len(pin)})"
             self.pan_pins.append((pan, pin))
@@ -339,6 +386,7 @@ class Secrets:
             if pin_label is not None:
                 yield m.start(1), len(m.group(1)), "pin", pin_label
         yield from self._written_pans(data)
+        yield from _track1_tags(data)
 
     def _written_pans(self, data: bytes) -> Iterator[tuple[int, int, str, str]]:
         """Known PANs as people write them (``6222 0212 3456 7890 123``, with dashes or
@@ -350,6 +398,28 @@ class Secrets:
         for m in find_pans(text, lambda digits, separated: separated and digits in self.pans):
             kind = "track2" if m.track else "pan"
             yield m.start, m.end - m.start, kind, f"{mask_pan(m.pan)} written in groups"
+
+
+def _track1_tags(data: bytes) -> Iterator[tuple[int, int, str, str]]:
+    """Tag 9F1F (track 1 discretionary data) with a value that reads as track data,
+    raw (tag, length, value) or as hex (either case)."""
+    at = data.find(b"\x9f\x1f")
+    while at >= 0:
+        n = data[at + 2] if at + 2 < len(data) else 0
+        value = data[at + 3 : at + 3 + n]
+        if 0 < n < 0x80 and len(value) == n and _track1_discretionary(value):
+            yield at, 3 + n, "chip-data", f"tag 9F1F (track 1 discretionary data, {n} bytes)"
+        at = data.find(b"\x9f\x1f", at + 1)
+    for m in _TRACK1_DD.finditer(data.lower()):
+        n = int(m.group(1), 16)
+        text = data[m.end() : m.end() + 2 * n]
+        try:
+            value = bytes.fromhex(text.decode("ascii"))
+        except ValueError:
+            continue
+        if n and len(value) == n and _track1_discretionary(value):
+            yield (m.start(), 6 + 2 * n, "chip-data",
+                   f"tag 9F1F (track 1 discretionary data, {n} bytes) as hex")  # fmt: skip
 
 
 def _tables(data: dict[str, object], name: str) -> list[dict[str, object]]:
@@ -374,7 +444,11 @@ def _is_world(path: Path, head: bytes) -> bool:
 
 
 def _is_card_file(path: Path, head: bytes) -> bool:
-    return path.suffix == ".toml" and b"\nicc_mk_ac = " in head and b"\npan = " in head
+    return (
+        path.name.endswith((".toml", ".toml.tmp"))
+        and b"\nicc_mk_ac = " in head
+        and b"\npan = " in head
+    )
 
 
 def scan_bytes(data: bytes, secrets: Secrets, name: str = "<data>") -> list[Hit]:
