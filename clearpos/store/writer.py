@@ -195,6 +195,8 @@ class BatchWriter(Generic[C]):
             while True:
                 failed, value = self._attempt(conn, tx, jobs[start:end])
                 if failed is None:  # committed
+                    if self.on_commit is not None:  # told before any answer is released
+                        self.on_commit(end - start, time.perf_counter() - t0)
                     emit(
                         self._done(
                             [
@@ -204,8 +206,6 @@ class BatchWriter(Generic[C]):
                             commit=True,
                         )
                     )
-                    if self.on_commit is not None:
-                        self.on_commit(end - start, time.perf_counter() - t0)
                     start = end
                     break
                 if failed == _COMMIT or self.backend.broken(conn):
