@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,21 @@ from host_fixture import EXAMPLE_WORLD, TEST_KEK
 from hostclient import Client, Reply
 
 from clearpos.audit import run_audit
+from clearpos.clock import utc_iso
 from clearpos.host.cli import build_engine
 from clearpos.host.engine import Engine
 from clearpos.host.seed import seed
 from clearpos.keys import KeyEncryptionKey
 from clearpos.store import Tx
 from clearpos.store.sqlite import GroupCommitWriter, SqliteDatabase
-from clearpos.wire import FinancialRequest, Kind, OriginalRef, Reversal, parse
+from clearpos.wire import (
+    FinancialRequest,
+    Kind,
+    OriginalRef,
+    ParameterDownload,
+    Reversal,
+    parse,
+)
 from clearpos.wire.framing import decode_frame
 from clearpos.world import load_world
 
@@ -186,3 +195,44 @@ def _statuses(db: SqliteDatabase) -> dict[str, str]:
             "AND code = '00' ORDER BY id"
         ).fetchall()
     return {r["kind"]: r["status"] for r in rows}
+
+
+def test_parameter_answer_fits_field_62_with_many_notices(
+    site: tuple[InProcess, SqliteDatabase],
+) -> None:
+    """Windows whose notices together pass field 62's 512 bytes (scheduled before the
+    standard records were counted): the soonest that fit are sent, the others counted
+    in the journal — not a host.error (the demo's 0810s failed so, 515 bytes)."""
+    client, db = site
+    assert client.sign_on().code == "00"
+    now = datetime.now(UTC)
+    with db.transaction() as tx:
+        for day in range(1, 6):
+            tx.insert_row(
+                "maintenance",
+                {
+                    "who": "all",
+                    "start_at": utc_iso(now + timedelta(days=day)),
+                    "end_at": utc_iso(now + timedelta(days=day, hours=2)),
+                    "notice_zh": f"第{day}次系统升级维护,期间暂停交易,请提前安排收银" * 2,
+                    "notice_en": f"Upgrade {day}: card payments pause for two hours" * 2,
+                    "created_by": "test",
+                    "created_at": utc_iso(now),
+                    "cancelled": 0,
+                },
+            )
+        tx.touch_config()
+    reply = client.send(
+        ParameterDownload(
+            tid=client.tid, mid=client.mid, stan=client.next_stan(), batch=client.batch
+        )
+    )
+    assert reply.code == "00"
+    records = reply.msg.records  # type: ignore[attr-defined]
+    zh = [r for r in records if r.tag == "91"]
+    assert 1 <= len(zh) < 5 and any("第1次" in r.value for r in zh)
+    with db.reader() as tx:
+        facts = tx.journal(int(reply.msg.rrn)).facts  # type: ignore[attr-defined]
+        upcoming = len(tx.maintenance_upcoming(utc_iso(now)))  # the world's own, and ours
+    assert upcoming >= 5
+    assert facts["notices"] == len(zh) and facts["notices_left_out"] == upcoming - len(zh)

@@ -57,6 +57,7 @@ from ..wire import (
     build,
     encode,
     encode_frame,
+    encode_params,
     mask_pan,
     needs_mac,
     parse,
@@ -224,6 +225,10 @@ class SignOff:
 STANDARD_PARAMETERS = ((Param.TIMEOUT, "60"), (Param.REDIAL, "3"), (Param.MANUAL_ENTRY, "1"))
 
 
+#: field 62 is b..512 LLLVAR (spec §3)
+FIELD62_MAX = 512
+
+
 class Params:
     """Parameter download: the standard records every terminal reads; for terminals
     of ``dialect = "clearpos"`` also the [ext] host name and every maintenance
@@ -238,19 +243,31 @@ class Params:
         merchant = ctx.tx.merchant(t.mid, lock=False)
         if merchant is not None:
             records.append(ParamRecord(Param.MERCHANT_NAME, merchant.name))
-        notices = 0
+        notices = left_out = 0
         if t.dialect == "clearpos":
             records.append(ParamRecord(Param.HOST_NAME, ctx.config.name))
+            size = len(encode_params(tuple(records)))
+            # soonest first, as many as field 62 holds (b..512); the journal counts
+            # the ones left out, which a later download brings once earlier windows
+            # are over (a new notice, or the terminal's own download)
             for w in ctx.config.upcoming(ctx.now_iso):
-                records += [
+                notice = [
                     ParamRecord(Param.NOTICE_ZH, w.notice_zh),
                     ParamRecord(Param.NOTICE_EN, w.notice_en),
                     ParamRecord(Param.NOTICE_START, local_stamp(w.start_at)),
                     ParamRecord(Param.NOTICE_END, local_stamp(w.end_at)),
                 ]
+                more = len(encode_params(tuple(notice)))
+                if left_out or size + more > FIELD62_MAX:
+                    left_out += 1
+                    continue
+                records += notice
+                size += more
                 notices += 1
         ctx.facts["records"] = records
         ctx.facts["notices"] = notices
+        if left_out:
+            ctx.facts["notices_left_out"] = left_out
         ctx.facts["dialect"] = t.dialect
         ctx.tx.update_terminal(t.tid, notice_seen=ctx.config.latest_notice_id(ctx.now_iso))
         return True
