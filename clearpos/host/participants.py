@@ -545,8 +545,9 @@ class Authorize:
         card = ctx.card
         assert card is not None
         bd = ctx.business_date
-        if card.balance_fen - (card.holds_fen - orig.hold_fen) < amount:
-            return ctx.decline("card.insufficient_funds", amount_fen=amount)
+        refused = self.issuer.check_completion(card, amount, orig.hold_fen)
+        if refused is not None:
+            return ctx.decline(refused.reason, **refused.facts)
         # release the hold, take the money; today's used amount moves from hold to debit
         same_day = orig.business_date == bd
         daily = amount - (orig.hold_fen if same_day else 0)
@@ -561,8 +562,9 @@ class Authorize:
     def _refund(self, ctx: Ctx, m: FinancialRequest) -> bool:
         card = ctx.card
         assert card is not None
-        if card.status in ("closed", "lost", "stolen"):
-            return ctx.decline(f"card.{card.status}")
+        refused = self.issuer.check_credit(card)
+        if refused is not None:
+            return ctx.decline(refused.reason, **refused.facts)
         orig = self._original(ctx, m, ("purchase", "completion", "offline"))
         if orig is None:
             return False

@@ -107,6 +107,26 @@ class Issuer:
             )
         return None
 
+    @staticmethod
+    def check_credit(card: CardRec) -> CardCheck | None:
+        """May money go back to this card (a refund)? Not to an account that is
+        closed, or reported lost or stolen; a frozen or expired account still takes
+        its customer's money back."""
+        if card.status in ("closed", "lost", "stolen"):
+            return CardCheck(STATUS_REASON[card.status], {"status": card.status})
+        return None
+
+    @staticmethod
+    def check_completion(card: CardRec, amount: int, held: int) -> CardCheck | None:
+        """May a completion take ``amount`` from the card, once the pre-authorisation's
+        own hold (``held``) is released? The day's limit counted the hold already."""
+        available = card.balance_fen - (card.holds_fen - held)
+        if available < amount:
+            return CardCheck(
+                "card.insufficient_funds", {"available_fen": available, "amount_fen": amount}
+            )
+        return None
+
     def apply(
         self,
         tx: Tx,
