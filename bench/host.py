@@ -416,8 +416,8 @@ def pg_settings(url: str) -> str:
 def thread_seconds(host_pid: int) -> dict[str, float]:
     """CPU seconds of the host process's threads (Linux): the event loop (the
     process's main thread, or each worker's) and the rest (the store writer
-    threads, executor threads)."""
-    out = {"loop": 0.0, "other threads": 0.0}
+    threads, executor threads), and how much of all that ran in the kernel."""
+    out = {"loop": 0.0, "other threads": 0.0, "of which system (kernel)": 0.0}
     tick = os.sysconf("SC_CLK_TCK")
     pids = [host_pid]
     children = Path(f"/proc/{host_pid}/task/{host_pid}/children")
@@ -432,6 +432,7 @@ def thread_seconds(host_pid: int) -> dict[str, float]:
             rest = stat[stat.rindex(")") + 2 :].split()
             cpu = (int(rest[11]) + int(rest[12])) / tick
             out["loop" if int(task.name) == pid else "other threads"] += cpu
+            out["of which system (kernel)"] += int(rest[12]) / tick
     return out
 
 
