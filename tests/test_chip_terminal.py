@@ -18,6 +18,8 @@ from host_fixture import EXAMPLE_WORLD, ROOT, HostProc, Store, env, start_host
 
 from clearpos.audit import run_audit
 from clearpos.issuer.card import load_card
+from clearpos.keys import KeyEncryptionKey
+from clearpos.keys.tokens import PanTokenizer
 
 TID, MID, TMK = "10000011", "898310048161234", "7B6A59483726150413243546576879A8"
 CHIP19 = "6214830000000002144"
@@ -115,3 +117,68 @@ def test_card_options_are_checked(host: HostProc, tmp_path: Path) -> None:
         "--state", str(tmp_path / "p"), "purchase", "1.00", "--chip", str(tmp_path / "none.toml"),
     )  # fmt: skip
     assert r.returncode == 2 and "card file" in r.stderr
+
+
+def _balance(h: HostProc, pan: str) -> int:
+    tok = PanTokenizer(KeyEncryptionKey(bytes.fromhex("5e" * 32))).token(pan)
+    row = h.one("SELECT balance_fen - holds_fen FROM cards WHERE pan_token = ?", (tok,))
+    return int(row[0])
+
+
+def test_the_card_refusing_after_an_approval_is_reversed_and_not_charged(
+    host: HostProc, tmp_path: Path
+) -> None:
+    card_file = tmp_path / "card.toml"
+    r = clearpos("admin", "--db", host.url, "cards", "personalise", CHIP19, "--out", str(card_file))
+    assert r.returncode == 0, r.stderr
+    state = tmp_path / "pos"
+    assert pos(host, state, "login", "--operator", "01", "--password", "0000")["approved"]
+    # a fresh device store starts its STANs again: close the host's batch of the other
+    # tests' terminal first, so this one's STANs are new to the host
+    assert pos(host, state, "settle")["approved"]
+    before = _balance(host, CHIP19)
+
+    sale = pos(host, state, "purchase", "7.00", "--chip", str(card_file), "--pin", "123456",
+               "--card-refuses")  # fmt: skip
+    assert not sale["approved"] and sale["reason"] == "card.refused_after_approval", sale
+    assert sale["charged"] is False and sale["host_code"] == "00", sale
+    reversal = sale["reversal"]
+    assert isinstance(reversal, dict) and (reversal["reason_code"], reversal["done"]) == (
+        "06",
+        True,
+    )
+    chip = sale["chip"]
+    assert isinstance(chip, dict) and chip["cryptogram"] == "AAC" and chip["tc"] == ""
+    assert chip["issuer_auth"] == "verified"  # the ARPC was fine: the card itself said no
+    assert _balance(host, CHIP19) == before  # the host undid the approved sale
+
+    # on the host: the approved 0200 and its 0400 reason 06, which carried the card's 55
+    stan = str(sale["stan"])
+    rows = host.rows(
+        "SELECT mti, status, facts, original_id FROM journal"
+        " WHERE tid = ? AND batch = ? AND stan = ? ORDER BY id",
+        (TID, str(sale["batch"]), stan),
+    )
+    assert [(r["mti"], r["status"]) for r in rows][:1] == [("0200", "reversed")], rows
+    (rev,) = [r for r in rows if r["mti"] == "0400"]
+    facts = json.loads(rev["facts"])
+    assert facts["reversal_reason"] == "06" and rev["original_id"] is not None
+    # 95, 9F10 (the AAC's IAD) and the ATC of the sale it undoes
+    assert set(facts["chip_data"]) >= {"95", "9F10", "9F36"}
+    assert int(facts["chip_data"]["9F36"], 16) == chip["atc"]
+
+    again = pos(host, state, "purchase", "7.00", "--chip", str(card_file), "--pin", "123456")
+    assert again["approved"], again  # without the flag the same card goes through
+    assert _balance(host, CHIP19) == before - 700
+
+
+def test_card_refuses_is_checked(host: HostProc, tmp_path: Path) -> None:
+    base = ("pos", "--host", f"{host.host}:{host.port}", "--tid", TID, "--mid", MID, "--tmk", TMK,
+            "--state", str(tmp_path / "p"), "purchase", "1.00")  # fmt: skip
+    r = clearpos(*base, "--card-refuses")
+    assert r.returncode == 2 and "--card-refuses needs --chip or --tap" in r.stderr
+    card_file = tmp_path / "card.toml"
+    r = clearpos("admin", "--db", host.url, "cards", "personalise", CHIP19, "--out", str(card_file))
+    assert r.returncode == 0, r.stderr
+    r = clearpos(*base, "--chip", str(card_file), "--chip-fails", "--card-refuses")
+    assert r.returncode == 2 and "leave out --chip-fails" in r.stderr

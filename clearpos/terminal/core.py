@@ -94,18 +94,26 @@ class CardInput:
     keyed: bool = False
     #: a simulated chip card file (``clearpos admin cards personalise``): inserted, or
     #: tapped (QuickPass) with ``tap``; ``chip_fails`` makes the chip unreadable, so the
-    #: terminal falls back to the swipe (22 = 80x)
+    #: terminal falls back to the swipe (22 = 80x); ``card_refuses`` makes the card's
+    #: own risk management answer AAC at the second GENERATE AC (after an approval)
     chip: Path | None = None
     tap: bool = False
     chip_fails: bool = False
+    card_refuses: bool = False
 
     @classmethod
     def of_chip(
-        cls, path: Path, *, pin: str | None = None, tap: bool = False, chip_fails: bool = False
+        cls,
+        path: Path,
+        *,
+        pin: str | None = None,
+        tap: bool = False,
+        chip_fails: bool = False,
+        card_refuses: bool = False,
     ) -> CardInput:
         """The card in a card file, as the reader will see it."""
         card = load_card(path)
-        return cls(card.pan, card.expiry, pin, False, Path(path), tap, chip_fails)
+        return cls(card.pan, card.expiry, pin, False, Path(path), tap, chip_fails, card_refuses)
 
     def card(self, keys: TerminalKeys | None) -> Card:
         """The wire card: track 2 for a swipe, field 2 for a keyed entry, PIN block if a PIN."""
@@ -392,6 +400,7 @@ class TerminalCore:
     def _reset_command(self) -> None:
         #: the chip card of the sale in progress and its first GENERATE AC
         self._chip: tuple[ChipCard, FirstAc] | None = None
+        self._card_refuses = False  # the simulated card answers AAC at its second AC
         self._requirements: set[int] = set()
         self._need_resign = False
         self._resigned = False
