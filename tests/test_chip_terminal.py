@@ -20,6 +20,7 @@ from clearpos.audit import run_audit
 from clearpos.issuer.card import load_card
 from clearpos.keys import KeyEncryptionKey
 from clearpos.keys.tokens import PanTokenizer
+from clearpos.wire import tlv as _tlv
 
 TID, MID, TMK = "10000011", "898310048161234", "7B6A59483726150413243546576879A8"
 CHIP19 = "6214830000000002144"
@@ -182,3 +183,59 @@ def test_card_refuses_is_checked(host: HostProc, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     r = clearpos(*base, "--chip", str(card_file), "--chip-fails", "--card-refuses")
     assert r.returncode == 2 and "leave out --chip-fails" in r.stderr
+
+
+def _forget_chip_downloads(h: HostProc) -> None:
+    """Make the host see terminal TID as fresh: it holds none of the CA keys or AIDs."""
+    sql = "UPDATE terminals SET capk_loaded = '', aid_loaded = '' WHERE tid = {}"
+    if h.url.startswith("sqlite"):
+        import sqlite3
+
+        con = sqlite3.connect(h.db)
+        con.execute(sql.format("?"), (TID,))
+        con.commit()
+        con.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(h.url) as con:
+            con.execute(sql.format("%s"), (TID,))  # type: ignore[arg-type]
+
+
+def test_a_chip_terminal_follows_processing_requirements_4_and_5(
+    host: HostProc, tmp_path: Path
+) -> None:
+    _forget_chip_downloads(host)
+    state = tmp_path / "pos"
+    login = pos(host, state, "login", "--operator", "01", "--password", "0000")
+    assert login["approved"], login
+    # the sign-on's answer said 4: the terminal fetched the CA keys, then the AIDs
+    assert login["chip_download"] == {"loaded": ["capk", "aid"], "counts": {"capk": 3, "aid": 1}}
+    (row,) = host.rows("SELECT capk_loaded, aid_loaded FROM terminals WHERE tid = ?", (TID,))
+    assert row["capk_loaded"] != "" and row["aid_loaded"] != ""
+
+    from clearpos.terminal.store import Store as DeviceStore
+
+    dev = DeviceStore(state)
+    try:
+        keys = {(k.rid, k.index): k for k in dev.chip_capks()}
+        aids = dev.chip_aids()
+    finally:
+        dev.close()
+    assert set(keys) == {("A000000333", "02"), ("A000000333", "03"), ("A000000333", "04")}
+    assert all(len(k.expiry) == 8 and k.modulus and k.exponent for k in keys.values())
+    assert keys["A000000333", "03"].check_value.startswith("87F0CD7C")  # as published
+    assert [a.aid for a in aids] == ["A000000333010101"]
+    tags = _tlv.flatten(_tlv.decode(bytes.fromhex(aids[0].tlv)))
+    assert {"DF11", "DF12", "DF13", "9F1B", "DF20", "DF21"} <= set(tags)
+
+    # the host now has nothing more to ask: a sign-on downloads nothing
+    again = pos(host, state, "signon")
+    assert again["approved"] and "chip_download" not in again, again
+    # the explicit command downloads everything again, whatever the host asks
+    explicit = pos(host, state, "download-chip")
+    assert explicit["approved"] and explicit["reason"] == "approved", explicit
+    assert explicit["chip_download"] == {
+        "loaded": ["capk", "aid"],
+        "counts": {"capk": 3, "aid": 1},
+    }

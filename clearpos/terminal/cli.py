@@ -280,6 +280,13 @@ def register(p: argparse.ArgumentParser) -> None:
         lambda t, a: t.parameters(),
     )
     action(
+        "download-chip",
+        "CA-key (0820 372, 0800 370, 371) and chip-parameter (0820 382, 0800 380, 381) "
+        "downloads; a chip terminal also does them by itself after a sign-on whose answer "
+        "asks (processing requirement 4 / 5)",
+        lambda t, a: t.download_chip(),
+    )
+    action(
         "status",
         "status upload (0820 362): hardware states and the parameters this terminal holds",
         lambda t, a: t.status_upload(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -42,6 +42,7 @@ from clearpos.wire.mask import mask_pan
 from clearpos.wire.terminfo import TerminalInfo
 
 from . import store as st
+from .chipdownload import ChipDownloadDone, kinds_for
 from .client import Link, LinkError, Unreachable
 from .protocol import (
     Answer,
@@ -140,6 +141,14 @@ class _Reply:
     rtt: float
 
 
+def _chip_download_extra(done: ChipDownloadDone) -> dict[str, Any]:
+    """What an outcome says of a chip download: kinds loaded, counts, where it stopped."""
+    extra: dict[str, Any] = {"loaded": list(done.loaded), "counts": dict(done.counts)}
+    if done.failed is not None:
+        extra.update(failed=done.failed, reason=done.key, error=done.error)
+    return extra
+
+
 def _answer_of(reply: _Reply, want: type) -> Answer:
     """What the protocol needs of an answer: 39 (None if not a ``want``), header, MAC."""
     m = reply.msg
@@ -213,6 +222,9 @@ class TerminalCore:
 
         @abstractmethod
         def _download_parameters(self) -> dict[str, str] | None: ...
+
+        @abstractmethod
+        def _download_chip(self, kinds: Sequence[str]) -> ChipDownloadDone: ...
 
         @abstractmethod
         def _deliver_reversal(self) -> bool: ...
@@ -405,6 +417,7 @@ class TerminalCore:
         self._need_resign = False
         self._resigned = False
         self._downloaded = False
+        self._chip_downloaded = False
         self._lines: list[str] = []
         self._extra: dict[str, Any] = {}
         self._link_error: LinkError | None = None
@@ -493,6 +506,12 @@ class TerminalCore:
             notice = self._download_parameters()
             if notice:
                 out.notice = notice
+        chip_kinds = [k for r in (4, 5) if r in self._requirements for k in kinds_for(r)]
+        if chip_kinds and not self._chip_downloaded and self.keys.signed_on:
+            done = self._download_chip(chip_kinds)
+            out.extra["chip_download"] = _chip_download_extra(done)
+            if not done.ok:
+                out.lines.append(note("chip_download_failed", self.lang))
         for line in self._lines:
             if line not in out.lines:
                 out.lines.append(line)
