@@ -239,3 +239,38 @@ def test_a_chip_terminal_follows_processing_requirements_4_and_5(
         "loaded": ["capk", "aid"],
         "counts": {"capk": 3, "aid": 1},
     }
+
+
+def _chip_line(h: HostProc, state: Path) -> dict[str, object]:
+    report = pos(h, state, "doctor", "--lang", "en")
+    (line,) = [c for c in report["checks"] if c["name"] == "chip parameters"]  # type: ignore[attr-defined]
+    return line  # type: ignore[no-any-return]
+
+
+def test_doctor_compares_the_chip_parameters_with_the_host(host: HostProc, tmp_path: Path) -> None:
+    state = tmp_path / "pos"
+    assert pos(host, state, "login", "--operator", "01", "--password", "0000")["approved"]
+    assert pos(host, state, "download-chip")["approved"]
+    line = _chip_line(host, state)
+    assert line["ok"] is True and "3 CA keys" in str(line["detail"]), line
+    assert "A000000333/03 20301231" in str(line["detail"]) and "1 AIDs" in str(line["detail"])
+
+    # the acquirer adds a CA key: doctor names it and says what to do
+    modulus = "C1" * 128
+    admin = ("admin", "--db", host.url, "emv", "capk")
+    who = ("--by", "test", "--why", "a new CA key")
+    r = clearpos(*admin, "add", *who, "--rid", "A000000333", "--index", "0B", "--modulus", modulus,
+                 "--expiry", "20301231")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    try:
+        line = _chip_line(host, state)
+        assert line["ok"] is False and "CA keys missing A000000333/0B" in str(line["detail"])
+        assert any("download-chip" in step for step in line["remedy"]), line  # type: ignore[attr-defined]
+        assert pos(host, state, "download-chip")["approved"]
+        line = _chip_line(host, state)
+        assert line["ok"] is True and "4 CA keys" in str(line["detail"]), line
+    finally:
+        r = clearpos(*admin, "remove", *who, "--rid", "A000000333", "--index", "0B")
+        assert r.returncode == 0, r.stderr
+    line = _chip_line(host, state)
+    assert line["ok"] is False and "the host no longer has A000000333/0B" in str(line["detail"])

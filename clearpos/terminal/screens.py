@@ -115,6 +115,7 @@ DOCTOR_LABELS: dict[str, tuple[str, str]] = {
     "offline queue": ("离线队列", "offline queue"),
     "batch": ("批次", "batch"),
     "software": ("软件版本", "software"),
+    "chip parameters": ("IC卡参数", "chip parameters"),
     "operator": ("操作员", "operator"),
 }
 
