@@ -507,6 +507,8 @@ class TerminalCore:
             if notice:
                 out.notice = notice
         chip_kinds = [k for r in (4, 5) if r in self._requirements for k in kinds_for(r)]
+        if chip_kinds and not self.store.get("chip_terminal"):
+            self.store.put(chip_terminal=True)  # the host asks this one for chip downloads
         if chip_kinds and not self._chip_downloaded and self.keys.signed_on:
             done = self._download_chip(chip_kinds)
             out.extra["chip_download"] = _chip_download_extra(done)

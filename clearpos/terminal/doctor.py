@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from clearpos.reasons import Lang
@@ -451,6 +451,8 @@ def _chip_parameters(
     """The CA keys (RID + index, expiry) and AIDs held, against the host's lists."""
     keys = {(k.rid, k.index): k.expiry for k in term.store.chip_capks()}
     aids = {a.aid for a in term.store.chip_aids()}
+    if not keys and not aids and not term.store.get("chip_terminal"):
+        return  # no chip parameters and the host never asked for any: not a chip terminal
     held = ", ".join(f"{rid}/{idx} {exp}" for (rid, idx), exp in sorted(keys.items()))
     held_text = t(
         f"公钥{len(keys)}个（{held or '无'}），AID {len(aids)}个",
@@ -464,8 +466,6 @@ def _chip_parameters(
         "the host asks for)",
     )
     if not reachable or not term.signed_on:
-        if not keys and not aids:
-            return  # nothing held and no host to ask: not a chip terminal as far as we know
         why = t("主机不可达", "host unreachable") if not reachable else t("未签到", "not signed on")
         add(Check("chip parameters", not expired, t(f"{held_text}；未与主机核对（{why}）",
                   f"{held_text}; not checked against the host ({why})"),
@@ -482,8 +482,6 @@ def _chip_parameters(
             add(Check("chip parameters", not expired,
                       t(f"{held_text}；主机列表未取到：{exc}", f"{held_text}; host lists: {exc}")))  # fmt: skip
         return
-    if not host_keys and not host_aids and not keys and not aids:
-        return  # the host has no chip parameters for anyone
     differences: list[str] = []
     missing = sorted(set(host_keys) - set(keys))
     extra = sorted(set(keys) - set(host_keys))
@@ -519,4 +517,3 @@ def _chip_parameters(
                 t(f"{held_text}，与主机一致", f"{held_text}, as the host has"),
             )
         )
-

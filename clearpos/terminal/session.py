@@ -274,6 +274,8 @@ class SessionMixin(TerminalCore):
         except LinkError as exc:
             return self._unreachable("download_chip", exc, financial=False)
         done = self._download_chip(KINDS)
+        if done.ok:
+            self.store.put(chip_terminal=True)
         lines = [
             note("chip_download_ok", self.lang, capk=len(self.store.chip_capks()),
                  aid=len(self.store.chip_aids()))
