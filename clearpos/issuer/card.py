@@ -176,6 +176,8 @@ class SecondAc:
     field55: bytes = field(repr=False)
     script_results: bytes = b""
     blocked: bool = False
+    #: the card's own risk management refused (AAC whatever the issuer said)
+    refused_by_card: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -251,12 +253,20 @@ class ChipCard:
         return FirstAc(tags, _tlv.encode((tag, tags[tag]) for tag in order))
 
     def second_generate_ac(
-        self, first: FirstAc, answer55: bytes | None, *, host_approved: bool
+        self,
+        first: FirstAc,
+        answer55: bytes | None,
+        *,
+        host_approved: bool,
+        card_refuses: bool = False,
     ) -> SecondAc:
         """Decide TC or AAC from the host's 55 (``None``: no answer) and field 39.
 
         A 55 that is not TLV counts as no issuer authentication (``"absent"``):
-        the card cannot read it, so it cannot approve on it.
+        the card cannot read it, so it cannot approve on it. ``card_refuses`` is
+        the card's own risk management saying no (a real card's velocity or
+        issuer-authentication-failure rules): AAC even when the host approved and
+        the ARPC verifies; the scripts still run and 91 is still checked.
         """
         items: tuple[_tlv.Tlv, ...] = ()
         if answer55:
@@ -277,7 +287,13 @@ class ChipCard:
         if auth91 is not None:
             verified, approved = self._check_arpc(first, auth91)
             issuer_auth = "verified" if verified else "failed"
-        accept = host_approved and issuer_auth == "verified" and approved and not self.blocked
+        accept = (
+            host_approved
+            and issuer_auth == "verified"
+            and approved
+            and not self.blocked
+            and not card_refuses
+        )
         kind: Literal["TC", "AAC"] = "TC" if accept else "AAC"
         tags = dict(first.tags)
         cvr2 = _CVR2_ISSUER_AUTH_FAILED if issuer_auth == "failed" else 0x00
@@ -315,7 +331,14 @@ class ChipCard:
         ]
         field55 = _tlv.encode((tag, tags[tag]) for tag in order if tag in tags)
         return SecondAc(
-            kind, issuer_auth, approved, tags, field55, bytes(results), blocked=self.blocked
+            kind,
+            issuer_auth,
+            approved,
+            tags,
+            field55,
+            bytes(results),
+            blocked=self.blocked,
+            refused_by_card=card_refuses and not self.blocked and host_approved,
         )
 
     # -- internals ---------------------------------------------------------

@@ -176,6 +176,12 @@ def _card_args(
             action="store_true",
             help="the chip cannot be read: fall back to the swipe of the card file's track (80x)",
         )
+        p.add_argument(
+            "--card-refuses",
+            action="store_true",
+            help="the card's own risk management answers AAC at the second GENERATE AC: an "
+            "approved sale is reversed at once (0400 reason 06), the customer is not charged",
+        )
 
 
 def _common(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -274,6 +280,13 @@ def register(p: argparse.ArgumentParser) -> None:
         lambda t, a: t.parameters(),
     )
     action(
+        "download-chip",
+        "CA-key (0820 372, 0800 370, 371) and chip-parameter (0820 382, 0800 380, 381) "
+        "downloads; a chip terminal also does them by itself after a sign-on whose answer "
+        "asks (processing requirement 4 / 5)",
+        lambda t, a: t.download_chip(),
+    )
+    action(
         "status",
         "status upload (0820 362): hardware states and the parameters this terminal holds",
         lambda t, a: t.status_upload(),
@@ -312,16 +325,24 @@ def register(p: argparse.ArgumentParser) -> None:
 def _card(args: argparse.Namespace) -> CardInput | None:
     path = getattr(args, "chip", None) or getattr(args, "tap", None)
     if path is not None:
+        if args.chip_fails and args.card_refuses:
+            _usage("--card-refuses needs a chip that can be read: leave out --chip-fails")
         if args.card is not None or args.keyed:
             _usage("--chip/--tap read the card from its file: leave out --card/--keyed")
         try:
             return CardInput.of_chip(
-                path, pin=args.pin, tap=args.tap is not None, chip_fails=args.chip_fails
+                path,
+                pin=args.pin,
+                tap=args.tap is not None,
+                chip_fails=args.chip_fails,
+                card_refuses=args.card_refuses,
             )
         except (OSError, ValueError) as exc:
             _usage(f"card file {path}: {exc}")
     if getattr(args, "chip_fails", False):
         _usage("--chip-fails needs --chip or --tap CARDFILE")
+    if getattr(args, "card_refuses", False):
+        _usage("--card-refuses needs --chip or --tap CARDFILE")
     if args.card is None:
         if args.expiry is not None or args.pin is not None:
             _usage("--expiry/--pin need --card")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -42,6 +42,7 @@ from clearpos.wire.mask import mask_pan
 from clearpos.wire.terminfo import TerminalInfo
 
 from . import store as st
+from .chipdownload import ChipDownloadDone, kinds_for
 from .client import Link, LinkError, Unreachable
 from .protocol import (
     Answer,
@@ -94,18 +95,26 @@ class CardInput:
     keyed: bool = False
     #: a simulated chip card file (``clearpos admin cards personalise``): inserted, or
     #: tapped (QuickPass) with ``tap``; ``chip_fails`` makes the chip unreadable, so the
-    #: terminal falls back to the swipe (22 = 80x)
+    #: terminal falls back to the swipe (22 = 80x); ``card_refuses`` makes the card's
+    #: own risk management answer AAC at the second GENERATE AC (after an approval)
     chip: Path | None = None
     tap: bool = False
     chip_fails: bool = False
+    card_refuses: bool = False
 
     @classmethod
     def of_chip(
-        cls, path: Path, *, pin: str | None = None, tap: bool = False, chip_fails: bool = False
+        cls,
+        path: Path,
+        *,
+        pin: str | None = None,
+        tap: bool = False,
+        chip_fails: bool = False,
+        card_refuses: bool = False,
     ) -> CardInput:
         """The card in a card file, as the reader will see it."""
         card = load_card(path)
-        return cls(card.pan, card.expiry, pin, False, Path(path), tap, chip_fails)
+        return cls(card.pan, card.expiry, pin, False, Path(path), tap, chip_fails, card_refuses)
 
     def card(self, keys: TerminalKeys | None) -> Card:
         """The wire card: track 2 for a swipe, field 2 for a keyed entry, PIN block if a PIN."""
@@ -130,6 +139,14 @@ class _Reply:
     header: Header
     mac_ok: bool | None
     rtt: float
+
+
+def _chip_download_extra(done: ChipDownloadDone) -> dict[str, Any]:
+    """What an outcome says of a chip download: kinds loaded, counts, where it stopped."""
+    extra: dict[str, Any] = {"loaded": list(done.loaded), "counts": dict(done.counts)}
+    if done.failed is not None:
+        extra.update(failed=done.failed, reason=done.key, error=done.error)
+    return extra
 
 
 def _answer_of(reply: _Reply, want: type) -> Answer:
@@ -205,6 +222,9 @@ class TerminalCore:
 
         @abstractmethod
         def _download_parameters(self) -> dict[str, str] | None: ...
+
+        @abstractmethod
+        def _download_chip(self, kinds: Sequence[str]) -> ChipDownloadDone: ...
 
         @abstractmethod
         def _deliver_reversal(self) -> bool: ...
@@ -392,10 +412,12 @@ class TerminalCore:
     def _reset_command(self) -> None:
         #: the chip card of the sale in progress and its first GENERATE AC
         self._chip: tuple[ChipCard, FirstAc] | None = None
+        self._card_refuses = False  # the simulated card answers AAC at its second AC
         self._requirements: set[int] = set()
         self._need_resign = False
         self._resigned = False
         self._downloaded = False
+        self._chip_downloaded = False
         self._lines: list[str] = []
         self._extra: dict[str, Any] = {}
         self._link_error: LinkError | None = None
@@ -484,6 +506,14 @@ class TerminalCore:
             notice = self._download_parameters()
             if notice:
                 out.notice = notice
+        chip_kinds = [k for r in (4, 5) if r in self._requirements for k in kinds_for(r)]
+        if chip_kinds and not self.store.get("chip_terminal"):
+            self.store.put(chip_terminal=True)  # the host asks this one for chip downloads
+        if chip_kinds and not self._chip_downloaded and self.keys.signed_on:
+            done = self._download_chip(chip_kinds)
+            out.extra["chip_download"] = _chip_download_extra(done)
+            if not done.ok:
+                out.lines.append(note("chip_download_failed", self.lang))
         for line in self._lines:
             if line not in out.lines:
                 out.lines.append(line)

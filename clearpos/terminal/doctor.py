@@ -4,7 +4,8 @@ One line per check -- state directory, host reachable and connect time, the
 pending reversal (sent now when the host can be reached, as before any online
 message), echo test and round trip, sign-on and key check values, clock skew
 against the host's fields 12/13, offline queue, open batch and its totals,
-software version against the host's last answer, operator. Each line is OK or
+software version against the host's last answer, the CA keys and AIDs held
+against the host's 372 / 382 lists, operator. Each line is OK or
 says exactly what to do.
 """
 
@@ -13,10 +14,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from clearpos.reasons import Lang
-from clearpos.wire import NetCode, NetworkRequest, NetworkResponse
+from clearpos.wire import NetCode, NetworkRequest, NetworkResponse, WireError, emvparams
 
 from . import store as st
 from .client import LinkError, Unreachable
@@ -113,6 +115,7 @@ def run_doctor(term: Terminal) -> DoctorReport:
         _offline_queue(term, add, t)
         _batch(term, add, t)
         _software(term, add, t, last)
+        _chip_parameters(term, add, t, reachable)
         _operator(term, add, t)
     finally:
         term.link.close()
@@ -415,3 +418,102 @@ def _operator(term: Terminal, add: Callable[[Check], None], t: _Say) -> None:
             else t("无操作员签到（交易前需 login）", "none signed in (login before trading)"),
         )
     )
+
+
+def _host_list(term: Terminal, netcode: str) -> list[dict[str, bytes]]:
+    """Every record of the host's 372 / 382 list answer, page after page (raises
+    LinkError, or ValueError / WireError for an answer that is not a list)."""
+    records: list[dict[str, bytes]] = []
+    while True:
+        reply = term._exchange(
+            NetworkRequest(
+                tid=term.tid,
+                mid=term.mid,
+                stan=term.store.next_stan(),
+                batch=term.batch,
+                netcode=netcode,
+                data=emvparams.list_query(len(records)),
+            )
+        )
+        m = reply.msg
+        if not isinstance(m, NetworkResponse) or m.code != "00" or not m.data:
+            code = getattr(m, "code", None)
+            raise ValueError(f"{netcode} answered {code or 'nothing readable'}")
+        page = emvparams.parse_list_answer(m.data)
+        records += page.records
+        if not page.more:
+            return records
+
+
+def _chip_parameters(
+    term: Terminal, add: Callable[[Check], None], t: _Say, reachable: bool
+) -> None:
+    """The CA keys (RID + index, expiry) and AIDs held, against the host's lists."""
+    keys = {(k.rid, k.index): k.expiry for k in term.store.chip_capks()}
+    aids = {a.aid for a in term.store.chip_aids()}
+    if not keys and not aids and not term.store.get("chip_terminal"):
+        return  # no chip parameters and the host never asked for any: not a chip terminal
+    held = ", ".join(f"{rid}/{idx} {exp}" for (rid, idx), exp in sorted(keys.items()))
+    held_text = t(
+        f"公钥{len(keys)}个（{held or '无'}），AID {len(aids)}个",
+        f"{len(keys)} CA keys ({held or 'none'}), {len(aids)} AIDs",
+    )
+    today = datetime.now(term.tz).strftime("%Y%m%d")
+    expired = sorted(f"{rid}/{idx}" for (rid, idx), exp in keys.items() if exp < today)
+    download = t(
+        "执行 clearpos pos ... download-chip 下载IC卡参数（或重新签到，终端会按主机要求下载）",
+        "run clearpos pos ... download-chip (or sign on again: the terminal downloads what "
+        "the host asks for)",
+    )
+    if not reachable or not term.signed_on:
+        why = t("主机不可达", "host unreachable") if not reachable else t("未签到", "not signed on")
+        add(Check("chip parameters", not expired, t(f"{held_text}；未与主机核对（{why}）",
+                  f"{held_text}; not checked against the host ({why})"),
+                  (download,) if expired else ()))  # fmt: skip
+        return
+    try:
+        host_keys = {
+            (r["9F06"].hex().upper(), r.get("9F22", b"").hex().upper()): r.get("DF05", b"")
+            for r in _host_list(term, NetCode.CAPK_QUERY)
+        }
+        host_aids = {r["9F06"].hex().upper() for r in _host_list(term, NetCode.AID_QUERY)}
+    except (LinkError, ValueError, WireError) as exc:
+        if keys or aids:
+            add(Check("chip parameters", not expired,
+                      t(f"{held_text}；主机列表未取到：{exc}", f"{held_text}; host lists: {exc}")))  # fmt: skip
+        return
+    differences: list[str] = []
+    missing = sorted(set(host_keys) - set(keys))
+    extra = sorted(set(keys) - set(host_keys))
+    changed = sorted(
+        k for k in set(keys) & set(host_keys)
+        if host_keys[k].decode("ascii", "replace") != keys[k]
+    )  # fmt: skip
+    if missing:
+        differences.append(
+            t("缺公钥 ", "CA keys missing ") + ", ".join(f"{r}/{i}" for r, i in missing)
+        )
+    if extra:
+        differences.append(t("主机已无公钥 ", "CA keys the host no longer has ")
+                           + ", ".join(f"{r}/{i}" for r, i in extra))  # fmt: skip
+    if changed:
+        differences.append(
+            t("有效期不同 ", "expiry differs ") + ", ".join(f"{r}/{i}" for r, i in changed)
+        )
+    if host_aids - aids:
+        differences.append(t("缺AID ", "AIDs missing ") + ", ".join(sorted(host_aids - aids)))
+    if aids - host_aids:
+        differences.append(t("主机已无AID ", "AIDs the host no longer has ")
+                           + ", ".join(sorted(aids - host_aids)))  # fmt: skip
+    if expired:
+        differences.append(t("公钥已过期 ", "CA keys expired ") + ", ".join(expired))
+    if differences:
+        add(Check("chip parameters", False, f"{held_text}; " + "; ".join(differences), (download,)))
+    else:
+        add(
+            Check(
+                "chip parameters",
+                True,
+                t(f"{held_text}，与主机一致", f"{held_text}, as the host has"),
+            )
+        )

@@ -146,6 +146,7 @@ class SaleMixin(TerminalCore):
         )
         first = chip.first_generate_ac(data)
         self._chip = (chip, first)
+        self._card_refuses = card_in.card_refuses
         return Card(
             chip.pan,
             chip.expiry,
@@ -472,7 +473,9 @@ class SaleMixin(TerminalCore):
         None when the card agrees (or the host declined anyway)."""
         chip, first = chip_read
         approved = m.code == "00"
-        second = chip.second_generate_ac(first, m.chip, host_approved=approved)
+        second = chip.second_generate_ac(
+            first, m.chip, host_approved=approved, card_refuses=self._card_refuses
+        )
         base["chip"] = {
             "aid": chip.aid,
             "label": chip.label,
@@ -495,7 +498,11 @@ class SaleMixin(TerminalCore):
             status=st.DECLINED,
             reason="card.refused_after_approval",
             code="00",
-            detail=f"the card answered AAC (issuer authentication {second.issuer_auth})",
+            detail=(
+                "the card's own risk management answered AAC"
+                if second.refused_by_card
+                else f"the card answered AAC (issuer authentication {second.issuer_auth})"
+            ),
             **answer,
         )
         done = self._deliver_reversal()

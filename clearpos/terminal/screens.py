@@ -91,6 +91,14 @@ NOTES: dict[str, tuple[str, str]] = {
     "echo_ok": ("主机连接正常，往返{ms}毫秒", "Host answers, round trip {ms} ms"),
     "parameters_ok": ("参数下载成功", "Parameters downloaded"),
     "status_ok": ("终端状态已上送", "Terminal status uploaded"),
+    "chip_download_ok": (
+        "IC卡参数下载成功：公钥{capk}个，AID {aid}个",
+        "Chip parameters downloaded: {capk} CA keys, {aid} AIDs",
+    ),
+    "chip_download_failed": (
+        "IC卡参数下载未完成，请稍后执行 download-chip",
+        "Chip parameter download not finished: run download-chip later",
+    ),
     "notice": ("维护公告：{text}", "Notice: {text}"),
     "balance": ("可用余额：{amount}", "Available balance: {amount}"),
 }
@@ -107,6 +115,7 @@ DOCTOR_LABELS: dict[str, tuple[str, str]] = {
     "offline queue": ("离线队列", "offline queue"),
     "batch": ("批次", "batch"),
     "software": ("软件版本", "software"),
+    "chip parameters": ("IC卡参数", "chip parameters"),
     "operator": ("操作员", "operator"),
 }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,10 +23,12 @@ from clearpos.wire import (
 )
 
 from . import store as st
+from .chipdownload import KINDS, ChipDownload, ChipDownloadDone, ChipLoaded
 from .client import LinkError, Unreachable
 from .core import (
     TerminalCore,
     _Abort,
+    _chip_download_extra,
 )
 from .screens import Outcome, note, reason_of, remedy_of, screen_of
 from .store import now_text
@@ -49,6 +51,11 @@ class SessionMixin(TerminalCore):
         """Parameter download (0800, 60.3 360): the standard records (timeout, redial,
         merchant name …) and, for the clearpos dialect, the [ext] notices."""
         return self._run("parameters", self._parameters_command)
+
+    def download_chip(self) -> Outcome:
+        """CA-key (0820 372, 0800 370 each, 371) and chip-parameter (0820 382, 0800 380
+        each, 381) downloads, whatever the host's processing requirement says."""
+        return self._run("download_chip", self._download_chip_command)
 
     def status_upload(self) -> Outcome:
         """Status upload (0820, 60.3 362): hardware states 01-05 and the parameters this
@@ -230,6 +237,59 @@ class SessionMixin(TerminalCore):
         notice["text"] = notice["text_" + self.lang] or notice["text_zh"]
         self.store.put(notice=notice, **updates)
         return notice
+
+    def _download_chip(self, kinds: Sequence[str]) -> ChipDownloadDone:
+        """Drive :class:`ChipDownload`: each answer journaled, each kind stored whole
+        before its end message goes."""
+        self._chip_downloaded = True
+        proto = ChipDownload(
+            kinds, tid=self.tid, mid=self.mid, batch=self.batch, stans=self.store.next_stan
+        )
+        while not isinstance(action := proto.next_action(), ChipDownloadDone):
+            if isinstance(action, ChipLoaded):
+                self.store.chip_replace(action.kind, action.items)
+                continue
+            try:
+                reply = self._exchange(action.message)
+            except LinkError as exc:
+                proto.on_link_error(str(exc))
+                continue
+            m = reply.msg
+            code = getattr(m, "code", None)
+            proto.on_answer(code, m, reason=reason_of(code, getattr(m, "reason", "")))
+        self.store.journal_add(
+            kind="download_chip",
+            stan="",
+            batch=self.batch,
+            status=st.APPROVED if action.ok else st.DECLINED,
+            reason=action.key,
+            detail=" ".join(f"{k}={n}" for k, n in action.counts.items())
+            + (f" stopped at {action.failed}: {action.error}" if action.failed else ""),
+        )
+        return action
+
+    def _download_chip_command(self) -> Outcome:
+        try:
+            self._prelude("download_chip", need_keys=False)
+        except LinkError as exc:
+            return self._unreachable("download_chip", exc, financial=False)
+        done = self._download_chip(KINDS)
+        if done.ok:
+            self.store.put(chip_terminal=True)
+        lines = [
+            note("chip_download_ok", self.lang, capk=len(self.store.chip_capks()),
+                 aid=len(self.store.chip_aids()))
+        ] if done.ok else []  # fmt: skip
+        return Outcome(
+            command="download_chip",
+            reason=done.key,
+            code="00" if done.ok else None,
+            approved=done.ok,
+            screen=lines[0] if lines else screen_of(done.key, None, self.lang),
+            remedy=[] if done.ok else remedy_of(done.key, self.lang),
+            lines=lines,
+            extra={"chip_download": _chip_download_extra(done)},
+        )
 
     def _signon_command(self) -> Outcome:
         operator = self._require_operator("signon", financial=False)

@@ -19,7 +19,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,6 +29,8 @@ from typing import Any
 from clearpos.keys import KeyEncryptionKey
 from clearpos.private import private_dir, private_file
 from clearpos.wire import Card, FinancialRequest, build, parse
+
+from .chipdownload import StoredAid, StoredCapk
 
 __all__ = [
     "JournalRow",
@@ -80,7 +82,22 @@ CREATE TABLE IF NOT EXISTS reversal (
     tries INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     last_error TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS chip_capk (
+    rid TEXT NOT NULL,
+    idx TEXT NOT NULL,
+    expiry TEXT NOT NULL,
+    modulus TEXT NOT NULL,
+    exponent TEXT NOT NULL,
+    check_value TEXT NOT NULL,
+    loaded_at TEXT NOT NULL,
+    PRIMARY KEY (rid, idx));
+CREATE TABLE IF NOT EXISTS chip_aid (
+    aid TEXT PRIMARY KEY,
+    tlv TEXT NOT NULL,
+    loaded_at TEXT NOT NULL);
 """
+# The schema only grows: a device store of an earlier version gains the new tables
+# (chip_capk, chip_aid: issue 19) when it is opened, its rows untouched.
 
 # journal statuses
 SENDING = "sending"  # written before the request leaves; a crash leaves it so
@@ -412,6 +429,42 @@ class Store:
                 (batch,),
             )
             self._put(db, {"batch": next_batch})
+
+    # ------------------------------------------------------------------ chip
+
+    def chip_replace(self, kind: str, items: Sequence[StoredCapk] | Sequence[StoredAid]) -> None:
+        """Hold exactly ``items`` of ``kind`` (``capk`` / ``aid``) from now on, in one write."""
+        at = now_text()
+        with self.transaction() as db:
+            if kind == "capk":
+                db.execute("DELETE FROM chip_capk")
+                for k in items:
+                    assert isinstance(k, StoredCapk)
+                    db.execute(
+                        "INSERT INTO chip_capk VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (k.rid, k.index, k.expiry, k.modulus, k.exponent, k.check_value, at),
+                    )
+            elif kind == "aid":
+                db.execute("DELETE FROM chip_aid")
+                for a in items:
+                    assert isinstance(a, StoredAid)
+                    db.execute("INSERT INTO chip_aid VALUES (?, ?, ?)", (a.aid, a.tlv, at))
+            else:
+                raise ValueError(f"unknown chip download kind {kind!r}")
+            self._put(db, {f"chip_{kind}_at": at})
+
+    def chip_capks(self) -> list[StoredCapk]:
+        """The CA public keys this terminal holds, by RID and index."""
+        rows = self._db.execute(
+            "SELECT rid, idx, expiry, modulus, exponent, check_value FROM chip_capk "
+            "ORDER BY rid, idx"
+        ).fetchall()
+        return [StoredCapk(*r) for r in rows]
+
+    def chip_aids(self) -> list[StoredAid]:
+        """The AIDs (with their parameter TLV) this terminal holds."""
+        rows = self._db.execute("SELECT aid, tlv FROM chip_aid ORDER BY aid").fetchall()
+        return [StoredAid(*r) for r in rows]
 
     def writable_probe(self) -> str | None:
         """None when the directory accepts a durable write, else the error text."""
