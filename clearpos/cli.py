@@ -14,8 +14,8 @@ from typing import NoReturn
 
 from .errors import UsageError
 
-# subcommand -> module with ``register(subparsers)``; imported lazily so that
-# ``clearpos wire`` does not pay for the host's imports.
+# subcommand -> module with ``register(subparsers)`` (or ``module:function``);
+# imported lazily so that ``clearpos wire`` does not pay for the host's imports.
 COMMANDS: dict[str, tuple[str, str]] = {
     "wire": ("clearpos.wire.cli", "decode and encode POS 8583 messages"),
     "pos": ("clearpos.terminal.cli", "the virtual POS terminal"),
@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("clearpos.audit", "check the money invariants of a store"),
     "diagnose": ("clearpos.diagnosis.cli", "explain a transaction, terminal or merchant"),
     "admin": (
-        "clearpos.ops.cli",
+        "clearpos.cli:register_admin",
         "merchants, terminals, cards, arrears, tickets, reports, backups",
     ),
     "docs": ("clearpos.helpcenter.cli", "generate the merchant help pages"),
@@ -63,8 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).register(p)
+        name_of_module, _, function = module.partition(":")
+        getattr(importlib.import_module(name_of_module), function or "register")(p)
     return parser
+
+
+def register_admin(p: argparse.ArgumentParser) -> None:
+    """``clearpos admin``: the ops groups, with the ticket group of diagnosis (a
+    ticket's evidence is a diagnosis, and ops may not import what is above it)."""
+    from .diagnosis import tickets, tickets_cli
+    from .ops import cli as ops_cli
+
+    ops_cli.register(p, tickets=tickets_cli.register_group, lifecycles=(tickets.TICKET,))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -667,10 +667,11 @@ def test_bad_world_names_the_entry(tmp_path: Path) -> None:
 def test_reset_empties_the_world_and_its_operations_but_keeps_staff(
     tmp_path: Path, store: Store
 ) -> None:
+    from clearpos.diagnosis import tickets
     from clearpos.host.cli import build_engine
     from clearpos.host.seed import seed
     from clearpos.keys import KeyEncryptionKey
-    from clearpos.ops import arrears, tickets, users
+    from clearpos.ops import arrears, users
     from clearpos.store import open_database
     from clearpos.world import load_world
 

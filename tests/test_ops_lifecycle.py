@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from test_ops_support import ARREARS_MID, KEK, MAIN_MID, add_user, seeded
 
+from clearpos.diagnosis import tickets
 from clearpos.keys import SecurityModule
 from clearpos.money import fen_yuan, parse_yuan
-from clearpos.ops import Refused, arrears, cards, maintenance, merchants, terminals, tickets, users
+from clearpos.ops import Refused, arrears, cards, maintenance, merchants, terminals, users
 from clearpos.ops.lifecycle import Lifecycle
 from clearpos.store import Database, Tx
 

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ..diagnosis import tickets as ops_tickets
 from ..keys import SecurityModule
 from ..money import parse_yuan
 from ..ops import arrears as ops_arrears
@@ -25,7 +26,6 @@ from ..ops import cards as ops_cards
 from ..ops import maintenance as ops_maintenance
 from ..ops import merchants as ops_merchants
 from ..ops import terminals as ops_terminals
-from ..ops import tickets as ops_tickets
 from ..ops import users as ops_users
 from ..ops.common import Change, Refused
 from ..store import Tx

@@ -213,7 +213,7 @@ def masked_target(target: str) -> str:
     >>> masked_target("/transactions?pan=6222021234567890123&tid=10000001")
     '/transactions?pan=622202%2A%2A%2A%2A0123&tid=10000001'
     """
-    from ..ops.tickets import mask_text
+    from ..ops.common import mask_text
     from .queries import parse_pan_query
 
     path, sep, query = target.partition("?")

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ..clock import show
 from ..money import fen_label
-from ..ops.tickets import mask_text
+from ..ops.common import mask_text
 from ..reasons import Lang
 from .gate import masked_target
 from .i18n import STRINGS, text

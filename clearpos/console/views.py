@@ -26,15 +26,14 @@ from starlette.routing import Route
 from .. import helpcenter
 from ..clock import local, show, utc_iso
 from ..diagnosis import diagnose_merchant, diagnose_terminal
+from ..diagnosis import tickets as ops_tickets
 from ..diagnosis.subjects import outcome_points
 from ..ops import arrears as ops_arrears
 from ..ops import cards as ops_cards
 from ..ops import merchants as ops_merchants
 from ..ops import terminals as ops_terminals
-from ..ops import tickets as ops_tickets
 from ..ops import users as ops_users
-from ..ops.common import Refused, now_iso, record
-from ..ops.tickets import mask_text
+from ..ops.common import Refused, mask_text, now_iso, record
 from ..reasons import Lang
 from ..store import Tx
 from ..store.queries.ops import audit_rows, journal_rows

@@ -11,7 +11,6 @@ and write the audit row in the same transaction; a check that fails raises
 - :mod:`.cards` — normal ↔ frozen, → lost | stolen | closed; PIN unlock;
 - :mod:`.arrears` — fees, fines, payments with vouchers; resumption requests;
 - :mod:`.maintenance` — host and issuer windows and their notices;
-- :mod:`.tickets` — support tickets with evidence;
 - :mod:`.users` — console users with argon2id password hashes;
 - :mod:`.reports`, :mod:`.backup` — daily reconciliation report, backup, restore, export;
 - :mod:`.cli` — ``clearpos admin``.

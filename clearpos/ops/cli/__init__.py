@@ -14,21 +14,31 @@ merchant ...``) or after the action (``clearpos admin backup --db URL ...``).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ...store import DEFAULT_URL
+from ..lifecycle import Lifecycle
 from .arrears import _arrears
 from .cards import _cards, _emv
 from .maintenance import _maintenance
 from .merchants import _merchants
 from .records import _kek, _records
 from .terminals import _terminals
-from .tickets import _tickets
 from .users import _login_parser, _users
 
 __all__ = ["register"]
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(
+    p: argparse.ArgumentParser,
+    *,
+    tickets: Callable[[Any], None] | None = None,
+    lifecycles: Sequence[Lifecycle] = (),
+) -> None:
+    """The ``admin`` groups; ``tickets`` adds the ticket group (it lives in
+    diagnosis, above ops: ``clearpos.cli`` passes it in), ``lifecycles`` more
+    tables for ``admin lifecycles``."""
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = (
         "examples:\n"
@@ -47,8 +57,9 @@ def register(p: argparse.ArgumentParser) -> None:
     _emv(sub)
     _arrears(sub)
     _maintenance(sub)
-    _tickets(sub)
+    if tickets is not None:
+        tickets(sub)
     _users(sub)
     _login_parser(sub)
-    _records(sub)
+    _records(sub, lifecycles)
     _kek(sub)

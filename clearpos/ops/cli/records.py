@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from ...private import private_open
 from ...progress import work
 from ...store import StoreError, Tx, open_database
 from ...store.queries import read
-from .. import arrears, cards, merchants, reports, terminals, tickets
+from .. import arrears, cards, merchants, reports, terminals
 from ..backup import (
     PG_GUIDANCE,
     backup_sqlite,
@@ -26,6 +27,7 @@ from ..backup import (
     write_journal_csv,
 )
 from ..common import Refused
+from ..lifecycle import Lifecycle
 from .base import (
     _day,
     _db,
@@ -212,7 +214,7 @@ def _lifecycles(a: argparse.Namespace) -> int:
         merchants.MERCHANT,
         terminals.TERMINAL,
         cards.CARD,
-        tickets.TICKET,
+        *a.extra_lifecycles,  # tickets' (diagnosis), passed in by clearpos.cli
         arrears.REQUEST,
     ]
     for lc in tables:
@@ -231,7 +233,7 @@ def _lifecycles(a: argparse.Namespace) -> int:
     return 0
 
 
-def _records(sub: Any) -> None:
+def _records(sub: Any, lifecycles: Sequence[Lifecycle] = ()) -> None:
     p = _leaf(sub, "report", "daily report per merchant (自动对账): CSV or JSON", _report)
     p.add_argument("--date", required=True, type=_day, help="business date YYYY-MM-DD (China time)")
     p.add_argument("--mid")
@@ -259,4 +261,7 @@ def _records(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="overwrite FILE")
 
     _leaf(sub, "init", "create an empty store (the only admin command that creates one)", _init)
-    _leaf(sub, "lifecycles", "the state machines: allowed transitions of each entity", _lifecycles)
+    p = _leaf(
+        sub, "lifecycles", "the state machines: allowed transitions of each entity", _lifecycles
+    )
+    p.set_defaults(extra_lifecycles=tuple(lifecycles))

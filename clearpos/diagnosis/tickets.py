@@ -21,11 +21,11 @@ from typing import Any
 
 from ..clock import Clock, show, utc_iso
 from ..money import fen_yuan
+from ..ops.common import Change, Refused, check_actor, mask_text, now_iso, record
+from ..ops.lifecycle import Lifecycle, Rule
 from ..store import JournalRec, Tx
 from ..store.queries import ops as q
 from ..store.queries.ops import audit_rows, journal_rows
-from .common import Change, Refused, check_actor, mask_text, now_iso, record
-from .lifecycle import Lifecycle, Rule
 
 __all__ = [
     "STATUSES",
@@ -190,13 +190,13 @@ def evidence(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The snapshot stored with a ticket: states, last transactions, diagnosis (zh and en)."""
-    from ..diagnosis import (
+    from . import (
         NotFound,
         diagnose_merchant,
         diagnose_terminal,
         explain_row,
     )
-    from ..diagnosis.subjects import merchant_snapshot, terminal_snapshot
+    from .subjects import merchant_snapshot, terminal_snapshot
 
     clock_now = now or Clock().now()
     since = clock_now - timedelta(days=30)
@@ -337,7 +337,7 @@ def _move(
 
 def _owner(tx: Tx, owner: str) -> str:
     """``owner`` when it names an enabled console user; else refused, saying who can."""
-    from .users import get_user, list_users
+    from ..ops.users import get_user, list_users
 
     name = owner.strip()
     user = get_user(tx, name)

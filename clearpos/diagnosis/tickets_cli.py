@@ -1,14 +1,13 @@
-"""``clearpos admin ticket``: the help desk's tickets."""
+"""``clearpos admin ticket``: the help desk's tickets (a group of ``clearpos admin``,
+which ``clearpos.cli`` composes: ops may not import diagnosis)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from ...clock import show
-from ...store import Tx
-from .. import tickets
-from .base import (
+from ..clock import show
+from ..ops.cli.base import (
     ID,
     _change,
     _changer,
@@ -18,6 +17,8 @@ from .base import (
     _positive,
     _run,
 )
+from ..store import Tx
+from . import tickets
 
 
 def _ticket_text(tk: tickets.Ticket) -> str:
@@ -26,7 +27,8 @@ def _ticket_text(tk: tickets.Ticket) -> str:
     return f"#{tk.id}  {tk.status:<11} {tk.subject} {about}{owner}  {tk.title}"
 
 
-def _tickets(sub: Any) -> None:
+def register_group(sub: Any) -> None:
+    """Add ``ticket`` to the subcommands ``sub`` of ``clearpos admin``."""
     g = _group(sub, "ticket", "support tickets with evidence attached automatically")
     _tickets_open(g)
     _tickets_reads(g)
