@@ -32,12 +32,12 @@ def seeded(tmp: Path, name: str = "store") -> Database:
 
 def parser() -> argparse.ArgumentParser:
     """``clearpos`` with only ``admin`` and ``diagnose`` (other areas may be mid-change)."""
+    from clearpos.cli import register_admin
     from clearpos.diagnosis import cli as diagnose_cli
-    from clearpos.ops import cli as admin_cli
 
     p = argparse.ArgumentParser(prog="clearpos")
     sub = p.add_subparsers(dest="command", required=True)
-    admin_cli.register(sub.add_parser("admin"))
+    register_admin(sub.add_parser("admin"))
     diagnose_cli.register(sub.add_parser("diagnose"))
     return p
 
