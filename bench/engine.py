@@ -63,6 +63,13 @@ def main() -> int:
         action="store_true",
         help="feed the host's --metrics histograms as the host does: an answer, a commit",
     )
+    p.add_argument(
+        "--opcodes",
+        type=int,
+        metavar="N",
+        help="count Python bytecodes per purchase over N purchases, by function "
+        "(sys.settrace opcode events): exact and repeatable, the figure to cut",
+    )
     p.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
     p.add_argument("--top", type=int, default=25, help="cProfile lines to print")
     p.add_argument(
@@ -132,6 +139,9 @@ def main() -> int:
         bad = [c for c in bad if c != "00"]
         assert not bad, f"{len(bad)} not approved, e.g. {bad[:5]}"
 
+    if args.opcodes:
+        return count_opcodes(run, frames(args.opcodes, 1000), args.top)
+
     if args.under_callgrind is not None:
         # the same frames in both runs (2N built), the first N or all handled; no audit,
         # whose cost grows with the journal
@@ -188,6 +198,45 @@ def main() -> int:
         print(f"  {n / 200:5.2f}  {head} ...")
     print(f"audit: {'OK' if not found else found[:3]}")
     return 0 if not found else 1
+
+
+def count_opcodes(run: Callable[[list[bytes]], list[bytes]], batch: list[bytes], top: int) -> int:
+    """Bytecodes executed per purchase, in total and by function (self, not callees)."""
+    run(batch[:50])  # warm: caches, first-use imports
+    counts: dict[str, int] = {}
+
+    def where(frame: Any) -> str:
+        code = frame.f_code
+        name = code.co_name
+        if code.co_filename == "<string>":  # a generated __init__ (dataclasses): whose
+            self = frame.f_locals.get("self")
+            name = f"{type(self).__name__}.{name}" if self is not None else name
+        return f"{Path(code.co_filename).name}:{code.co_firstlineno} {name}"
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event != "call":
+            return None
+        frame.f_trace_opcodes = True
+        key = where(frame)
+
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "opcode":
+                counts[key] = counts.get(key, 0) + 1
+            return local
+
+        return local
+
+    sys.settrace(tracer)
+    try:
+        run(batch[50:])
+    finally:
+        sys.settrace(None)
+    n = len(batch) - 50
+    total = sum(counts.values())
+    print(f"bytecodes per purchase: {total / n:,.0f} (over {n:,} purchases)")
+    for key, c in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {c / n:8,.1f}  {100 * c / total:5.1f} %  {key}")
+    return 0
 
 
 def count_instructions(args: argparse.Namespace) -> int:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import iso8583
 import pytest
@@ -444,8 +444,27 @@ def test_message_validation() -> None:
         _purchase(amount_fen=-1)
     with pytest.raises(EncodeError, match="reversal reason"):
         Reversal.of(_purchase(), "00")
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        _purchase().stan = "000001"  # type: ignore[misc]
+
+
+def test_messages_and_rows_are_immutable_for_the_type_checker(tmp_path: Path) -> None:
+    """Messages, card data and store rows are records (clearpos/record.py): slots
+    dataclasses that mypy sees frozen, so no code of ours can change one."""
+    from mypy import api
+
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from clearpos.store import CardRec\n"
+        "from clearpos.wire import Card, FinancialRequest\n"
+        "def f(m: FinancialRequest, c: Card, r: CardRec) -> None:\n"
+        "    m.stan = '000001'\n"
+        "    c.pan = '6222020000000000'\n"
+        "    r.balance_fen = 0\n",
+        "utf-8",
+    )
+    out, _, status = api.run(["--no-incremental", "--follow-imports=silent", str(probe)])
+    assert status == 1, out
+    for line, name in ((4, "stan"), (5, "pan"), (6, "balance_fen")):
+        assert f'probe.py:{line}: error: Property "{name}"' in out and "read-only" in out, out
 
 
 def test_reprs_are_masked() -> None:

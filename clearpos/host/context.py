@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..record import record
 from ..store import CardRec, MaintenanceRec, MerchantRec, TerminalRec, Tx
 from ..wire import Frame, Message
 from ..wire.terminfo import TerminalInfo
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HostConfig:
     """Configuration the pipeline reads on every message, reloaded only when the
     store's config generation changes (any admin change of meta or maintenance)."""

@@ -31,7 +31,6 @@ from ..wire import (
     ChipDetailUpload,
     EncodeError,
     FinancialRequest,
-    FinancialResponse,
     Frame,
     Header,
     Kind,
@@ -54,18 +53,19 @@ from ..wire import (
     SignOnResponse,
     Totals,
     WireError,
-    build,
     encode,
     encode_frame,
     encode_params,
+    financial_answer_fields,
     mask_pan,
     needs_mac,
     parse,
     request_mti,
     response_mti,
     salvage,
+    to_fields,
 )
-from ..wire.codec import PRIVATE, Value
+from ..wire.codec import PRIVATE, Fields, Value
 from ..wire.mask import render_value
 from ..wire.terminfo import TerminalInfo
 from .chip import (
@@ -700,12 +700,20 @@ class Engine:
             )
         if isinstance(msg, FinancialRequest) and ctx.chip_check is not None:
             ctx.answer_chip = answer_field55(self.chip, ctx, code)
-        response = self._response(ctx, code, org)
+        if isinstance(msg, FinancialRequest):
+            # the answer straight from the request: no typed answer to build and check
+            # (the codec checks each value as it writes it)
+            reply_mti, out = msg.kind.response_mti, self._financial_answer(ctx, msg, code, org)
+            mac_needed = code == "00"
+        else:
+            response = self._response(ctx, code, org)
+            reply_mti, out = to_fields(response)
+            mac_needed = needs_mac(response)
         mac_fn = None
-        if needs_mac(response) and ctx.mak_sealed is not None and t is not None:
+        if mac_needed and ctx.mak_sealed is not None and t is not None:
             sealed, tid = ctx.mak_sealed, t.tid
             mac_fn = lambda block: self.hsm.generate_mac(tid, sealed, block)  # noqa: E731
-        body = build(response, mac=mac_fn)
+        body = encode(reply_mti, out, mac=mac_fn)
         header: Header = ctx.frame.header.with_processing(ctx.processing)
         reply = encode_frame(ctx.frame.tpdu.swapped(), header, body)
         record = {
@@ -722,6 +730,32 @@ class Engine:
         }
         return Outcome(reply, record)
 
+    @staticmethod
+    def _financial_answer(ctx: Ctx, msg: FinancialRequest, code: str, org: str) -> Fields:
+        approved = ctx.reason == "approved"
+        return financial_answer_fields(
+            msg.kind,
+            batch=msg.batch,
+            netcode=msg.netcode,
+            currency=msg.currency,
+            amount_fen=msg.amount_fen,
+            tid=msg.tid,
+            mid=msg.mid,
+            stan=msg.stan,
+            code=code or None,
+            organisation=org,
+            reason=ctx.reason,
+            host_time=ctx.hhmmss,
+            host_date=ctx.mmdd,
+            acquirer=ctx.config.institution,
+            rrn=ctx.rrn,
+            auth_code=ctx.auth_code or None,
+            settle_date=ctx.mmdd if approved else None,
+            expiry=msg.card.expiry if approved and msg.card is not None else None,
+            balance=Balance(ctx.balance_fen) if approved and ctx.balance_fen is not None else None,
+            chip=ctx.answer_chip,
+        )
+
     def _response(self, ctx: Ctx, code: str, org: str) -> Message:
         msg = ctx.msg
         common: dict[str, Any] = {
@@ -737,22 +771,6 @@ class Engine:
             "rrn": ctx.rrn,
         }
         approved = ctx.reason == "approved"
-        if isinstance(msg, FinancialRequest):
-            return FinancialResponse(
-                kind=msg.kind,
-                batch=msg.batch,
-                amount_fen=msg.amount_fen,
-                auth_code=ctx.auth_code or None,
-                settle_date=ctx.mmdd if approved else None,
-                expiry=msg.card.expiry if approved and msg.card is not None else None,
-                balance=Balance(ctx.balance_fen)
-                if approved and ctx.balance_fen is not None
-                else None,
-                currency=msg.currency,
-                netcode=msg.netcode,
-                chip=ctx.answer_chip,
-                **common,
-            )
         if isinstance(msg, Reversal):
             r = msg.request
             return ReversalResponse(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from ..record import record
 
 
 def rrn_of(journal_id: int) -> str:
@@ -19,7 +20,7 @@ def journal_id_of(rrn: str) -> int | None:
     return int(rrn) if rrn.isdecimal() and len(rrn) <= 12 else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MerchantRec:
     mid: str
     name: str
@@ -48,7 +49,7 @@ class MerchantRec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TerminalRec:
     tid: str
     mid: str
@@ -135,7 +136,7 @@ class TerminalRec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CardRec:
     id: int
     pan_token: str
@@ -189,7 +190,7 @@ class CardRec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JournalRec:
     id: int
     ts: str
@@ -232,7 +233,7 @@ class JournalRec:
         return cls(**d)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JournalEntry:
     """One journal row as the host writes it (``id`` and ``settlement_id`` come
     later: the store assigns the first, settlement sets the second). Typed, so a
@@ -315,7 +316,7 @@ JOURNAL_COLUMNS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MaintenanceRec:
     id: int
     who: str
@@ -334,7 +335,7 @@ class MaintenanceRec:
         return cls(**d)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SettlementRec:
     """One settlement (0500) of a terminal's batch: the terminal's totals and the host's."""
 
@@ -406,7 +407,7 @@ class SettlementRec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuditRec:
     """One row of the audit trail."""
 
@@ -437,7 +438,7 @@ class AuditRec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChipRec:
     """A card's chip as the issuer knows it; ``last_atc`` -1 before the first
     accepted cryptogram. Fits :class:`clearpos.issuer.emv.ChipRecord`."""
@@ -461,7 +462,7 @@ class ChipRec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CapkRec:
     """A CA public key the terminals download; hex text, ``expiry`` YYYYMMDD."""
 
@@ -477,7 +478,7 @@ class CapkRec:
         return cls(r["rid"], r["idx"], r["modulus"], r["exponent"], r["expiry"], r["check_value"])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AidRec:
     """Chip parameters of one AID; amounts in fen, TACs and version as hex."""
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, Protocol
 
 from .records import (
@@ -62,6 +63,29 @@ _JOURNAL_INSERT = (
 
 #: INSERT statements by (table, columns...), built once
 _INSERT_SQL: dict[tuple[str, ...], str] = {}
+
+
+#: per record class: (its fields' getter, field name -> position)
+_LAYOUT: dict[type, tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]] = {}
+
+
+def _replaced(row: Any, cols: Mapping[str, Any], bools: frozenset[str]) -> Any:
+    """``row`` with ``cols`` changed (bool columns as bool), or None when ``cols``
+    names a column that is no field of the record. ``dataclasses.replace`` does
+    the same at four times the cost, on every purchase's card write."""
+    cls = type(row)
+    layout = _LAYOUT.get(cls)
+    if layout is None:
+        names = [f.name for f in dataclasses.fields(row)]
+        layout = _LAYOUT[cls] = (attrgetter(*names), {n: i for i, n in enumerate(names)})
+    getter, index = layout
+    values = list(getter(row))
+    for c, v in cols.items():
+        i = index.get(c)
+        if i is None:
+            return None
+        values[i] = bool(v) if c in bools else v
+    return cls(*values)
 
 
 class Cursor(Protocol):
@@ -127,12 +151,14 @@ class Tx:
         row = cache.get(table, key_value)
         if row is None:
             return
-        bools = _BOOL_COLUMNS.get(table, frozenset())
-        if table == "merchants" or not all(hasattr(row, c) for c in cols):
-            cache.evict(table, key_value)  # JSON columns, or a column the record lacks
+        if table == "merchants":
+            cache.evict(table, key_value)  # JSON columns
             return
-        values = {c: bool(v) if c in bools else v for c, v in cols.items()}
-        cache.put(table, key_value, dataclasses.replace(row, **values))
+        new = _replaced(row, cols, _BOOL_COLUMNS.get(table, frozenset()))
+        if new is None:
+            cache.evict(table, key_value)  # a column the record lacks
+            return
+        cache.put(table, key_value, new)
 
     def _insert(self, table: str, cols: Mapping[str, Any]) -> int:
         shape = (table, *cols)

@@ -15,8 +15,8 @@ values are ``bytes``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
+from ..record import record
 from .dialect import FIELDS, MAC_FIELD, FieldSpec, Fmt, Len
 from .errors import DecodeError, EncodeError
 
@@ -57,7 +57,7 @@ def tracks_encrypted(fields: Mapping[int, Value]) -> bool:
     return isinstance(sec, str) and len(sec) >= 3 and sec[2] == "1"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Decoded:
     """A decoded message body.
 
@@ -130,7 +130,14 @@ def _digits(h: str, ndigits: int, left: bool, spec: FieldSpec, pos: int) -> str:
     return value
 
 
+#: every printable ASCII byte: ``raw.translate(None, _PRINTABLE)`` is empty when
+#: ``raw`` holds nothing else (one C call instead of a loop over the bytes)
+_PRINTABLE = bytes(range(0x20, 0x7F))
+
+
 def _ascii(raw: bytes, spec: FieldSpec, pos: int) -> str:
+    if not raw.translate(None, _PRINTABLE):
+        return raw.decode("ascii")
     gbk = spec.charset == "gbk"
     for i, b in enumerate(raw):
         if b < 0x20 or (b > 0x7E and not gbk):
@@ -235,6 +242,15 @@ def _make_writer(spec: FieldSpec) -> Writer:
         prefix = 1 if spec.len_type is Len.LLVAR else 2
         left = spec.left or not fixed
 
+        even_fixed = fixed and not spec.length & 1 and not is_track
+        flen = spec.length
+
+        def write_fixed_even(value: Value) -> bytes:
+            # the common case first: exactly the digits of an even-length fixed field
+            if type(value) is str and len(value) == flen and value.isdecimal() and value.isascii():
+                return bytes.fromhex(value)
+            return write_bcd(value)
+
         def write_bcd(value: Value) -> bytes:
             if is_track and isinstance(value, RawTrack):  # an encrypted track
                 if value.ndigits > spec.length or len(value) != (value.ndigits + 1) // 2:
@@ -257,7 +273,7 @@ def _make_writer(spec: FieldSpec) -> Writer:
             body = bytes.fromhex(digits)
             return body if fixed else _bcd_prefix(n, prefix) + body
 
-        return write_bcd
+        return write_fixed_even if even_fixed else write_bcd
 
     if spec.len_type is Len.FIXED:
         n = spec.length
@@ -271,6 +287,8 @@ def _make_writer(spec: FieldSpec) -> Writer:
             return write_fixed_bin
 
         def write_fixed_ascii(value: Value) -> bytes:
+            if type(value) is str and len(value) == n and value.isascii() and value.isprintable():
+                return value.encode("ascii")
             if not isinstance(value, str):
                 raise fail(f"expected text ({spec.label})")
             if len(value) > n:
@@ -337,6 +355,7 @@ def extend(specs: tuple[FieldSpec, ...]) -> None:
         _READERS[spec.number] = _make_reader(spec)
         _WRITERS[spec.number] = _make_writer(spec)
     _BITMAP_CACHE.clear()
+    _SHAPES.clear()
 
 
 def _fields_of(bitmap: bytes, base: int) -> tuple[int, ...]:
@@ -439,6 +458,31 @@ def salvage(data: bytes) -> tuple[str | None, Fields]:
     return mti, fields
 
 
+#: encode's plan per (field numbers in the caller's order, with MAC): the bitmap and
+#: the writers in field order (a host sends a handful of shapes; bounded)
+_SHAPES: dict[tuple[tuple[int, ...], bool], tuple[bytes, tuple[tuple[int, Writer], ...]]] = {}
+_MTI_RAW: dict[str, bytes] = {}
+
+
+def _shape(
+    fields: Mapping[int, Value], with_mac: bool
+) -> tuple[bytes, tuple[tuple[int, Writer], ...]]:
+    numbers = sorted(f for f in fields if f != MAC_FIELD or not with_mac)
+    if with_mac:
+        numbers.append(MAC_FIELD)
+    bits = 0
+    for f in numbers:
+        if f not in _WRITERS:
+            raise EncodeError("not part of the clearpos dialect", field=f)
+        bits |= 1 << (64 - f)
+    plan = tuple((f, _WRITERS[f]) for f in numbers if not (with_mac and f == MAC_FIELD))
+    shape = (bits.to_bytes(8, "big"), plan)
+    if len(_SHAPES) >= _BITMAP_CACHE_MAX:
+        _SHAPES.clear()
+    _SHAPES[(tuple(fields), with_mac)] = shape
+    return shape
+
+
 def encode(
     mti: str,
     fields: Mapping[int, Value],
@@ -451,22 +495,18 @@ def encode(
     with the MAC block (every byte before field 64); any field 64 in
     ``fields`` is ignored.
     """
-    if len(mti) != 4 or not mti.isdecimal():
-        raise EncodeError("MTI must be 4 digits", field=0)
-    numbers = sorted(f for f in fields if f != MAC_FIELD or mac is None)
-    if mac is not None:
-        numbers.append(MAC_FIELD)
-    bits = 0
-    for f in numbers:
-        if f not in _WRITERS:
-            raise EncodeError("not part of the clearpos dialect", field=f)
-        bits |= 1 << (64 - f)
-    parts = [bytes.fromhex(mti), bits.to_bytes(8, "big")]
-    writers = _WRITERS
-    for f in numbers:
-        if f == MAC_FIELD and mac is not None:
-            break
-        parts.append(writers[f](fields[f]))
+    shape = _SHAPES.get((tuple(fields), mac is not None))
+    if shape is None:
+        shape = _shape(fields, mac is not None)
+    mti_raw = _MTI_RAW.get(mti)
+    if mti_raw is None:
+        if len(mti) != 4 or not mti.isdecimal():
+            raise EncodeError("MTI must be 4 digits", field=0)
+        mti_raw = _MTI_RAW[mti] = bytes.fromhex(mti)
+    bitmap, plan = shape
+    parts = [mti_raw, bitmap]
+    for f, write in plan:
+        parts.append(write(fields[f]))
     body = b"".join(parts)
     if mac is not None:
         code = mac(body)

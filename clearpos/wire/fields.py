@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..record import record
 from .errors import DecodeError, EncodeError
 from .mask import mask_pan
 from .vocabulary import NetCode, _need_digits
@@ -12,7 +11,7 @@ from .vocabulary import NetCode, _need_digits
 # --------------------------------------------------------------------------- composite fields
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class F60:
     """Field 60: 60.1 type N2, 60.2 batch N6, 60.3 network code N3, then the optional
     60.4–60.7 digits stock terminals send (terminal capability, chip condition,
@@ -47,7 +46,7 @@ class F60:
         return cls(value[0:2], value[2:8], value[8:11], value[11:])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OriginalRef:
     """Field 61: original batch N6 + original STAN N6 (always), original date MMDD N4
     (when the original is of an earlier day), then whatever follows (auth method,
@@ -86,7 +85,7 @@ class OriginalRef:
         return cls(value[0:6], value[6:12], value[12:16], value[16:])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Card:
     """Card data of a request. ``repr`` never shows the PAN, tracks or PIN block.
 
@@ -160,7 +159,7 @@ class Card:
     __str__ = __repr__
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Balance:
     """Field 54: account type n2, amount type n2 (02 available), currency, sign, amount."""
 
@@ -183,7 +182,7 @@ class Balance:
         return cls(amount if value[7] == "C" else -amount, value[0:2], value[2:4], value[4:7])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Totals:
     """Settlement totals for one card class: debit and credit amounts and counts."""
 
@@ -234,7 +233,7 @@ class CheckCode:
     ERROR = 3
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Settlement48:
     domestic: Totals
     foreign: Totals = Totals()
@@ -249,7 +248,7 @@ class Settlement48:
         return cls(Totals.decode(value[:31]), Totals.decode(value[31:]))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BatchRecord:
     """One record of a batch upload (0320): card class, STAN, PAN, amount."""
 

@@ -6,8 +6,9 @@ Sans-I/O. :class:`Framer` is fed bytes in any chunking and yields complete
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from ..record import record
 from .errors import FramingError
 
 TPDU_ID = 0x60
@@ -30,7 +31,7 @@ class ProcessingRequirement:
     DOWNLOAD_SOFTWARE = 6
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TPDU:
     """Transport protocol data unit: ID ``60``, destination and source address."""
 
@@ -56,7 +57,7 @@ class TPDU:
         return cls(int.from_bytes(raw[1:3], "big"), int.from_bytes(raw[3:5], "big"), raw[0])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Header:
     """The 6-byte message header: 12 BCD digits.
 
@@ -102,7 +103,7 @@ class Header:
         return cls(h[0:2], h[2:4], int(h[4]), int(h[5]), h[6:12])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Frame:
     """One frame: TPDU, header and the message body (MTI onward)."""
 

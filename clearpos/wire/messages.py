@@ -8,9 +8,10 @@ validates when built. Amounts are integer fen. :func:`to_fields` and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
+from ..record import record
 from .codec import Fields, Value, decode, encode, tracks_encrypted
 from .errors import DecodeError, EncodeError, WireError
 from .fields import F60, Balance, BatchRecord, Card, CheckCode, OriginalRef, Settlement48, Totals
@@ -22,7 +23,7 @@ from .vocabulary import _KIND_BY_WIRE, DOWNLOADS, ORG_NONE, Kind, NetCode, _need
 # --------------------------------------------------------------------------- messages
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _Base:
     tid: str
     mid: str
@@ -42,7 +43,7 @@ class _Base:
         _need_digits(self.stan, 6, "STAN", 11)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _Response(_Base):
     code: str | None = "00"
     organisation: str = ORG_NONE
@@ -57,7 +58,7 @@ class _Response(_Base):
         return self.code == "00"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class FinancialRequest(_Base):
     """Balance, purchase, void, refund, pre-auth family and offline upload."""
 
@@ -89,7 +90,7 @@ class FinancialRequest(_Base):
         return (self.tid, self.batch, self.stan)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class FinancialResponse(_Response):
     kind: Kind
     batch: str
@@ -105,7 +106,7 @@ class FinancialResponse(_Response):
     chip: bytes | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Reversal(_Base):
     """0400: undo ``request`` (its STAN and fields), with the reason in 39."""
 
@@ -127,7 +128,7 @@ class Reversal(_Base):
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class ReversalResponse(_Response):
     kind: Kind
     batch: str
@@ -135,7 +136,7 @@ class ReversalResponse(_Response):
     netcode: str = NetCode.NONE
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SignOn(_Base):
     """0800 sign-on; 60.3 names the key layout asked for (001, 003 or 004)."""
 
@@ -146,14 +147,14 @@ class SignOn(_Base):
     serial: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SignOnResponse(_Response):
     batch: str
     keys: bytes | None = field(default=None, repr=False)
     netcode: str = NetCode.SIGN_ON
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class NetworkRequest(_Base):
     """0820: sign-off (60.3 002), echo test (301), status upload (362)."""
 
@@ -164,7 +165,7 @@ class NetworkRequest(_Base):
     data: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class NetworkResponse(_Response):
     """0830 and 0330: acknowledgements of network and batch-upload messages."""
 
@@ -175,7 +176,7 @@ class NetworkResponse(_Response):
     data: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class ParameterDownload(_Base):
     """0800 downloads: parameters (360, end 361), one CA public key (370, end 371),
     one AID's chip parameters (380, end 381); ``data`` is 62 (the key or AID asked for)."""
@@ -185,7 +186,7 @@ class ParameterDownload(_Base):
     data: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class ParameterDownloadResponse(_Response):
     batch: str
     records: tuple[ParamRecord, ...] = ()
@@ -197,7 +198,7 @@ class ParameterDownloadResponse(_Response):
         return next((r.value for r in self.records if r.tag == tag), None)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Settlement(_Base):
     batch: str
     totals: Settlement48
@@ -205,7 +206,7 @@ class Settlement(_Base):
     currency: str = "156"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SettlementResponse(_Response):
     """0510: totals with the host's check codes; carries no field 39."""
 
@@ -224,7 +225,7 @@ class SettlementResponse(_Response):
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class BatchUpload(_Base):
     """0320 (60.3 201): up to 8 debit records in field 48."""
 
@@ -237,7 +238,7 @@ class BatchUpload(_Base):
             raise EncodeError("a batch upload carries 1 to 8 records", field=48)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class BatchUploadItem(_Base):
     """0320 (60.3 201): a refund or offline sale re-sent whole in its own format,
     under its original STAN (the host finds it in the journal by TID, batch, STAN)."""
@@ -249,7 +250,7 @@ class BatchUploadItem(_Base):
         return cls(tid=request.tid, mid=request.mid, stan=request.stan, request=request)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class BatchUploadEnd(_Base):
     """0320 (60.3 202): end of batch upload, 48 = total count N4."""
 
@@ -257,7 +258,7 @@ class BatchUploadEnd(_Base):
     count: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _ChipAdvice(_Base):
     """What a chip advice names: the original (61, 37), its amount and card, and 55."""
 
@@ -273,7 +274,7 @@ class _ChipAdvice(_Base):
     netcode: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class ScriptResult(_ChipAdvice):
     """0620 (60.3 951): the card's issuer-script results after a chip transaction,
     naming the original by 37 and 61; MAC'd like a financial request (spec §4)."""
@@ -281,7 +282,7 @@ class ScriptResult(_ChipAdvice):
     netcode: str = NetCode.SCRIPT_RESULT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class ChipDetailUpload(_ChipAdvice):
     """0320 (60.3 203, or 205 for an offline chip sale's TC): the final cryptogram
     (TC) of a chip transaction in 55, for the host to journal against its original."""
@@ -289,7 +290,7 @@ class ChipDetailUpload(_ChipAdvice):
     netcode: str = NetCode.CHIP_DETAIL
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class AdviceResponse(_Response):
     """0630 / 0330 answering a script result or a chip detail upload."""
 
@@ -444,6 +445,69 @@ def _response_common(f: Fields, m: _Response) -> None:
     f[63] = _o63(m.organisation, m.reason)
 
 
+def financial_answer_fields(
+    kind: Kind,
+    *,
+    batch: str,
+    netcode: str,
+    currency: str,
+    amount_fen: int | None,
+    tid: str,
+    mid: str,
+    stan: str,
+    code: str | None,
+    organisation: str,
+    reason: str,
+    host_time: str | None,
+    host_date: str | None,
+    acquirer: str | None,
+    rrn: str | None,
+    expiry: str | None = None,
+    settle_date: str | None = None,
+    entry_mode: str | None = None,
+    auth_code: str | None = None,
+    balance: Balance | None = None,
+    chip: bytes | None = None,
+) -> Fields:
+    """The ISO fields of a financial answer (the MTI is ``kind.response_mti``): what
+    :func:`to_fields` gives for a :class:`FinancialResponse`, and what the host
+    sends, built straight from the request's values without the typed answer (the
+    codec checks every value as it writes it)."""
+    f: Fields = {3: kind.processing_code, 25: kind.condition, 49: currency}
+    if amount_fen is not None:
+        f[4] = f"{amount_fen:012d}"
+    f[11] = stan
+    if host_time is not None:
+        f[12] = host_time
+    if host_date is not None:
+        f[13] = host_date
+    if acquirer is not None:
+        f[32] = acquirer
+    if rrn is not None:
+        f[37] = rrn
+    if code is not None:
+        f[39] = code
+    f[41] = tid
+    f[42] = mid
+    f[63] = _o63(organisation, reason)
+    if expiry is not None:
+        f[14] = expiry
+    if settle_date is not None:
+        f[15] = settle_date
+    if entry_mode is not None:
+        f[22] = entry_mode
+    if auth_code is not None:
+        f[38] = auth_code
+    if balance is not None:
+        f[54] = balance.encode()
+    if chip is not None:
+        f[55] = chip
+    if len(batch) != 6 or len(netcode) != 3:
+        F60(kind.type_code, batch, netcode)  # raises, naming 60.2 or 60.3
+    f[60] = kind.type_code + batch + netcode
+    return f
+
+
 def to_fields(msg: Message) -> tuple[str, Fields]:
     """The MTI and ISO fields of a typed message (field 64 not included)."""
     f: Fields
@@ -455,19 +519,29 @@ def to_fields(msg: Message) -> tuple[str, Fields]:
             f[63] = msg.operator
         return msg.kind.mti, f
     if isinstance(msg, FinancialResponse):
-        f = {3: msg.kind.processing_code, 25: msg.kind.condition, 49: msg.currency}
-        if msg.amount_fen is not None:
-            f[4] = f"{msg.amount_fen:012d}"
-        _response_common(f, msg)
-        _put(f, 14, msg.expiry)
-        _put(f, 15, msg.settle_date)
-        _put(f, 22, msg.entry_mode)
-        _put(f, 38, msg.auth_code)
-        if msg.balance is not None:
-            f[54] = msg.balance.encode()
-        _put(f, 55, msg.chip)
-        f[60] = F60(msg.kind.type_code, msg.batch, msg.netcode).encode()
-        return msg.kind.response_mti, f
+        return msg.kind.response_mti, financial_answer_fields(
+            msg.kind,
+            batch=msg.batch,
+            netcode=msg.netcode,
+            currency=msg.currency,
+            amount_fen=msg.amount_fen,
+            tid=msg.tid,
+            mid=msg.mid,
+            stan=msg.stan,
+            code=msg.code,
+            organisation=msg.organisation,
+            reason=msg.reason,
+            host_time=msg.host_time,
+            host_date=msg.host_date,
+            acquirer=msg.acquirer,
+            rrn=msg.rrn,
+            expiry=msg.expiry,
+            settle_date=msg.settle_date,
+            entry_mode=msg.entry_mode,
+            auth_code=msg.auth_code,
+            balance=msg.balance,
+            chip=msg.chip,
+        )
     if isinstance(msg, Reversal):
         r = msg.request
         f = _request_fields(r, mti_kind=r.kind, with_pin=False, netcode=r.netcode)
@@ -611,17 +685,23 @@ def _amount(f: Mapping[int, Value]) -> int | None:
 
 
 def _card_from(f: Mapping[int, Value]) -> Card | None:
-    pan = _opt(f, 2)
-    track2 = _opt(f, 35)
-    expiry = _opt(f, 14)
+    # the codec gives text for every n/an/ans/z field and bytes for b fields; only
+    # a track (35, 36) may come as bytes (TDK-encrypted and not decrypted)
+    get = f.get
+    pan = _text(get(2), 2)
+    track2 = get(35)
     if pan is None and track2 is None:
         return None
-    for n in (35, 36):
-        if isinstance(f.get(n), bytes):
+    track3 = get(36)
+    for n, v in ((35, track2), (36, track3)):
+        if isinstance(v, bytes):
             raise DecodeError(
                 "track is not in clear: encrypted with the TDK (53.3 = 1) and not decrypted",
                 field=n,
             )
+    assert track2 is None or isinstance(track2, str)
+    assert track3 is None or isinstance(track3, str)
+    expiry = _text(get(14), 14)
     if track2 is not None:
         sep = track2.find("=")
         if sep < 13:
@@ -633,9 +713,9 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
         if expiry is None and len(track2) >= sep + 5:
             expiry = track2[sep + 1 : sep + 5]
     assert pan is not None
-    pin = f.get(52)
-    chip = f.get(55)
-    sec = _opt(f, 53) or ""
+    pin = get(52)
+    chip = get(55)
+    sec = _text(get(53), 53) or ""
     if sec and not (len(sec) == 16 and sec[0] in "012" and sec[1] in "06" and sec[2] in "01"):
         raise DecodeError(
             "security control must be 53.1 PIN format 0/1/2, 53.2 algorithm 0/6, "
@@ -644,21 +724,30 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
         )
     try:
         return Card(
-            pan=pan,
-            expiry=expiry,
-            track2=track2,
-            track3=_opt(f, 36),
-            entry_mode=_opt(f, 22) or "000",
-            pin_block=pin if isinstance(pin, bytes) else None,
-            sequence=_opt(f, 23),
-            chip=chip if isinstance(chip, bytes) else None,
-            send_pan=2 in f,
-            pin_format=sec[0] if sec[:1] in ("1", "2") else "2",
-            pin_algorithm=sec[1] if sec else "6",
-            tracks_encrypted=sec[2:3] == "1",
+            pan,
+            expiry,
+            track2,
+            track3,
+            _text(get(22), 22) or "000",
+            pin if isinstance(pin, bytes) else None,
+            _text(get(23), 23),
+            chip if isinstance(chip, bytes) else None,
+            2 in f,
+            sec[0] if sec[:1] in ("1", "2") else "2",
+            sec[1] if sec else "6",
+            sec[2:3] == "1",
         )
     except EncodeError as exc:
         raise DecodeError(exc.expected, field=exc.field) from None
+
+
+def _text(v: Value | None, n: int) -> str | None:
+    """A text field's value (None when absent); bytes where text belongs is an error."""
+    if v is None or type(v) is str:
+        return v
+    if isinstance(v, str):
+        return v
+    raise DecodeError("expected text", field=n)
 
 
 def _kind(mti: str, f: Mapping[int, Value], f60: F60) -> Kind:
@@ -700,23 +789,25 @@ def _resp_kw(f: Mapping[int, Value]) -> dict[str, object]:
 
 
 def _financial_request(kind: Kind, f: Mapping[int, Value], f60: F60) -> FinancialRequest:
-    o61 = _opt(f, 61)
+    get = f.get
+    o61 = _text(get(61), 61)
+    amount = _text(get(4), 4)
     return FinancialRequest(
         kind=kind,
         tid=_req(f, 41),
         mid=_req(f, 42),
         stan=_req(f, 11),
         batch=f60.batch,
-        amount_fen=_amount(f),
+        amount_fen=None if amount is None else int(amount),
         card=_card_from(f),
-        rrn=_opt(f, 37),
-        auth_code=_opt(f, 38),
+        rrn=_text(get(37), 37),
+        auth_code=_text(get(38), 38),
         original=OriginalRef.decode(o61) if o61 is not None else None,
-        operator=_opt(f, 63),
-        currency=_opt(f, 49) or "156",
+        operator=_text(get(63), 63),
+        currency=_text(get(49), 49) or "156",
         netcode=f60.netcode,
         extra60=f60.extra,
-        info=_opt(f, 59),
+        info=_text(get(59), 59),
     )
 
 

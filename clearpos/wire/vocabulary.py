@@ -10,6 +10,10 @@ from .errors import EncodeError
 # --------------------------------------------------------------------------- vocabulary
 
 
+def _response_mti(mti: str) -> str:
+    return mti[:2] + str(int(mti[2]) + 1) + mti[3]
+
+
 class Kind(Enum):
     """Financial transaction kinds with their wire identity (spec §4 table).
 
@@ -29,41 +33,38 @@ class Kind(Enum):
     REFUND = ("refund", "0220", "200000", "00", "25", False, -1)
     OFFLINE = ("offline", "0220", "000000", "00", "30", False, 1)
 
-    @property
-    def label(self) -> str:
-        return self.value[0]
+    # plain attributes, set once per member (a property per read costs an enum
+    # descriptor call on the host's every message)
+    label: str
+    mti: str
+    response_mti: str
+    processing_code: str
+    condition: str
+    #: 60.1
+    type_code: str
+    reversible: bool
+    direction: int
+    has_amount: bool
 
-    @property
-    def mti(self) -> str:
-        return self.value[1]
-
-    @property
-    def response_mti(self) -> str:
-        return _response_mti(self.value[1])
-
-    @property
-    def processing_code(self) -> str:
-        return self.value[2]
-
-    @property
-    def condition(self) -> str:
-        return self.value[3]
-
-    @property
-    def type_code(self) -> str:
-        return self.value[4]
-
-    @property
-    def reversible(self) -> bool:
-        return self.value[5]
-
-    @property
-    def direction(self) -> int:
-        return self.value[6]
-
-    @property
-    def has_amount(self) -> bool:
-        return self is not Kind.BALANCE
+    def __init__(
+        self,
+        label: str,
+        mti: str,
+        processing_code: str,
+        condition: str,
+        type_code: str,
+        reversible: bool,
+        direction: int,
+    ) -> None:
+        self.label = label
+        self.mti = mti
+        self.response_mti = _response_mti(mti)
+        self.processing_code = processing_code
+        self.condition = condition
+        self.type_code = type_code
+        self.reversible = reversible
+        self.direction = direction
+        self.has_amount = label != "balance"
 
     @classmethod
     def by_label(cls, label: str) -> Kind:
@@ -76,10 +77,6 @@ class Kind(Enum):
 _KIND_BY_WIRE: dict[tuple[str, str, str, str], Kind] = {
     (k.mti, k.processing_code, k.condition, k.type_code): k for k in Kind
 }
-
-
-def _response_mti(mti: str) -> str:
-    return mti[:2] + str(int(mti[2]) + 1) + mti[3]
 
 
 def response_mti(mti: str) -> str:
@@ -139,6 +136,8 @@ ORGANISATIONS = frozenset({"CUP", "VIS", "MCC", "JCB", "AMX", ORG_NONE})
 
 
 def _need_digits(value: str, n: int | tuple[int, int], what: str, fieldno: int) -> None:
+    if len(value) == n and value.isdecimal() and value.isascii():
+        return  # the common case: exactly n digits
     lo, hi = (n, n) if isinstance(n, int) else n
     if not (lo <= len(value) <= hi and value.isdecimal() and value.isascii()):
         size = f"{lo}" if lo == hi else f"{lo}-{hi}"
