@@ -356,6 +356,8 @@ def extend(specs: tuple[FieldSpec, ...]) -> None:
         _WRITERS[spec.number] = _make_writer(spec)
     _BITMAP_CACHE.clear()
     _SHAPES.clear()
+    _FAST.clear()
+    _SEEN.clear()
 
 
 def _fields_of(bitmap: bytes, base: int) -> tuple[int, ...]:
@@ -391,7 +393,43 @@ def decode(data: bytes, *, base: int = 0) -> Decoded:
 
     ``base`` is added to every byte offset in errors, so a caller that strips a
     frame header can report offsets within the whole frame.
+
+    A bitmap seen often is read by a decoder compiled for it (:func:`_compile`);
+    anything that one finds amiss is read again by the field-by-field decoder,
+    which names the field and byte.
     """
+    bitmap = data[2:10]
+    fast = _FAST.get(bitmap)
+    if fast is not None:
+        mti = data[:2].hex()
+        if mti.isdecimal():
+            try:
+                fields, mac_block = fast(data)
+            except Exception:  # the exact error comes from the generic decoder
+                pass
+            else:
+                return Decoded(mti, fields, mac_block)
+    elif len(data) >= 10:
+        seen = _SEEN.get(bitmap, 0) + 1
+        if seen < _COMPILE_AFTER:
+            _SEEN[bitmap] = seen
+        else:
+            _SEEN.pop(bitmap, None)
+            try:
+                present = _fields_of(bitmap, base + 2)
+            except DecodeError:
+                pass
+            else:
+                if len(_FAST) >= _BITMAP_CACHE_MAX:
+                    _FAST.clear()
+                _FAST[bitmap] = _compile(present)
+        if len(_SEEN) >= _BITMAP_CACHE_MAX:
+            _SEEN.clear()
+    return _decode_fields(data, base)
+
+
+def _decode_fields(data: bytes, base: int) -> Decoded:
+    """The field-by-field decoder: every error names its field and byte."""
     if len(data) < 10:
         raise DecodeError(
             f"a message needs at least 10 bytes (MTI 2 + bitmap 8), got {len(data)}",
@@ -428,6 +466,92 @@ def decode(data: bytes, *, base: int = 0) -> Decoded:
             offset=base + pos,
         )
     return Decoded(mti, fields, mac_block)
+
+
+# --------------------------------------------------------------------------- compiled decoders
+
+#: compiled decoders by bitmap, and how often other bitmaps were seen (a bitmap is
+#: compiled on its _COMPILE_AFTER-th message: a fleet's few shapes, not a fuzzer's)
+_FAST: dict[bytes, Callable[[bytes], tuple[Fields, bytes | None]]] = {}
+_SEEN: dict[bytes, int] = {}
+_COMPILE_AFTER = 4
+
+
+class _Amiss(Exception):
+    """The compiled decoder found something to report: the generic one will."""
+
+
+def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes | None]]:
+    """Straight-line Python for one bitmap: each run of fixed-length fields between
+    variable ones is one slice (and one hex() for its digits), checked at once;
+    variable fields use their reader. Any doubt raises :class:`_Amiss`."""
+    env: dict[str, object] = {"_PRINTABLE": _PRINTABLE, "_Amiss": _Amiss, "RawTrack": RawTrack}
+    env["tracks_encrypted"] = tracks_encrypted
+    body = ["n = len(data)", "f = {}", "mac_block = None", "pos = 10"]
+    run: list[FieldSpec] = []
+
+    def size(spec: FieldSpec) -> int:
+        return (spec.length + 1) // 2 if spec.fmt is Fmt.N else spec.length
+
+    def flush() -> None:
+        if not run:
+            return
+        total = sum(size(sp) for sp in run)
+        body.extend([f"end = pos + {total}", "if end > n: raise _Amiss", "c = data[pos:end]"])
+        if any(sp.fmt is Fmt.N for sp in run):
+            body.append("h = c.hex()")
+        digits: list[str] = []
+        off = 0
+        for sp in run:
+            k, a = sp.number, 2 * off
+            if sp.fmt is Fmt.N:
+                if not sp.length & 1:
+                    body.append(f"f[{k}] = h[{a}:{a + sp.length}]")
+                elif sp.left:
+                    body.append(f"f[{k}] = h[{a}:{a + sp.length}]")
+                    body.append(f"if h[{a + sp.length}] not in '0f': raise _Amiss")
+                else:
+                    body.append(f"f[{k}] = h[{a + 1}:{a + 1 + sp.length}]")
+                    body.append(f"if h[{a}] not in '0f': raise _Amiss")
+                digits.append(f"f[{k}]")
+            elif sp.fmt is Fmt.B:
+                body.append(f"f[{k}] = c[{off}:{off + sp.length}]")
+            else:
+                body.append(f"v = c[{off}:{off + sp.length}]")
+                body.append("if v.translate(None, _PRINTABLE): raise _Amiss")
+                body.append(f"f[{k}] = v.decode('ascii')")
+            off += size(sp)
+        if digits:
+            body.append(f"if not ({' + '.join(digits)}).isdecimal(): raise _Amiss")
+        body.append("pos = end")
+        run.clear()
+
+    tracks = []
+    for k in present:
+        spec = FIELDS[k]
+        if k == MAC_FIELD:
+            flush()
+            body.append("mac_block = data[:pos]")
+        if spec.len_type is Len.FIXED and spec.fmt is not Fmt.Z and spec.charset == "ascii":
+            run.append(spec)
+            continue
+        flush()
+        env[f"read{k}"] = _READERS[k]
+        body.append(f"f[{k}], pos = read{k}(data, pos, 0)")
+        if spec.fmt is Fmt.Z:
+            tracks.append(k)
+    flush()
+    body.append("if pos != n: raise _Amiss")
+    for k in tracks:  # a track that is no track is fine only when 53 says it is encrypted
+        body.append(
+            f"if type(f[{k}]) is RawTrack and f[{k}].error is not None "
+            "and not tracks_encrypted(f): raise _Amiss"
+        )
+    body.append("return f, mac_block")
+    src = "def fast(data):\n" + "".join(f"    {line}\n" for line in body)
+    exec(compile(src, f"<decoder {','.join(map(str, present))}>", "exec"), env)
+    fast = env["fast"]
+    return fast  # type: ignore[return-value]
 
 
 def salvage(data: bytes) -> tuple[str | None, Fields]:
