@@ -46,6 +46,8 @@ class HostConfig:
         return [w for w in self.windows if w.end_at > now_iso]
 
     def latest_notice_id(self, now_iso: str) -> int:
+        if not self.windows:
+            return 0
         return max((w.id for w in self.windows if w.end_at > now_iso), default=0)
 
 

@@ -452,9 +452,16 @@ class Engine:
             "chip_detail": (lenient, JournalAdvice()),
             "unsupported": (lenient, Unsupported()),
         }
-        #: each flow's participants with their trail entry when they pass, made once
+        #: each flow's participants, and the trail when the first k of them passed
+        #: (``"CheckTerminal:ok CheckMerchant:ok"`` for k = 2), made once
         self._steps = {
-            flow: tuple((p, f"{p.name}:ok") for p in participants)
+            flow: (
+                tuple(participants),
+                tuple(
+                    " ".join(f"{p.name}:ok" for p in participants[:k])
+                    for k in range(len(participants) + 1)
+                ),
+            )
             for flow, participants in self.flows.items()
         }
 
@@ -503,13 +510,16 @@ class Engine:
             return self.format_error(tx, frame, exc, received)
         ctx = self._ctx(tx, frame, msg, block, mac)
         ctx.private = self._private
-        trail = ctx.trail
-        for participant, passed in self._steps[self._flow(msg)]:
-            if participant(ctx):
-                trail.append(passed)
-            else:
-                trail.append(f"{participant.name}:{ctx.reason}")
+        participants, passed = self._steps[self._flow(msg)]
+        n = 0
+        for participant in participants:
+            if not participant(ctx):
+                stop = f"{participant.name}:{ctx.reason}"
+                ctx.trail = [passed[n], stop] if n else [stop]
                 break
+            n += 1
+        else:
+            ctx.trail = [passed[n]]
         return self._finish(ctx, received)
 
     def host_error(self, tx: Tx, frame: Frame, exc: BaseException, received: float) -> Outcome:
@@ -628,9 +638,7 @@ class Engine:
 
     def _finish(self, ctx: Ctx, received: float) -> Outcome:
         tx, msg = ctx.tx, ctx.msg
-        reason = (
-            self.catalog[ctx.reason] if ctx.reason in self.catalog else self.catalog["host.error"]
-        )
+        reason = self.catalog.get(ctx.reason) or self.catalog["host.error"]
         code = reason.code or ""
         if ctx.reason in ("settlement.balanced", "settlement.unbalanced"):
             code = ""
@@ -654,13 +662,13 @@ class Engine:
         card = req.card if isinstance(req, FinancialRequest) else None
         amount = req.amount_fen if isinstance(req, FinancialRequest) else None
         if approved and isinstance(msg, FinancialRequest) and msg.kind is not Kind.BALANCE:
-            ctx.auth_code = f"{secrets.randbelow(16**6):06X}"
+            ctx.auth_code = secrets.token_hex(3).upper()  # 6 hex digits, as random
         if isinstance(msg, FinancialRequest) and (msg.extra60 or msg.info):
             ctx.facts.update(_kept_optional(msg))
         if PRIVATE and ctx.private:
             ctx.facts["private_fields"] = ctx.private
         org = ctx.card.organisation if ctx.card is not None else "   "
-        facts = {k: v for k, v in ctx.facts.items() if k not in _NOT_JOURNALED}
+        facts = {k: v for k, v in ctx.facts.items() if k not in _NOT_JOURNALED} if ctx.facts else {}
         mti, kind = _request_mti(msg), self._kind(msg)
         pan = mask_pan(card.pan) if card is not None else ""
         jid = tx.insert_journal(

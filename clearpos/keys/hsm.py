@@ -111,6 +111,10 @@ def _check_issuer_key_name(name: str) -> None:
         raise ValueError(f"issuer master key name must be ac, smi or smc, got {name!r}")
 
 
+#: IBM 3624 offset digit for (PIN digit + natural PIN digit): (p - n) mod 10
+_OFFSET_DIGIT = {f"{p}{n}": str((p - n) % 10) for p in range(10) for n in range(10)}
+
+
 def _parse_pvv(pvv: str) -> tuple[int, str]:
     scheme, _, rest = pvv.partition(":")
     length_text, _, offset = rest.partition(":")
@@ -263,7 +267,8 @@ class SecurityModule:
         start = len(pan) - 1 - length
         data = bytes.fromhex(pan[start : start + length].ljust(16, "F"))
         natural = self._pvk_cipher.update(data).hex().translate(_DECIMALIZE)
-        return "".join(str((int(p) - int(n)) % 10) for p, n in zip(pin, natural, strict=False))
+        sub = _OFFSET_DIGIT
+        return "".join([sub[p + n] for p, n in zip(pin, natural, strict=False)])
 
     def pin_verification_value(self, pan: str, pin: str) -> str:
         """``"3624:<length>:<offset>"``: an IBM 3624 offset as long as the PIN (never the PIN).

@@ -584,13 +584,16 @@ def salvage(data: bytes) -> tuple[str | None, Fields]:
 
 #: encode's plan per (field numbers in the caller's order, with MAC): the bitmap and
 #: the writers in field order (a host sends a handful of shapes; bounded)
-_SHAPES: dict[tuple[tuple[int, ...], bool], tuple[bytes, tuple[tuple[int, Writer], ...]]] = {}
+_Plan = tuple[tuple[int, Writer], ...]
+_SHAPES: dict[
+    tuple[tuple[int, ...], bool], tuple[bytes, _Plan, Callable[[Mapping[int, Value]], bytes]]
+] = {}
 _MTI_RAW: dict[str, bytes] = {}
 
 
 def _shape(
     fields: Mapping[int, Value], with_mac: bool
-) -> tuple[bytes, tuple[tuple[int, Writer], ...]]:
+) -> tuple[bytes, _Plan, Callable[[Mapping[int, Value]], bytes]]:
     numbers = sorted(f for f in fields if f != MAC_FIELD or not with_mac)
     if with_mac:
         numbers.append(MAC_FIELD)
@@ -600,11 +603,64 @@ def _shape(
             raise EncodeError("not part of the clearpos dialect", field=f)
         bits |= 1 << (64 - f)
     plan = tuple((f, _WRITERS[f]) for f in numbers if not (with_mac and f == MAC_FIELD))
-    shape = (bits.to_bytes(8, "big"), plan)
+    shape = (bits.to_bytes(8, "big"), plan, _compile_writer(plan))
     if len(_SHAPES) >= _BITMAP_CACHE_MAX:
         _SHAPES.clear()
     _SHAPES[(tuple(fields), with_mac)] = shape
     return shape
+
+
+def _compile_writer(plan: _Plan) -> Callable[[Mapping[int, Value]], bytes]:
+    """Straight-line Python for one field shape: each run of fixed even-length
+    numeric fields is one bytes.fromhex() of its values joined, each run of fixed
+    text fields one encode(), both checked at once; other fields use their
+    writers. A value of another length or type raises, and encode() then runs the
+    writers, which name the field."""
+    env: dict[str, object] = {"fromhex": bytes.fromhex}
+    body: list[str] = []
+    parts: list[str] = []
+    run: list[str] = []
+    run_kind = ""
+
+    def flush() -> None:
+        nonlocal run_kind
+        if run:
+            joined = " + ".join(run)
+            body.append(f"s = {joined}")
+            if run_kind == "n":
+                body.append("if not (s.isdecimal() and s.isascii()): raise ValueError")
+                body.append(f"p{len(parts)} = fromhex(s)")
+            else:
+                body.append("if not (s.isascii() and s.isprintable()): raise ValueError")
+                body.append(f"p{len(parts)} = s.encode()")
+            parts.append(f"p{len(parts)}")
+            run.clear()
+        run_kind = ""
+
+    for f, write in plan:
+        spec = FIELDS[f]
+        fixed = spec.len_type is Len.FIXED
+        kind = ""
+        if fixed and spec.fmt is Fmt.N and not spec.length & 1:
+            kind = "n"
+        elif fixed and spec.fmt in (Fmt.AN, Fmt.ANS) and spec.charset == "ascii":
+            kind = "a"
+        if kind != run_kind:
+            flush()
+        if kind:
+            body.append(f"v{f} = fields[{f}]")
+            body.append(f"if len(v{f}) != {spec.length}: raise ValueError")
+            run.append(f"v{f}")
+            run_kind = kind
+        else:
+            env[f"write{f}"] = write
+            body.append(f"p{len(parts)} = write{f}(fields[{f}])")
+            parts.append(f"p{len(parts)}")
+    flush()
+    body.append(f"return b''.join(({', '.join(parts)}{',' if len(parts) == 1 else ''}))")
+    src = "def fast(fields):\n" + "".join(f"    {line}\n" for line in body)
+    exec(compile(src, f"<encoder {','.join(str(f) for f, _ in plan)}>", "exec"), env)
+    return env["fast"]  # type: ignore[return-value]
 
 
 def encode(
@@ -627,11 +683,14 @@ def encode(
         if len(mti) != 4 or not mti.isdecimal():
             raise EncodeError("MTI must be 4 digits", field=0)
         mti_raw = _MTI_RAW[mti] = bytes.fromhex(mti)
-    bitmap, plan = shape
-    parts = [mti_raw, bitmap]
-    for f, write in plan:
-        parts.append(write(fields[f]))
-    body = b"".join(parts)
+    bitmap, plan, fast = shape
+    try:
+        body = mti_raw + bitmap + fast(fields)
+    except Exception:  # the writers say which field is wrong, and how
+        parts = [mti_raw, bitmap]
+        for f, write in plan:
+            parts.append(write(fields[f]))
+        body = b"".join(parts)
     if mac is not None:
         code = mac(body)
         if len(code) != 8:
