@@ -537,9 +537,43 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
             continue
         flush()
         env[f"read{k}"] = _READERS[k]
-        body.append(f"f[{k}], pos = read{k}(data, pos, 0)")
-        if spec.fmt is Fmt.Z:
-            tracks.append(k)
+        if spec.len_type is Len.FIXED or spec.fmt is Fmt.Z:
+            body.append(f"f[{k}], pos = read{k}(data, pos, 0)")
+            if spec.fmt is Fmt.Z:
+                tracks.append(k)
+            continue
+        # a variable field inline: BCD length prefix, then digits, text or bytes
+        p = 1 if spec.len_type is Len.LLVAR else 2
+        body += [
+            f"e = pos + {p}",
+            "if e > n: raise _Amiss",
+            "k = data[pos:e].hex()",
+            "if not k.isdecimal(): raise _Amiss",
+            "k = int(k)",
+            f"if k > {spec.length}: raise _Amiss",
+        ]
+        if spec.fmt is Fmt.N:
+            body += [
+                "end = e + (k + 1) // 2",
+                "if end > n: raise _Amiss",
+                "v = data[e:end].hex()",
+                "if k & 1:",
+                "    if v[-1] not in '0f': raise _Amiss",
+                "    v = v[:-1]",
+                "if v and not v.isdecimal(): raise _Amiss",
+                f"f[{k}] = v",
+            ]
+        elif spec.fmt is Fmt.B:
+            body += ["end = e + k", "if end > n: raise _Amiss", f"f[{k}] = data[e:end]"]
+        else:
+            body += [
+                "end = e + k",
+                "if end > n: raise _Amiss",
+                "v = data[e:end]",
+                "if v.translate(None, _PRINTABLE): raise _Amiss",
+                f"f[{k}] = v.decode('ascii')",
+            ]
+        body.append("pos = end")
     flush()
     body.append("if pos != n: raise _Amiss")
     for k in tracks:  # a track that is no track is fine only when 53 says it is encrypted
@@ -610,6 +644,11 @@ def _shape(
     return shape
 
 
+#: BCD length prefixes by length: one byte (LLVAR), two bytes (LLLVAR)
+_PREFIX1 = tuple(_bcd_prefix(n, 1) for n in range(100))
+_PREFIX2 = tuple(_bcd_prefix(n, 2) for n in range(1000))
+
+
 def _compile_writer(plan: _Plan) -> Callable[[Mapping[int, Value]], bytes]:
     """Straight-line Python for one field shape: each run of fixed even-length
     numeric fields is one bytes.fromhex() of its values joined, each run of fixed
@@ -652,6 +691,25 @@ def _compile_writer(plan: _Plan) -> Callable[[Mapping[int, Value]], bytes]:
             body.append(f"if len(v{f}) != {spec.length}: raise ValueError")
             run.append(f"v{f}")
             run_kind = kind
+        elif not fixed and spec.fmt is not Fmt.Z:
+            # a variable field inline: its BCD length prefix from a table, then the value
+            out = f"p{len(parts)}"
+            env["prefix1"], env["prefix2"] = _PREFIX1, _PREFIX2
+            prefix = "prefix1" if spec.len_type is Len.LLVAR else "prefix2"
+            body += [f"v = fields[{f}]", "m = len(v)", f"if m > {spec.length}: raise ValueError"]
+            if spec.fmt is Fmt.N:
+                body += [
+                    "if v and not (v.isdecimal() and v.isascii()): raise ValueError",
+                    f"{out} = {prefix}[m] + fromhex(v + '0' if m & 1 else v)",
+                ]
+            elif spec.fmt is Fmt.B:
+                body += ["if type(v) is not bytes: raise ValueError", f"{out} = {prefix}[m] + v"]
+            else:
+                body += [
+                    "if not (v.isascii() and v.isprintable()): raise ValueError",
+                    f"{out} = {prefix}[m] + v.encode()",
+                ]
+            parts.append(out)
         else:
             env[f"write{f}"] = write
             body.append(f"p{len(parts)} = write{f}(fields[{f}])")

@@ -7,6 +7,7 @@ Sans-I/O. :class:`Framer` is fed bytes in any chunking and yields complete
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from ..record import record
 from .errors import FramingError
@@ -31,6 +32,19 @@ class ProcessingRequirement:
     DOWNLOAD_SOFTWARE = 6
 
 
+#: a fleet sends a handful of TPDUs and headers: each read and written once, then
+#: looked up (raw bytes -> TPDU or Header, and back); bounded against odd senders
+_DECODED: dict[bytes, Any] = {}
+_ENCODED: dict[Any, bytes] = {}
+_REMEMBERED_MAX = 1024
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _REMEMBERED_MAX:
+        cache.clear()
+    cache[key] = value
+
+
 @record
 class TPDU:
     """Transport protocol data unit: ID ``60``, destination and source address."""
@@ -40,9 +54,15 @@ class TPDU:
     id: int = TPDU_ID
 
     def encode(self) -> bytes:
-        return (
-            bytes((self.id,)) + self.destination.to_bytes(2, "big") + self.source.to_bytes(2, "big")
-        )
+        raw = _ENCODED.get(self)
+        if raw is None:
+            raw = (
+                bytes((self.id,))
+                + self.destination.to_bytes(2, "big")
+                + self.source.to_bytes(2, "big")
+            )
+            _remember(_ENCODED, self, raw)
+        return raw
 
     def swapped(self) -> TPDU:
         """The TPDU of an answer: destination and source swapped."""
@@ -50,11 +70,16 @@ class TPDU:
 
     @classmethod
     def decode(cls, raw: bytes, offset: int = 0) -> TPDU:
+        seen = _DECODED.get(raw)
+        if type(seen) is cls:
+            return seen
         if len(raw) != TPDU_LEN:
             raise FramingError(f"TPDU must be {TPDU_LEN} bytes", offset=offset)
         if raw[0] != TPDU_ID:
             raise FramingError(f"TPDU must start with 60, got {raw[0]:02X}", offset=offset)
-        return cls(int.from_bytes(raw[1:3], "big"), int.from_bytes(raw[3:5], "big"), raw[0])
+        tpdu = cls(int.from_bytes(raw[1:3], "big"), int.from_bytes(raw[3:5], "big"), raw[0])
+        _remember(_DECODED, raw, tpdu)
+        return tpdu
 
 
 @record
@@ -84,9 +109,13 @@ class Header:
             raise FramingError("header reserved digits must be 6 digits")
 
     def encode(self) -> bytes:
-        return bytes.fromhex(
-            f"{self.app_type}{self.version}{self.terminal_status}{self.processing}{self.reserved}"
-        )
+        raw = _ENCODED.get(self)
+        if raw is None:
+            raw = bytes.fromhex(
+                f"{self.app_type}{self.version}{self.terminal_status}{self.processing}{self.reserved}"
+            )
+            _remember(_ENCODED, self, raw)
+        return raw
 
     def with_processing(self, requirement: int) -> Header:
         """The header of an answer: the request's, with the host's processing
@@ -97,10 +126,15 @@ class Header:
 
     @classmethod
     def decode(cls, raw: bytes, offset: int = 0) -> Header:
+        seen = _DECODED.get(raw)
+        if type(seen) is cls:
+            return seen
         h = raw.hex()
         if len(raw) != HEADER_LEN or not h.isdecimal():
             raise FramingError("header must be 12 BCD digits", offset=offset)
-        return cls(h[0:2], h[2:4], int(h[4]), int(h[5]), h[6:12])
+        header = cls(h[0:2], h[2:4], int(h[4]), int(h[5]), h[6:12])
+        _remember(_DECODED, raw, header)
+        return header
 
 
 @record
