@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -697,10 +698,8 @@ def _bodies() -> list[bytes]:
 
     out = [decode_frame(bytes.fromhex(h)).body for h in ALL.values()]
     for h in REAL_FRAMES.values():
-        try:
+        with contextlib.suppress(WireError):  # a real frame our codec refuses, by design
             out.append(decode_frame(bytes.fromhex(h)).body)
-        except WireError:
-            pass
     out += [build(m) for m in TYPED]
     out += [build(m, mac=lambda block: b"12345678") for m in TYPED[:4]]
     # a track that is no track, read as TDK-encrypted because 53.3 = 1 (and once without)
@@ -763,8 +762,11 @@ def test_compiled_decoders_read_exactly_what_the_field_decoder_reads() -> None:
             want = _outcome(generic, v)
             got = _outcome(fast, v)
             if isinstance(want, tuple):
-                assert got == want or got is codec._Amiss, (v.hex(), got, want)
-                gave_up += got is codec._Amiss
+                # giving up (any exception: decode() then reads it field by field) is
+                # allowed; a different reading is not
+                gave_up_here = isinstance(got, type) and issubclass(got, Exception)
+                assert got == want or gave_up_here, (v.hex(), got, want)
+                gave_up += gave_up_here
             else:
                 assert not isinstance(got, tuple), (v.hex(), got, want)
             assert _outcome(lambda b: (lambda d: (d.fields, d.mac_block))(decode(b)), v) == want
@@ -795,7 +797,7 @@ def test_compiled_encoders_write_exactly_what_the_field_writers_write() -> None:
         plan = tuple((f, codec._WRITERS[f]) for f in sorted(fields))
         fast = codec._compile_writer(plan)
 
-        def writers(fs: dict[int, object]) -> bytes:
+        def writers(fs: dict[int, object], plan: tuple[tuple[int, object], ...] = plan) -> bytes:
             return b"".join(w(fs[f]) for f, w in plan)  # type: ignore[arg-type]
 
         assert fast(fields) == writers(fields)  # type: ignore[arg-type]

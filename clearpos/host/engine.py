@@ -511,15 +511,13 @@ class Engine:
         ctx = self._ctx(tx, frame, msg, block, mac)
         ctx.private = self._private
         participants, passed = self._steps[self._flow(msg)]
-        n = 0
-        for participant in participants:
+        for n, participant in enumerate(participants):
             if not participant(ctx):
                 stop = f"{participant.name}:{ctx.reason}"
                 ctx.trail = [passed[n], stop] if n else [stop]
                 break
-            n += 1
         else:
-            ctx.trail = [passed[n]]
+            ctx.trail = [passed[len(participants)]]
         return self._finish(ctx, received)
 
     def host_error(self, tx: Tx, frame: Frame, exc: BaseException, received: float) -> Outcome:

@@ -130,14 +130,11 @@ def _digits(h: str, ndigits: int, left: bool, spec: FieldSpec, pos: int) -> str:
     return value
 
 
-#: every printable ASCII byte: ``raw.translate(None, _PRINTABLE)`` is empty when
-#: ``raw`` holds nothing else (one C call instead of a loop over the bytes)
-_PRINTABLE = bytes(range(0x20, 0x7F))
-
-
 def _ascii(raw: bytes, spec: FieldSpec, pos: int) -> str:
-    if not raw.translate(None, _PRINTABLE):
-        return raw.decode("ascii")
+    if raw.isascii():
+        text = raw.decode("ascii")
+        if text.isprintable():  # for ASCII: exactly 0x20-0x7E, in one C call
+            return text
     gbk = spec.charset == "gbk"
     for i, b in enumerate(raw):
         if b < 0x20 or (b > 0x7E and not gbk):
@@ -485,7 +482,7 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
     """Straight-line Python for one bitmap: each run of fixed-length fields between
     variable ones is one slice (and one hex() for its digits), checked at once;
     variable fields use their reader. Any doubt raises :class:`_Amiss`."""
-    env: dict[str, object] = {"_PRINTABLE": _PRINTABLE, "_Amiss": _Amiss, "RawTrack": RawTrack}
+    env: dict[str, object] = {"_Amiss": _Amiss, "RawTrack": RawTrack}
     env["tracks_encrypted"] = tracks_encrypted
     body = ["n = len(data)", "f = {}", "mac_block = None", "pos = 10"]
     run: list[FieldSpec] = []
@@ -517,9 +514,10 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
             elif sp.fmt is Fmt.B:
                 body.append(f"f[{k}] = c[{off}:{off + sp.length}]")
             else:
-                body.append(f"v = c[{off}:{off + sp.length}]")
-                body.append("if v.translate(None, _PRINTABLE): raise _Amiss")
-                body.append(f"f[{k}] = v.decode('ascii')")
+                # decode() raises on a non-ASCII byte; isprintable() is 0x20-0x7E then
+                body.append(f"v = c[{off}:{off + sp.length}].decode('ascii')")
+                body.append("if not v.isprintable(): raise _Amiss")
+                body.append(f"f[{k}] = v")
             off += size(sp)
         if digits:
             body.append(f"if not ({' + '.join(digits)}).isdecimal(): raise _Amiss")
@@ -569,9 +567,9 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
             body += [
                 "end = e + k",
                 "if end > n: raise _Amiss",
-                "v = data[e:end]",
-                "if v.translate(None, _PRINTABLE): raise _Amiss",
-                f"f[{k}] = v.decode('ascii')",
+                "v = data[e:end].decode('ascii')",
+                "if not v.isprintable(): raise _Amiss",
+                f"f[{k}] = v",
             ]
         body.append("pos = end")
     flush()
