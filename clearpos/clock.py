@@ -17,8 +17,27 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 def utc_iso(dt: datetime) -> str:
-    """Sortable UTC text: ``2026-11-23T02:00:00.000000Z``."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Sortable UTC text: ``2026-11-23T02:00:00.000000Z``.
+
+    ``isoformat`` and a slice, not ``strftime`` (12 µs a call, twice per purchase):
+
+    >>> utc_iso(datetime(2026, 11, 23, 10, 0, tzinfo=CST))
+    '2026-11-23T02:00:00.000000Z'
+    >>> utc_iso(datetime(2026, 11, 23, 2, 0, 0, 7, tzinfo=UTC))
+    '2026-11-23T02:00:00.000007Z'
+    """
+    # "2026-11-23T02:00:00.000000+00:00" (microseconds always written)
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def cst_stamp(dt: datetime) -> str:
+    """China time as ``YYYYMMDDhhmmss`` (the wire's dates and times are slices of it).
+
+    >>> cst_stamp(datetime(2026, 11, 23, 17, 4, 5, tzinfo=UTC))
+    '20261124010405'
+    """
+    t = dt.astimezone(CST).isoformat(timespec="seconds")  # 2026-11-24T01:04:05+08:00
+    return t[0:4] + t[5:7] + t[8:10] + t[11:13] + t[14:16] + t[17:19]
 
 
 def parse_iso(text: str) -> datetime:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..clock import Clock, local, utc_iso
+from ..clock import Clock, cst_stamp, local, utc_iso
 from ..issuer import Issuer
 from ..keys import SecurityModule
 from ..keys.tokens import PanTokenizer
@@ -613,7 +613,7 @@ class Engine:
             now=now,
             now_iso=utc_iso(now),
             load_config=self.config,
-            stamp=local(now).strftime("%Y%m%d%H%M%S"),
+            stamp=cst_stamp(now),
         )
 
     @staticmethod

@@ -60,6 +60,17 @@ class Connection:
     #: a frame is in the engine or its answer is being written: never evicted
     busy: bool = False
     evicted: bool = False
+    #: the read deadline (loop clock) and what it will be called when it passes
+    when: float = 0.0
+    why: str = ""
+    #: a read is waiting: only then may the deadline close the line
+    reading: bool = False
+    #: set by the deadline's timer when it closed the line
+    expired: str = ""
+    #: one timer per line, moved only when a deadline comes *earlier* (a partial frame):
+    #: a later deadline lets it fire and sleep again, so an answered frame costs no timer
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task[None] | None = None
 
 
 def eviction_order(conn: Connection) -> tuple[bool, float, int]:
@@ -208,6 +219,19 @@ class HostServer:
                 at, why = first, "first_frame"
         return at, why
 
+    @staticmethod
+    def _expire(conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
+        """The line's timer: close the line if its read deadline has passed; else (the
+        deadline moved on with the frames answered since) sleep until the new one."""
+        conn.timer = None
+        if not conn.reading or conn.task is None:
+            return  # a frame is being answered: the next read sets the timer again
+        if loop.time() < conn.when:
+            conn.timer = loop.call_at(conn.when, HostServer._expire, conn, loop)
+            return
+        conn.expired = conn.why
+        conn.task.cancel()  # the read raises CancelledError, told apart by conn.expired
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         source = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
@@ -223,17 +247,27 @@ class HostServer:
         framer = Framer(self.limits.max_frame)
         frame_started: float | None = None
         loop = asyncio.get_running_loop()
+        skew = loop.time() - time.monotonic()  # the loop's clock against ours (0 by default)
+        conn.task = task
         try:
             while not conn.evicted:
                 at, why = self._deadline(conn, frame_started)
+                conn.when, conn.why = at + skew, why
+                if conn.timer is None or conn.timer.when() > conn.when:
+                    if conn.timer is not None:
+                        conn.timer.cancel()
+                    conn.timer = loop.call_at(conn.when, self._expire, conn, loop)
+                conn.reading = True
                 try:
-                    # asyncio.timeout_at runs on the loop clock; ours is monotonic
-                    async with asyncio.timeout_at(loop.time() + (at - time.monotonic())):
-                        data = await reader.read(65536)
-                except TimeoutError:
-                    self.timed_out[why] += 1
-                    log.info("closing %s: %s", peer, _TIMEOUT_TEXT[why])
+                    data = await reader.read(65536)
+                except asyncio.CancelledError:
+                    if not conn.expired or task.uncancel() > 0:
+                        raise  # cancelled from outside (shutdown), not by the deadline
+                    self.timed_out[conn.expired] += 1
+                    log.info("closing %s: %s", peer, _TIMEOUT_TEXT[conn.expired])
                     break
+                finally:
+                    conn.reading = False
                 if not data:
                     break
                 received = time.perf_counter()
@@ -273,6 +307,9 @@ class HostServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if conn.timer is not None:
+                conn.timer.cancel()
+                conn.timer = None
             self._forget(conn)
             writer.close()
             with contextlib.suppress(Exception):
