@@ -7,6 +7,7 @@ on the server named by ``CLEARPOS_TEST_PG``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,3 +272,52 @@ def test_batches_of_two_writers_locking_rows_in_opposite_order_do_not_deadlock(
     assert sorted([x[:2], x[2:]]) == ["A1", "B2"] and sorted([y[:2], y[2:]]) == ["A2", "B1"]
     # a second unit found its row taken at once, instead of waiting into a deadlock
     assert errors and set(errors) == {"LockNotAvailable"}, errors
+
+
+def test_the_duplicate_check_rides_with_the_terminal_read_and_reads_the_same_row(
+    pg_url: str,
+) -> None:
+    """PostgreSQL answers the duplicate check with the terminal read (one round trip
+    fewer per purchase): the journal row it brings back is the one a plain read of the
+    request key gives, field for field; a key the journal lacks gives None; a row
+    inserted after the terminal read is seen (the early answer is forgotten)."""
+    from clearpos.store.pg import PgTx
+    from clearpos.store.records import JournalEntry
+
+    db = PgDatabase(pg_url)
+    when = "2026-12-03T06:00:00.000000Z"
+    entry = JournalEntry(
+        ts=when, business_date="20261203", tid="10000001", mid="898310048161234",
+        batch="000001", stan="000007", mti="0200", kind="purchase", amount_fen=1234,
+        card_id=None, pan_masked="622202******0123", organisation="CUP", code="00",
+        reason="approved", facts={"why": ["a", 1], "none": None}, auth_code="A1B2C3",
+        status="approved", delta_fen=-1234, req_key="10000001:000001:000007",
+        entry_mode="021", software="V1.0", processing=0, latency_us=812, trail="a b",
+    )  # fmt: skip
+    with db.transaction() as tx:
+        tx.conn.execute(
+            "INSERT INTO merchants (mid, name, status, status_since) VALUES (?, 'm', 'active', ?)",
+            ("898310048161234", when),
+        )
+        tx.insert_terminal(
+            tid="10000001", mid="898310048161234", tmk_sealed="x", tmk_kcv="x",
+            status="active", status_since=when,
+        )  # fmt: skip
+        jid = tx.insert_journal(entry)
+    with db.transaction() as tx:
+        assert isinstance(tx, PgTx) and tx.prefetches_duplicates
+        plain = tx.journal_by_key("10000001:000001:000007")
+        assert plain is not None and plain.id == jid
+        tx.expect_request("10000001:000001:000007")
+        assert tx.terminal("10000001") is not None
+        assert tx._prior is not None and tx._prior[1] == plain  # the early answer
+        assert tx.journal_by_key("10000001:000001:000007") == plain
+        # a key the journal lacks: None, and then a row inserted after the read is seen
+        tx.expect_request("10000001:000001:000008")
+        tx.terminal("10000001")
+        assert tx._prior == ("10000001:000001:000008", None)
+        tx.insert_journal(
+            dataclasses.replace(entry, stan="000008", req_key="10000001:000001:000008")
+        )
+        late = tx.journal_by_key("10000001:000001:000008")
+        assert late is not None and late.stan == "000008"

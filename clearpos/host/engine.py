@@ -96,6 +96,7 @@ from .participants import (
     Reverse,
     SettleBatch,
     VerifyMac,
+    req_key,
 )
 
 log = logging.getLogger("clearpos.host")
@@ -508,6 +509,8 @@ class Engine:
             msg, block, mac = self._parse(tx, frame)
         except WireError as exc:
             return self.format_error(tx, frame, exc, received)
+        if tx.prefetches_duplicates and isinstance(msg, FinancialRequest):
+            tx.expect_request(req_key(msg))  # PostgreSQL: asked with the terminal read
         ctx = self._ctx(tx, frame, msg, block, mac)
         ctx.private = self._private
         participants, passed = self._steps[self._flow(msg)]

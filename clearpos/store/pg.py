@@ -42,7 +42,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from . import migrate as migrations
-from .records import MerchantRec, TerminalRec
+from .records import JournalEntry, JournalRec, MerchantRec, TerminalRec
 from .tx import Tx
 from .writer import RETRIES, BatchWriter, OnCommit, StoreError
 
@@ -168,25 +168,44 @@ class PgTx(Tx):
     lock = " FOR UPDATE"
     conn: PgConn
 
+    prefetches_duplicates = True
+
     def __init__(self, conn: PgConn) -> None:
         super().__init__(conn)
         #: the terminal's merchant as read with it, for an unlocked merchant read
         self._merchant: MerchantRec | None = None
+        #: the request key the next terminal read should look up in the journal
+        self._expected: str | None = None
+        #: (request key, the journal row holding it or None) as the terminal read found
+        self._prior: tuple[str, JournalRec | None] | None = None
 
     def forget(self) -> None:
         super().forget()
         self._merchant = None
+        self._expected = None
+        self._prior = None
+
+    def expect_request(self, key: str) -> None:
+        self._expected = key
 
     def terminal(self, tid: str) -> TerminalRec | None:
         # The merchant comes as JSON from a sub-select: FOR UPDATE locks the terminal
-        # row only, and the merchant is what an unlocked read of it gives.
+        # row only, and the merchant is what an unlocked read of it gives. The
+        # duplicate check rides along too (an unlocked read of the journal, as
+        # journal_by_key's): a twin committed by another worker while this read
+        # waited for the terminal's lock may be missed here, and is then stopped by
+        # the journal's unique req_key (the unit runs again and finds it).
         gen = ", (SELECT value FROM meta WHERE key = 'config.gen') AS config_gen"
+        key, self._expected = self._expected, None
+        prior = ", (SELECT row_to_json(j) FROM journal j WHERE j.req_key = ?) AS prior_row"
         row = self._one(
             "SELECT t.*"
             + ("" if self._config_gen is not None else gen)
-            + ", (SELECT row_to_json(m) FROM merchants m WHERE m.mid = t.mid) AS merchant_row "
-            "FROM terminals t WHERE t.tid = ?" + self.lock,
-            (tid,),
+            + ", (SELECT row_to_json(m) FROM merchants m WHERE m.mid = t.mid) AS merchant_row"
+            + (prior if key is not None else "")
+            + " FROM terminals t WHERE t.tid = ?"
+            + self.lock,
+            (key, tid) if key is not None else (tid,),
         )
         if row is None:
             return None
@@ -194,7 +213,20 @@ class PgTx(Tx):
             self._config_gen = row["config_gen"] or ""
         m = row["merchant_row"]
         self._merchant = MerchantRec.of(m) if m else None
+        if key is not None:
+            j = row["prior_row"]
+            self._prior = (key, JournalRec.of(j) if j else None)
         return TerminalRec.of(row)
+
+    def journal_by_key(self, req_key: str) -> JournalRec | None:
+        prior, self._prior = self._prior, None
+        if prior is not None and prior[0] == req_key:
+            return prior[1]
+        return super().journal_by_key(req_key)
+
+    def insert_journal(self, entry: JournalEntry) -> int:
+        self._prior = None  # the journal changed since the terminal read
+        return super().insert_journal(entry)
 
     def merchant(self, mid: str, *, lock: bool = True) -> MerchantRec | None:
         m = self._merchant
@@ -207,6 +239,8 @@ class PgTx(Tx):
             return
         if table == "merchants":
             self._merchant = None
+        elif table == "journal":
+            self._prior = None
         sets = ", ".join(f"{c} = ?" for c in cols)
         self.conn.defer(
             table, f"UPDATE {table} SET {sets} WHERE {key} = ?", [*cols.values(), key_value]

@@ -118,6 +118,13 @@ class Tx:
         if self.cache is not None:
             self.cache.begin(int(self.conn.execute("PRAGMA data_version").fetchone()[0]))
 
+    #: True where :meth:`expect_request` saves a round trip (PostgreSQL)
+    prefetches_duplicates = False
+
+    def expect_request(self, key: str) -> None:
+        """The unit's request key, known before its terminal read: PostgreSQL answers
+        the duplicate check (:meth:`journal_by_key`) with that read. A hint only."""
+
     def committed(self) -> None:
         """The transaction committed (the writer says so after COMMIT): the rows it
         read and wrote may be kept for the next ones."""
