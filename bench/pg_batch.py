@@ -93,13 +93,18 @@ def main() -> int:
     backend_pid = int(raw.execute("SELECT pg_backend_pid() AS p").fetchone()["p"])  # type: ignore[index]
     raw.commit()
     sent = [0]
-    execute = PgConn.execute
+    send, flush = PgConn._send, PgConn.flush
 
-    def counting(self: PgConn, sql: str, params: Any = ()) -> Any:
-        sent[0] += 1
-        return execute(self, sql, params)
+    def counting(self: PgConn, run: Any, sql: str, params: Any = ()) -> Any:
+        sent[0] += 1  # every statement goes through _send, or is a deferred write:
+        return send(self, run, sql, params)
 
-    PgConn.execute = counting  # type: ignore[method-assign]
+    def counting_flush(self: PgConn) -> None:
+        sent[0] += len(self._pending)  # deferred writes sent alone
+        flush(self)
+
+    PgConn._send = counting  # type: ignore[method-assign]
+    PgConn.flush = counting_flush  # type: ignore[method-assign]
     commit = raw.commit
 
     def counted_commit() -> None:
