@@ -236,3 +236,32 @@ def test_parameter_answer_fits_field_62_with_many_notices(
         upcoming = len(tx.maintenance_upcoming(utc_iso(now)))  # the world's own, and ours
     assert upcoming >= 5
     assert facts["notices"] == len(zh) and facts["notices_left_out"] == upcoming - len(zh)
+
+
+def test_the_context_times_are_the_clock_s_own_text_across_seconds_and_days() -> None:
+    """The engine formats a second's texts once and reuses them for the messages of
+    that second: each message's ISO time and CST stamp are still exactly its own
+    (microseconds 0 and 999999, a new second, midnight in China at 16:00 UTC)."""
+    from clearpos.clock import CST, Clock
+
+    engine, _, _ = build_engine(KeyEncryptionKey(bytes.fromhex(TEST_KEK)))
+    times = [
+        datetime(2026, 12, 3, 15, 59, 58, 999999, tzinfo=UTC),
+        datetime(2026, 12, 3, 15, 59, 59, 0, tzinfo=UTC),
+        datetime(2026, 12, 3, 15, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 12, 3, 16, 0, 0, 7, tzinfo=UTC),
+        datetime(2026, 12, 3, 16, 0, 0, 120000, tzinfo=UTC),
+        datetime(2026, 12, 4, 0, 0, 0, 0, tzinfo=CST),  # the same instant, as CST
+    ]
+    queue = list(times)
+
+    class Fixed(Clock):
+        def now(self) -> datetime:
+            return queue.pop(0)
+
+    engine.clock = Fixed()
+    for t in times:
+        ctx = engine._ctx(None, None, None, None, None)  # type: ignore[arg-type]
+        assert ctx.now == t
+        assert ctx.now_iso == utc_iso(t)
+        assert ctx.stamp == t.astimezone(CST).strftime("%Y%m%d%H%M%S")

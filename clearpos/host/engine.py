@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import Clock, cst_stamp, local, utc_iso
@@ -406,7 +406,10 @@ class Engine:
         self.catalog = catalog
         self.clock = clock or Clock()
         self._config: HostConfig | None = None
-        self._private: dict[str, str] = {}
+        #: the second of the last message, and its texts (ISO prefix, CST stamp): a
+        #: host handles hundreds of messages a second, so they are formatted once
+        #: (one tuple, replaced whole: PostgreSQL writer threads share this engine)
+        self._second: tuple[datetime | None, str, str] = (None, "", "")
         issuer = Issuer(hsm)
         self.chip = ChipIssuer(hsm)
         mac = VerifyMac(hsm)
@@ -468,10 +471,21 @@ class Engine:
 
     # ------------------------------------------------------------------ entry points
 
-    def _parse(self, tx: Tx, frame: Frame) -> tuple[Message, bytes | None, bytes | None]:
+    def _parse(
+        self, tx: Tx, frame: Frame, private: dict[str, str] | None = None
+    ) -> tuple[Message, bytes | None, bytes | None]:
         """Parse a body; TDK-encrypted tracks (53.3 = 1) are decrypted with the
-        terminal's track key (the last proven one when the newest does not fit)."""
+        terminal's track key (the last proven one when the newest does not fit).
+        ``private`` receives the acquirer's private fields, masked, for the journal
+        (a dict of the caller's: PostgreSQL writer threads share this engine)."""
         seen: dict[str, TerminalRec | None] = {}
+        keep: Callable[[Mapping[int, Value]], None] | None = None
+        if PRIVATE and private is not None:
+
+            def keep(fields: Mapping[int, Value]) -> None:
+                private.update(
+                    {str(n): render_value(n, v) for n, v in fields.items() if n in PRIVATE}
+                )
 
         def tdk(tid: str, *, previous: bool = False) -> Callable[[bytes], bytes] | None:
             t = seen[tid] if tid in seen else tx.terminal(tid)
@@ -484,7 +498,7 @@ class Engine:
             return self.hsm.track_decryptor(tid, sealed) if sealed else None
 
         try:
-            return parse(frame.body, base=13, tdk=tdk, keep=self._keep if PRIVATE else None)
+            return parse(frame.body, base=13, tdk=tdk, keep=keep)
         except WireError as exc:
             if exc.field not in (35, 36) or not seen:
                 raise
@@ -493,26 +507,22 @@ class Engine:
                     frame.body,
                     base=13,
                     tdk=lambda tid: tdk(tid, previous=True),
-                    keep=self._keep if PRIVATE else None,
+                    keep=keep,
                 )
             except WireError:
                 raise exc from None
 
-    def _keep(self, fields: Mapping[int, Value]) -> None:
-        """The private fields of the message being parsed, masked, for its journal row."""
-        self._private = {str(n): render_value(n, v) for n, v in fields.items() if n in PRIVATE}
-
     def handle(self, tx: Tx, frame: Frame, received: float) -> Outcome:
         """Process one frame inside the caller's transaction."""
-        self._private = {}
+        private: dict[str, str] = {}
         try:
-            msg, block, mac = self._parse(tx, frame)
+            msg, block, mac = self._parse(tx, frame, private)
         except WireError as exc:
             return self.format_error(tx, frame, exc, received)
         if tx.prefetches_duplicates and isinstance(msg, FinancialRequest):
             tx.expect_request(req_key(msg))  # PostgreSQL: asked with the terminal read
         ctx = self._ctx(tx, frame, msg, block, mac)
-        ctx.private = self._private
+        ctx.private = private
         participants, passed = self._steps[self._flow(msg)]
         for n, participant in enumerate(participants):
             if not participant(ctx):
@@ -607,16 +617,21 @@ class Engine:
         self, tx: Tx, frame: Frame, msg: Message, block: bytes | None, mac: bytes | None
     ) -> Ctx:
         now = self.clock.now()
+        second = now.replace(microsecond=0)
+        known, iso, stamp = self._second
+        if second != known:
+            iso, stamp = utc_iso(second)[:-7], cst_stamp(second)  # "2026-11-23T02:00:00."
+            self._second = (second, iso, stamp)
         return Ctx(
-            tx=tx,
-            frame=frame,
-            msg=msg,
-            mac_block=block,
-            mac=mac,
-            now=now,
-            now_iso=utc_iso(now),
-            load_config=self.config,
-            stamp=cst_stamp(now),
+            tx,
+            frame,
+            msg,
+            block,
+            mac,
+            now,
+            f"{iso}{now.microsecond:06d}Z",  # = utc_iso(now)
+            self.config,
+            stamp,
         )
 
     @staticmethod
