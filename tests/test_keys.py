@@ -247,6 +247,39 @@ def test_pin_block_that_does_not_decode(block: bytes, pan: str) -> None:
     assert_no_secrets(str(caught.value))
 
 
+def test_format_0_decoding_is_psec_s_on_random_and_near_valid_blocks() -> None:
+    """The in-house ISO 9564 format 0 decoder answers what psec's does: the same PIN,
+    or a refusal where psec raises, for random blocks, valid ones of every PIN length
+    and PAN length, and valid ones with one nibble changed."""
+    import random
+
+    from clearpos.keys.crypto import _decode_with_pan
+
+    def by_psec(block: bytes, pan: str) -> str | None:
+        try:
+            pin: str = psec.pinblock.decode_pinblock_iso_0(block, pan)
+        except ValueError:
+            return None
+        return pin
+
+    rng = random.Random(18)
+    cases: list[tuple[bytes, str]] = []
+    for _ in range(3000):
+        pan = "".join(rng.choice("0123456789") for _ in range(rng.randint(13, 19)))
+        pin = "".join(rng.choice("0123456789") for _ in range(rng.randint(4, 12)))
+        valid = psec.pinblock.encode_pinblock_iso_0(pin, pan)
+        spoilt = bytearray(valid)
+        i = rng.randrange(8)
+        spoilt[i] ^= rng.choice((0x01, 0x10, 0x0F, 0xF0, 0x0A, 0xA0))
+        cases += [(valid, pan), (bytes(spoilt), pan), (rng.randbytes(8), pan)]
+    decoded = 0
+    for block, pan in cases:
+        want = by_psec(block, pan)
+        assert _decode_with_pan(block, pan) == want, (block.hex(), len(pan))
+        decoded += want is not None
+    assert decoded >= 3000  # every valid block, and spoilt ones that are still valid
+
+
 @pytest.mark.parametrize("pin", ["123", "1234567890123", "12a456", "١٢٣٤٥٦", ""])
 def test_pin_block_refuses_bad_pins(pin: str) -> None:
     with pytest.raises(PinBlockError, match="PIN must be 4 to 12 digits") as caught:
@@ -593,6 +626,9 @@ def test_pvv_is_ibm3624_offset(kek: KeyEncryptionKey) -> None:
     hsm = SecurityModule(kek, pvk=pvk)
     for pan in (PAN, "4761739001010010", "6212345678901"):
         assert hsm.pin_verification_value(pan, PIN) == f"3624:6:{_offset_by_psec(pvk, PIN, pan)}"
+        for pin in PINS:  # every length 4-12, odd ones too (the offset is made 2 digits at a time)
+            want = f"3624:{len(pin)}:{_offset_by_psec(pvk, pin, pan)}"
+            assert hsm.pin_verification_value(pan, pin) == want
 
 
 PINS = [

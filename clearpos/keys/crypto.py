@@ -254,20 +254,28 @@ def _decode_without_pan(clear_block: bytes) -> str | None:
     return pin
 
 
+def _decode_with_pan(clear_block: bytes, pan: str) -> str | None:
+    """ISO 9564 format 0: the block XOR the PAN field (``0000`` and the 12 rightmost
+    PAN digits before the check digit), then the same checks as without the PAN.
+    What ``psec.pinblock.decode_pinblock_iso_0`` does (a test holds the two equal on
+    random blocks), in three integer operations instead of its Python byte loop:
+    it runs on every purchase with a PIN.
+
+    >>> _decode_with_pan(bytes.fromhex("041277CDDEEFF669"), "5544332211009966")
+    '1234'
+    """
+    # 12 decimal digits read as hex are their own BCD nibbles
+    folded = int.from_bytes(clear_block, "big") ^ int(pan[-13:-1], 16)
+    return _decode_without_pan(folded.to_bytes(8, "big"))
+
+
 def _decode_pin_block(clear_block: bytes, pan: str, *, with_pan: bool = True) -> str:
-    """Decode a clear format 0 block; the psec error (which quotes PIN digits) never escapes."""
+    """Decode a clear format 0 block; no error quotes PIN digits."""
     if not _is_digits(pan, 13, 19):
         raise PinBlockError("PAN must be 13 to 19 digits")
-    pin: str | None
-    try:
-        pin = (
-            psec.pinblock.decode_pinblock_iso_0(clear_block, pan)
-            if with_pan
-            else _decode_without_pan(clear_block)
-        )
-    except ValueError:
-        pin = None
-    # Raised outside the ``except`` so the psec exception is not even kept as __context__.
+    if len(clear_block) != _BLOCK:
+        raise PinBlockError(f"PIN block must be 8 bytes, got {len(clear_block)}")
+    pin = _decode_with_pan(clear_block, pan) if with_pan else _decode_without_pan(clear_block)
     if pin is None:
         raise PinBlockError("PIN block does not decode as ISO 9564 format 0 for this PAN")
     return pin

@@ -14,6 +14,7 @@ unseal happens once per sign-on, not once per message.
 from __future__ import annotations
 
 import hmac
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -61,11 +62,14 @@ class _Lru(Generic[_K, _V]):
         self._lock = threading.Lock()
 
     def get_or_create(self, key: _K, create: Callable[[], _V]) -> _V:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-                return value
+        items = self._items
+        value = items.get(key)  # one C call, atomic under the GIL: no lock for a hit
+        if value is not None:
+            try:  # noqa: SIM105 (contextlib.suppress costs a context manager per hit)
+                items.move_to_end(key)
+            except KeyError:  # evicted by another thread in between: still a valid engine
+                pass
+            return value
         value = create()  # outside the lock: may raise, and unsealing need not serialise
         self.put(key, value)
         return value
@@ -113,21 +117,36 @@ def _check_issuer_key_name(name: str) -> None:
 
 #: IBM 3624 offset digit for (PIN digit + natural PIN digit): (p - n) mod 10
 _OFFSET_DIGIT = {f"{p}{n}": str((p - n) % 10) for p in range(10) for n in range(10)}
+#: the same for two PIN digits and two natural digits ("p1p2n1n2" -> two offset digits)
+_OFFSET_DIGITS = {
+    **_OFFSET_DIGIT,
+    **{
+        f"{p1}{p2}{n1}{n2}": _OFFSET_DIGIT[f"{p1}{n1}"] + _OFFSET_DIGIT[f"{p2}{n2}"]
+        for p1 in range(10)
+        for p2 in range(10)
+        for n1 in range(10)
+        for n2 in range(10)
+    },
+}
+
+
+#: "3624:<length>:<offset>", ASCII digits only (``\d`` would take other scripts' digits)
+_PVV = re.compile(rf"{PVV_SCHEME}:([0-9]{{1,2}}):([0-9]{{{_MIN_PIN},{_MAX_PIN}}})", re.ASCII)
 
 
 def _parse_pvv(pvv: str) -> tuple[int, str]:
-    scheme, _, rest = pvv.partition(":")
-    length_text, _, offset = rest.partition(":")
-    if (
-        scheme != PVV_SCHEME
-        or not length_text.isascii()
-        or not length_text.isdigit()
-        or not offset.isascii()
-        or not offset.isdigit()
-        or int(length_text) != len(offset)
-        or not _MIN_PIN <= len(offset) <= _MAX_PIN
-    ):
+    """(PIN length, offset) of a stored PIN verification value.
+
+    >>> _parse_pvv("3624:6:123456")
+    (6, '123456')
+    >>> _parse_pvv("3624:5:123456")
+    Traceback (most recent call last):
+    ValueError: malformed PIN verification value (expected '3624:<length>:<offset>')
+    """
+    m = _PVV.fullmatch(pvv)
+    if m is None or int(m[1]) != len(m[2]):
         raise ValueError("malformed PIN verification value (expected '3624:<length>:<offset>')")
+    offset = m[2]
     return len(offset), offset
 
 
@@ -267,8 +286,9 @@ class SecurityModule:
         start = len(pan) - 1 - length
         data = bytes.fromhex(pan[start : start + length].ljust(16, "F"))
         natural = self._pvk_cipher.update(data).hex().translate(_DECIMALIZE)
-        sub = _OFFSET_DIGIT
-        return "".join([sub[p + n] for p, n in zip(pin, natural, strict=False)])
+        sub, natural = _OFFSET_DIGITS, natural[: len(pin)]
+        # two digits at a time (a 4-12 digit PIN is 2-6 lookups; an odd one ends with one)
+        return "".join([sub[pin[i : i + 2] + natural[i : i + 2]] for i in range(0, len(pin), 2)])
 
     def pin_verification_value(self, pan: str, pin: str) -> str:
         """``"3624:<length>:<offset>"``: an IBM 3624 offset as long as the PIN (never the PIN).
