@@ -27,6 +27,16 @@ class F60:
     extra: str = ""
 
     def __post_init__(self) -> None:
+        head = self.type_code + self.batch + self.netcode
+        if (
+            len(self.type_code) == 2
+            and len(self.batch) == 6
+            and len(head) == 11
+            and head.isdecimal()
+            and head.isascii()
+            and not self.extra
+        ):
+            return  # the common case, in one check; else each part names itself
         _need_digits(self.type_code, 2, "60.1 transaction type", 60)
         _need_digits(self.batch, 6, "60.2 batch number", 60)
         _need_digits(self.netcode, 3, "60.3 network management code", 60)
