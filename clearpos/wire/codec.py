@@ -535,10 +535,37 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
             continue
         flush()
         env[f"read{k}"] = _READERS[k]
-        if spec.len_type is Len.FIXED or spec.fmt is Fmt.Z:
+        if spec.len_type is Len.FIXED:
             body.append(f"f[{k}], pos = read{k}(data, pos, 0)")
             if spec.fmt is Fmt.Z:
                 tracks.append(k)
+            continue
+        if spec.fmt is Fmt.Z:
+            # a track inline when it is one (digits and '='); anything else (a
+            # TDK-encrypted track, a bad pad) is read by the field's own reader
+            p = 1 if spec.len_type is Len.LLVAR else 2
+            body += [
+                f"e = pos + {p}",
+                "if e > n: raise _Amiss",
+                "k = data[pos:e].hex()",
+                "if not k.isdecimal(): raise _Amiss",
+                "k = int(k)",
+                f"if k > {spec.length}: raise _Amiss",
+                "end = e + (k + 1) // 2",
+                "if end > n: raise _Amiss",
+                "v = data[e:end].hex()",
+                "if k & 1:",
+                "    v = v[:-1] if v[-1] in '0f' else None",
+                "if v is not None:",
+                "    v = v.replace('d', '=')",
+                "    if not v.replace('=', '').isdecimal(): v = None",
+                "if v is None:",
+                f"    f[{k}], pos = read{k}(data, pos, 0)",
+                "else:",
+                f"    f[{k}] = v",
+                "    pos = end",
+            ]
+            tracks.append(k)
             continue
         # a variable field inline: BCD length prefix, then digits, text or bytes
         p = 1 if spec.len_type is Len.LLVAR else 2
