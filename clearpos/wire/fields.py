@@ -121,9 +121,13 @@ class Card:
     def __post_init__(self) -> None:
         if not (13 <= len(self.pan) <= 19 and self.pan.isdecimal() and self.pan.isascii()):
             raise EncodeError("PAN must be 13-19 digits", field=2)
-        if self.expiry is not None:
-            _need_digits(self.expiry, 4, "expiry YYMM", 14)
-        _need_digits(self.entry_mode, 3, "entry mode", 22)
+        both = (self.expiry or "0000") + self.entry_mode
+        if not (
+            len(both) == 7 and len(self.entry_mode) == 3 and both.isdecimal() and both.isascii()
+        ):  # the common case in one test; else each names itself
+            if self.expiry is not None:
+                _need_digits(self.expiry, 4, "expiry YYMM", 14)
+            _need_digits(self.entry_mode, 3, "entry mode", 22)
         if self.track2 is not None and not self.track2.startswith(self.pan + "="):
             raise EncodeError("track 2 must begin with the PAN and '='", field=35)
         if self.pin_block is not None and len(self.pin_block) != 8:

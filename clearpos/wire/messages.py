@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import field
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar, cast
 
 from ..record import record
 from .codec import Fields, Value, decode, encode, tracks_encrypted
@@ -40,7 +40,9 @@ class _Base:
             raise EncodeError("TID must be 8 characters", field=41)
         if len(self.mid) != 15:
             raise EncodeError("MID must be 15 characters", field=42)
-        _need_digits(self.stan, 6, "STAN", 11)
+        s = self.stan
+        if not (len(s) == 6 and s.isdecimal() and s.isascii()):  # _need_digits' test, inline
+            _need_digits(s, 6, "STAN", 11)
 
 
 @record(kw_only=True)
@@ -77,7 +79,9 @@ class FinancialRequest(_Base):
 
     def __post_init__(self) -> None:
         _Base.__post_init__(self)
-        _need_digits(self.batch, 6, "batch", 60)
+        b = self.batch
+        if not (len(b) == 6 and b.isdecimal() and b.isascii()):
+            _need_digits(b, 6, "batch", 60)
         if self.kind.has_amount:
             if self.amount_fen is None or not 0 <= self.amount_fen < 10**12:
                 raise EncodeError("amount in fen is required (0..999999999999)", field=4)
@@ -688,20 +692,24 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
     # the codec gives text for every n/an/ans/z field and bytes for b fields; only
     # a track (35, 36) may come as bytes (TDK-encrypted and not decrypted)
     get = f.get
-    pan = _text(get(2), 2)
-    track2 = get(35)
-    if pan is None and track2 is None:
+    values = (get(2), get(35), get(36), get(14), get(22), get(23), get(53))
+    if values[0] is None and values[1] is None:
         return None
-    track3 = get(36)
-    for n, v in ((35, track2), (36, track3)):
-        if isinstance(v, bytes):
-            raise DecodeError(
-                "track is not in clear: encrypted with the TDK (53.3 = 1) and not decrypted",
-                field=n,
-            )
+    # the decoder gives text for each of these: one test in C, and the field-naming
+    # checks below (in the order they always ran) only when something is not text
+    clean = _TEXT_OR_NONE.issuperset(map(type, values))
+    pan, track2, track3, expiry, entry, seq, sec = cast("_SevenTexts", values)
+    if not clean:
+        pan = _text(values[0], 2)
+        for n, v in ((35, values[1]), (36, values[2])):
+            if isinstance(v, bytes):
+                raise DecodeError(
+                    "track is not in clear: encrypted with the TDK (53.3 = 1) and not decrypted",
+                    field=n,
+                )
+        expiry = _text(values[3], 14)
     assert track2 is None or isinstance(track2, str)
     assert track3 is None or isinstance(track3, str)
-    expiry = _text(get(14), 14)
     if track2 is not None:
         sep = track2.find("=")
         if sep < 13:
@@ -715,22 +723,26 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
     assert pan is not None
     pin = get(52)
     chip = get(55)
-    sec = _text(get(53), 53) or ""
+    if not clean:
+        sec = _text(values[6], 53)
+    sec = sec or ""
     if sec and not (len(sec) == 16 and sec[0] in "012" and sec[1] in "06" and sec[2] in "01"):
         raise DecodeError(
             "security control must be 53.1 PIN format 0/1/2, 53.2 algorithm 0/6, "
             "53.3 track encryption 0/1, then 13 digits",
             field=53,
         )
+    if not clean:
+        entry, seq = _text(values[4], 22), _text(values[5], 23)
     try:
         return Card(
             pan,
             expiry,
             track2,
             track3,
-            _text(get(22), 22) or "000",
+            entry or "000",
             pin if isinstance(pin, bytes) else None,
-            _text(get(23), 23),
+            seq,
             chip if isinstance(chip, bytes) else None,
             2 in f,
             sec[0] if sec[:1] in ("1", "2") else "2",
@@ -789,26 +801,44 @@ def _resp_kw(f: Mapping[int, Value]) -> dict[str, object]:
 
 
 def _financial_request(kind: Kind, f: Mapping[int, Value], f60: F60) -> FinancialRequest:
+    # The decoder gives text for every text field: the checks below are one type test
+    # each; _req and _text run (and name the field) only when something is off.
     get = f.get
-    o61 = _text(get(61), 61)
-    amount = _text(get(4), 4)
+    tid, mid, stan = get(41), get(42), get(11)
+    if type(tid) is not str or type(mid) is not str or type(stan) is not str:
+        tid, mid, stan = _req(f, 41), _req(f, 42), _req(f, 11)
+    values = (get(4), get(37), get(38), get(49), get(59), get(61), get(63))
+    if _TEXT_OR_NONE.issuperset(map(type, values)):  # in C: no Python loop
+        text = cast("_SevenTexts", values)
+    else:
+        t = [_text(v, n) for v, n in zip(values, _OPTIONAL_TEXT, strict=True)]
+        text = (t[0], t[1], t[2], t[3], t[4], t[5], t[6])
+    amount, rrn, auth_code, currency, info, o61, operator = text
     return FinancialRequest(
         kind=kind,
-        tid=_req(f, 41),
-        mid=_req(f, 42),
-        stan=_req(f, 11),
+        tid=tid,
+        mid=mid,
+        stan=stan,
         batch=f60.batch,
         amount_fen=None if amount is None else int(amount),
         card=_card_from(f),
-        rrn=_text(get(37), 37),
-        auth_code=_text(get(38), 38),
+        rrn=rrn,
+        auth_code=auth_code,
         original=OriginalRef.decode(o61) if o61 is not None else None,
-        operator=_text(get(63), 63),
-        currency=_text(get(49), 49) or "156",
+        operator=operator,
+        currency=currency or "156",
         netcode=f60.netcode,
         extra60=f60.extra,
-        info=_text(get(59), 59),
+        info=info,
     )
+
+
+#: the optional text fields of a financial request, in _financial_request's order
+_OPTIONAL_TEXT = (4, 37, 38, 49, 59, 61, 63)
+_TEXT_OR_NONE = frozenset((str, type(None)))
+_SevenTexts: TypeAlias = tuple[
+    str | None, str | None, str | None, str | None, str | None, str | None, str | None
+]
 
 
 def _advice(cls: type[_A], f: Mapping[int, Value], f60: F60) -> _A:
