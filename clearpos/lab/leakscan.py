@@ -47,7 +47,9 @@ Many patterns, large files: every pattern of 15 bytes or more is indexed by its
 file is read as 64-bit words at offsets 0, 8, 16, ... and as 32-bit words at
 offsets 0, 4, 8, ... (one C-level set intersection each), and since any occurrence
 of such a pattern covers an aligned word of its size, only the patterns whose words
-occur are then searched for with ``bytes.find``. Shorter patterns are searched for
+occur are then searched for with ``bytes.find`` (a pattern is indexed by the
+substrings at a window of consecutive offsets as many as its word's bytes, one of
+which any occurrence covers aligned: see :func:`_window`). Shorter patterns are searched for
 directly. (4-byte words alone would not do: 4 digits or 4 hex digits are so few
 words that the PANs and the hex forms of keys and PIN blocks all but cover them,
 and any number or hex text in a file made nearly every pattern a candidate.)
@@ -355,7 +357,7 @@ class Secrets:
         for p in patterns:
             for word, index in indexes:  # the longest word an occurrence must cover
                 if len(p) >= 2 * word - 1:
-                    for i in range(len(p) - word + 1):
+                    for i in _window(p, word):
                         w = int.from_bytes(p[i : i + word], sys.byteorder)
                         index.setdefault(w, []).append(p)
                     break
@@ -431,6 +433,27 @@ def _track1_tags(data: bytes) -> Iterator[tuple[int, int, str, str]]:
         if n and len(value) == n and _track1_discretionary(value):
             yield (m.start(), 6 + 2 * n, "chip-data",
                    f"tag 9F1F (track 1 discretionary data, {n} bytes) as hex")  # fmt: skip
+
+
+def _window(p: bytes, word: int) -> range:
+    """Offsets of the ``word`` consecutive substrings of ``p`` to index it by.
+
+    An occurrence of ``p`` covers an aligned word at exactly one of any ``word``
+    consecutive offsets, so these suffice; of the windows that fit, the one whose
+    substrings repeat bytes the least (runs of zeros or of one digit are in every
+    store and number: a pattern indexed by them would be searched for in nearly
+    every file).
+
+    >>> _window(b"6225880000001116", 4)
+    range(0, 4)
+    >>> _window(bytes(8) + b"\\x12\\x34\\x56\\x78\\x9a\\xbc\\xde", 4)
+    range(7, 11)
+    """
+    best = min(
+        range(len(p) - 2 * word + 2),
+        key=lambda j: sum(word - len(set(p[i : i + word])) for i in range(j, j + word)),
+    )
+    return range(best, best + word)
 
 
 def _tables(data: dict[str, object], name: str) -> list[dict[str, object]]:
