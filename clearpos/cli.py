@@ -51,7 +51,9 @@ class HelpfulParser(argparse.ArgumentParser):
         super().error(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every subcommand; with ``command``, only that one's module is imported and its
+    options registered (the others are still listed, by name and help)."""
     from . import __version__
 
     parser = HelpfulParser(
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if command is not None and name != command:
+            continue
         name_of_module, _, function = module.partition(":")
         getattr(importlib.import_module(name_of_module), function or "register")(p)
     return parser
@@ -78,7 +82,11 @@ def register_admin(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first word (the top level's options take no value): a run of
+    # `clearpos pos ...` need not import and register the host, console, admin...
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         rc: int = args.run(args)

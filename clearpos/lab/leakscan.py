@@ -42,11 +42,17 @@ holds the PAN (tag 5A), track 2 (tag 57) and track 1 discretionary data (tag
 shown or exported, so any of these three found is a leak. A hit names the file,
 the byte offset and the secret, masked.
 
-Many patterns, large files: every pattern of 7 bytes or more is indexed by its
-4-byte substrings; a file is read as 32-bit words at offsets 0, 4, 8, ...
-(one C-level set intersection), and since any occurrence of such a pattern
-covers an aligned word, only the patterns whose words occur are then searched
-for with ``bytes.find``. Shorter patterns are searched for directly.
+Many patterns, large files: every pattern of 15 bytes or more is indexed by its
+8-byte substrings, every other one of 7 bytes or more by its 4-byte substrings; a
+file is read as 64-bit words at offsets 0, 8, 16, ... and as 32-bit words at
+offsets 0, 4, 8, ... (one C-level set intersection each), and since any occurrence
+of such a pattern covers an aligned word of its size, only the patterns whose words
+occur are then searched for with ``bytes.find`` (a pattern is indexed by the
+substrings at a window of consecutive offsets as many as its word's bytes, one of
+which any occurrence covers aligned: see :func:`_window`). Shorter patterns are searched for
+directly. (4-byte words alone would not do: 4 digits or 4 hex digits are so few
+words that the PANs and the hex forms of keys and PIN blocks all but cover them,
+and any number or hex text in a file made nearly every pattern a candidate.)
 """
 
 from __future__ import annotations
@@ -78,8 +84,9 @@ _PIN_CONTEXT = re.compile(
     """
 )
 _TRACK1_DD = re.compile(rb"9f1f([0-7][0-9a-f])")  # searched in lower-cased data
-_WORD = 4
-_CHUNK = 1 << 22  # bytes per intersection (a multiple of 4)
+_WORDS = (8, 4)  # bytes per indexed word, longest first
+_CHUNK = 1 << 22  # bytes per intersection (a multiple of every word size)
+_Index = tuple[list[tuple[int, dict[int, list[bytes]]]], list[bytes]]
 
 
 def clear_pin_block(pin: str, pan: str) -> bytes:
@@ -194,8 +201,8 @@ class Secrets:
         self.pan_pins: list[tuple[str, str]] = []
         self.pin_keys: set[bytes] = set()
         self.pans: set[str] = set()
-        self._index: tuple[dict[int, list[bytes]], list[bytes]] | None = None
-        self._findex: tuple[dict[int, list[bytes]], list[bytes]] | None = None
+        self._index: _Index | None = None
+        self._findex: _Index | None = None
 
     # -- adding secrets
 
@@ -225,10 +232,11 @@ class Secrets:
             self._add(form, "chip-data", f"{what} of {label}", hex_too=True)
         if pin.isdecimal() and 4 <= len(pin) <= 12:
             self.pins[pin] = f"PIN of {label} ({'*' * len(pin)})"
-            self.pan_pins.append((pan, pin))
             self._add(clear_pin_block(pin, pan), "pin-block", f"clear, {label}", hex_too=True)
-            for key in self.pin_keys:
-                self._add_encrypted_block(key, pan, pin)
+            if (pan, pin) not in self.pan_pins:  # a card seen again (in many world files)
+                self.pan_pins.append((pan, pin))  # has its blocks under every key already
+                for key in self.pin_keys:
+                    self._add_encrypted_block(key, pan, pin)
         self._index = self._findex = None
 
     def _add_encrypted_block(self, pik: bytes, pan: str, pin: str) -> None:
@@ -339,20 +347,23 @@ class Secrets:
 
     # -- searching
 
-    def _built(self, folded: bool) -> tuple[dict[int, list[bytes]], list[bytes]]:
+    def _built(self, folded: bool) -> _Index:
         cached = self._findex if folded else self._index
         if cached is not None:
             return cached
         patterns = self.folded if folded else self.raw
-        index: dict[int, list[bytes]] = {}
+        indexes: list[tuple[int, dict[int, list[bytes]]]] = [(w, {}) for w in _WORDS]
         short: list[bytes] = []
         for p in patterns:
-            if len(p) < 2 * _WORD - 1:
+            for word, index in indexes:  # the longest word an occurrence must cover
+                if len(p) >= 2 * word - 1:
+                    for i in _window(p, word):
+                        w = int.from_bytes(p[i : i + word], sys.byteorder)
+                        index.setdefault(w, []).append(p)
+                    break
+            else:
                 short.append(p)
-                continue
-            for i in range(len(p) - _WORD + 1):
-                index.setdefault(int.from_bytes(p[i : i + _WORD], sys.byteorder), []).append(p)
-        built = (index, short)
+        built = ([x for x in indexes if x[1]], short)
         if folded:
             self._findex = built
         else:
@@ -364,15 +375,17 @@ class Secrets:
         for folded in (False, True):
             hay = data.lower() if folded else data
             patterns = self.folded if folded else self.raw
-            index, short = self._built(folded)
+            indexes, short = self._built(folded)
             candidates: set[bytes] = set(short)
-            if index:
-                words = set(index)
+            for word, index in indexes:
+                words = index.keys()  # not set(index): a copy of the index per file
                 view = memoryview(hay)
-                usable = len(hay) // _WORD * _WORD
+                usable = len(hay) // word * word
                 for start in range(0, usable, _CHUNK):
-                    chunk = view[start : min(usable, start + _CHUNK)].cast("I")
-                    for w in words.intersection(chunk):
+                    chunk = view[start : min(usable, start + _CHUNK)].cast(
+                        "Q" if word == 8 else "I"
+                    )
+                    for w in words & chunk:
                         candidates.update(index[w])
                 view.release()
             for p in candidates:
@@ -420,6 +433,27 @@ def _track1_tags(data: bytes) -> Iterator[tuple[int, int, str, str]]:
         if n and len(value) == n and _track1_discretionary(value):
             yield (m.start(), 6 + 2 * n, "chip-data",
                    f"tag 9F1F (track 1 discretionary data, {n} bytes) as hex")  # fmt: skip
+
+
+def _window(p: bytes, word: int) -> range:
+    """Offsets of the ``word`` consecutive substrings of ``p`` to index it by.
+
+    An occurrence of ``p`` covers an aligned word at exactly one of any ``word``
+    consecutive offsets, so these suffice; of the windows that fit, the one whose
+    substrings repeat bytes the least (runs of zeros or of one digit are in every
+    store and number: a pattern indexed by them would be searched for in nearly
+    every file).
+
+    >>> _window(b"6225880000001116", 4)
+    range(0, 4)
+    >>> _window(bytes(8) + b"\\x12\\x34\\x56\\x78\\x9a\\xbc\\xde", 4)
+    range(7, 11)
+    """
+    best = min(
+        range(len(p) - 2 * word + 2),
+        key=lambda j: sum(word - len(set(p[i : i + word])) for i in range(j, j + word)),
+    )
+    return range(best, best + word)
 
 
 def _tables(data: dict[str, object], name: str) -> list[dict[str, object]]:
