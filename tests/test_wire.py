@@ -622,6 +622,40 @@ def test_mutated_examples_only_raise_wire_error(
     build(msg)
 
 
+@pytest.mark.parametrize("byte", [0x7F, 0x00, 0x1F, 0xFF, 0x80])
+def test_a_byte_the_writer_refuses_is_refused_when_read(byte: int) -> None:
+    """Whatever parses builds again: a byte put anywhere in any example is either a
+    WireError on reading or part of a message the codec writes back (0x7F in the GBK
+    field 63 was read, and then refused by the writer, found by Hypothesis)."""
+    for hex_frame in ALL.values():
+        body = decode_frame(bytes.fromhex(hex_frame)).body
+        for pos in range(len(body)):
+            data = bytearray(body)
+            data[pos] = byte
+            try:
+                msg, _, _ = parse(bytes(data))
+            except WireError:
+                continue
+            build(msg)
+
+
+def test_gbk_text_must_be_printable() -> None:
+    """Field 63 takes GBK (a Chinese operator name); the one GBK code that decodes to
+    a character Python calls non-printable, A1A1 (U+3000, the ideographic space), is
+    refused as the writer refuses it: a format error naming field 63 and its byte."""
+    from clearpos.wire import codec
+
+    spec = codec.FIELDS[63]
+    assert codec._ascii("收银员".encode("gbk"), spec, 0) == "收银员"
+    private = bytes.fromhex("A1A1")
+    with pytest.raises(DecodeError) as caught:
+        codec._ascii(b"ab" + private, spec, 100)
+    assert caught.value.field == 63 and caught.value.offset == 102
+    with pytest.raises(DecodeError) as caught:
+        codec._ascii(b"ab\x7f", spec, 100)
+    assert caught.value.field == 63 and caught.value.offset == 102
+
+
 # --------------------------------------------------------------------------- CLI
 
 

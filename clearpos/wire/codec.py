@@ -137,7 +137,8 @@ def _ascii(raw: bytes, spec: FieldSpec, pos: int) -> str:
             return text
     gbk = spec.charset == "gbk"
     for i, b in enumerate(raw):
-        if b < 0x20 or (b > 0x7E and not gbk):
+        # DEL (7F) is no GBK byte either: never the second byte of a character
+        if b < 0x20 or b == 0x7F or (b > 0x7E and not gbk):
             raise DecodeError(
                 f"expected printable ASCII ({spec.fmt.value}), got byte {b:02X}",
                 field=spec.number,
@@ -146,13 +147,22 @@ def _ascii(raw: bytes, spec: FieldSpec, pos: int) -> str:
     if raw.isascii():
         return raw.decode("ascii")
     try:
-        return raw.decode("gbk")
+        text = raw.decode("gbk")
     except UnicodeDecodeError as exc:
         raise DecodeError(
             f"expected ASCII or GBK text, byte {raw[exc.start]:02X} starts no GBK character",
             field=spec.number,
             offset=pos + exc.start,
         ) from None
+    if not text.isprintable():  # e.g. GBK's user-defined area: what the writer refuses
+        bad = next(i for i, c in enumerate(text) if not c.isprintable())
+        at = len(text[:bad].encode("gbk"))
+        raise DecodeError(
+            f"expected printable text, bytes from {raw[at]:02X} are no printable character",
+            field=spec.number,
+            offset=pos + at,
+        )
+    return text
 
 
 def _make_reader(spec: FieldSpec) -> Reader:
