@@ -550,17 +550,20 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
             if spec.fmt is Fmt.Z:
                 tracks.append(k)
             continue
+        # a variable field inline: BCD length prefix, then digits, a track, text or bytes
+        p = 1 if spec.len_type is Len.LLVAR else 2
+        body += [
+            f"e = pos + {p}",
+            "if e > n: raise _Amiss",
+            "k = data[pos:e].hex()",
+            "if not k.isdecimal(): raise _Amiss",
+            "k = int(k)",
+            f"if k > {spec.length}: raise _Amiss",
+        ]
         if spec.fmt is Fmt.Z:
             # a track inline when it is one (digits and '='); anything else (a
             # TDK-encrypted track, a bad pad) is read by the field's own reader
-            p = 1 if spec.len_type is Len.LLVAR else 2
             body += [
-                f"e = pos + {p}",
-                "if e > n: raise _Amiss",
-                "k = data[pos:e].hex()",
-                "if not k.isdecimal(): raise _Amiss",
-                "k = int(k)",
-                f"if k > {spec.length}: raise _Amiss",
                 "end = e + (k + 1) // 2",
                 "if end > n: raise _Amiss",
                 "v = data[e:end].hex()",
@@ -577,16 +580,6 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
             ]
             tracks.append(k)
             continue
-        # a variable field inline: BCD length prefix, then digits, text or bytes
-        p = 1 if spec.len_type is Len.LLVAR else 2
-        body += [
-            f"e = pos + {p}",
-            "if e > n: raise _Amiss",
-            "k = data[pos:e].hex()",
-            "if not k.isdecimal(): raise _Amiss",
-            "k = int(k)",
-            f"if k > {spec.length}: raise _Amiss",
-        ]
         if spec.fmt is Fmt.N:
             body += [
                 "end = e + (k + 1) // 2",
