@@ -19,7 +19,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def utc_iso(dt: datetime) -> str:
     """Sortable UTC text: ``2026-11-23T02:00:00.000000Z``.
 
-    ``isoformat`` and a slice, not ``strftime`` (12 µs a call, twice per purchase):
+    ``isoformat`` and a slice: two thirds of ``strftime``'s cost (~2 against ~3 µs),
+    on every message:
 
     >>> utc_iso(datetime(2026, 11, 23, 10, 0, tzinfo=CST))
     '2026-11-23T02:00:00.000000Z'

@@ -273,8 +273,6 @@ def _decode_pin_block(clear_block: bytes, pan: str, *, with_pan: bool = True) ->
     """Decode a clear format 0 block; no error quotes PIN digits."""
     if not _is_digits(pan, 13, 19):
         raise PinBlockError("PAN must be 13 to 19 digits")
-    if len(clear_block) != _BLOCK:
-        raise PinBlockError(f"PIN block must be 8 bytes, got {len(clear_block)}")
     pin = _decode_with_pan(clear_block, pan) if with_pan else _decode_without_pan(clear_block)
     if pin is None:
         raise PinBlockError("PIN block does not decode as ISO 9564 format 0 for this PAN")

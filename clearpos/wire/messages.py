@@ -40,9 +40,7 @@ class _Base:
             raise EncodeError("TID must be 8 characters", field=41)
         if len(self.mid) != 15:
             raise EncodeError("MID must be 15 characters", field=42)
-        s = self.stan
-        if not (len(s) == 6 and s.isdecimal() and s.isascii()):  # _need_digits' test, inline
-            _need_digits(s, 6, "STAN", 11)
+        _need_digits(self.stan, 6, "STAN", 11)
 
 
 @record(kw_only=True)
@@ -79,9 +77,7 @@ class FinancialRequest(_Base):
 
     def __post_init__(self) -> None:
         _Base.__post_init__(self)
-        b = self.batch
-        if not (len(b) == 6 and b.isdecimal() and b.isascii()):
-            _need_digits(b, 6, "batch", 60)
+        _need_digits(self.batch, 6, "batch", 60)
         if self.kind.has_amount:
             if self.amount_fen is None or not 0 <= self.amount_fen < 10**12:
                 raise EncodeError("amount in fen is required (0..999999999999)", field=4)
@@ -807,13 +803,18 @@ def _financial_request(kind: Kind, f: Mapping[int, Value], f60: F60) -> Financia
     tid, mid, stan = get(41), get(42), get(11)
     if type(tid) is not str or type(mid) is not str or type(stan) is not str:
         tid, mid, stan = _req(f, 41), _req(f, 42), _req(f, 11)
-    values = (get(4), get(37), get(38), get(49), get(59), get(61), get(63))
-    if _TEXT_OR_NONE.issuperset(map(type, values)):  # in C: no Python loop
-        text = cast("_SevenTexts", values)
-    else:
-        t = [_text(v, n) for v, n in zip(values, _OPTIONAL_TEXT, strict=True)]
-        text = (t[0], t[1], t[2], t[3], t[4], t[5], t[6])
-    amount, rrn, auth_code, currency, info, o61, operator = text
+    values: tuple[Value | None, ...] = (
+        get(4),
+        get(37),
+        get(38),
+        get(49),
+        get(59),
+        get(61),
+        get(63),
+    )
+    if not _TEXT_OR_NONE.issuperset(map(type, values)):  # in C: no Python loop
+        values = tuple(_text(v, n) for v, n in zip(values, _OPTIONAL_TEXT, strict=True))
+    amount, rrn, auth_code, currency, info, o61, operator = cast("_SevenTexts", values)
     return FinancialRequest(
         kind=kind,
         tid=tid,
