@@ -72,6 +72,14 @@ def audit_tx(tx: Tx) -> list[Discrepancy]:
                 (r["a"], r["b"]),
             )
         )
+    for r in q.misfiled_requests(tx):
+        out.append(
+            Discrepancy(
+                "duplicate",
+                f"journal row {r['id']}: request key {r['req_key']!r} is not its TID:batch:STAN",
+                (r["id"],),
+            )
+        )
     for r in q.approved_states(tx, FINANCIAL):
         if r["status"] not in STATES:
             out.append(

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import MIGRATIONS
+from .schema import MIGRATIONS, Only
 
 log = logging.getLogger("clearpos.store")
 
@@ -40,6 +40,8 @@ class Dialect:
     now: str
     #: a portable DDL statement in the backend's words
     ddl: Callable[[str], str] = str
+    #: which :class:`~clearpos.store.schema.Only` statements are this backend's
+    name: str = "sqlite"
 
 
 def applied(d: Dialect) -> set[int]:
@@ -65,6 +67,8 @@ def migrate(d: Dialect) -> int:
                 continue
             with d.transaction():
                 for stmt in statements:
+                    if isinstance(stmt, Only) and stmt.dialect != d.name:
+                        continue
                     d.execute(d.ddl(stmt), ())
                 d.execute(
                     f"INSERT INTO schema_version (version, applied_at) VALUES (?, {d.now})",

@@ -12,7 +12,7 @@ concurrency comes from the database alone, never from locks in this process:
 * transactions run at READ COMMITTED, so a statement that follows a row lock
   sees everything committed by the lock's previous holder (the velocity count
   reads the journal rows of the purchases that held the card before);
-* ``journal.req_key`` is UNIQUE: a concurrent duplicate that slips past the
+* ``journal_request`` is UNIQUE: a concurrent duplicate that slips past the
   duplicate check fails its insert, and the writer runs the unit again, when
   the check sees the committed original and answers ``transaction.duplicate``.
 
@@ -43,7 +43,7 @@ from psycopg.rows import dict_row
 
 from . import migrate as migrations
 from .records import JournalEntry, JournalRec, MerchantRec, TerminalRec
-from .tx import Tx
+from .tx import Tx, request_of
 from .writer import RETRIES, BatchWriter, OnCommit, StoreError
 
 log = logging.getLogger("clearpos.store")
@@ -212,10 +212,13 @@ class PgTx(Tx):
         # duplicate check rides along too (an unlocked read of the journal, as
         # journal_by_key's): a twin committed by another worker while this read
         # waited for the terminal's lock may be missed here, and is then stopped by
-        # the journal's unique req_key (the unit runs again and finds it).
+        # the journal's unique (TID, batch, STAN) index (the unit runs again and finds it).
         gen = ", (SELECT value FROM meta WHERE key = 'config.gen') AS config_gen"
         key, self._expected = self._expected, None
-        prior = ", (SELECT row_to_json(j) FROM journal j WHERE j.req_key = ?) AS prior_row"
+        prior = (
+            ", (SELECT row_to_json(j) FROM journal j WHERE j.tid = ? AND j.batch = ? "
+            "AND j.stan = ? AND j.req_key IS NOT NULL) AS prior_row"
+        )
         row = self._one(
             "SELECT t.*"
             + ("" if self._config_gen is not None else gen)
@@ -223,7 +226,7 @@ class PgTx(Tx):
             + (prior if key is not None else "")
             + " FROM terminals t WHERE t.tid = ?"
             + self.lock,
-            (key, tid) if key is not None else (tid,),
+            (*request_of(key), tid) if key is not None else (tid,),
         )
         if row is None:
             return None
@@ -413,6 +416,7 @@ def migrate(raw: RawConn) -> int:
                 transaction=step,
                 now="to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
                 ddl=translate_ddl,
+                name="postgresql",
             )
         )
     finally:
@@ -437,7 +441,7 @@ class PgBackend:
     it runs first in the next transaction, where it may wait. A transaction that
     waits therefore holds only its first unit's locks, as when every unit was its
     own transaction. Correctness stays the database's: row locks, the UNIQUE
-    ``journal.req_key``, READ COMMITTED (a statement after a lock sees what its
+    ``journal_request`` (TID, batch, STAN), READ COMMITTED (a statement after a lock sees what its
     previous holder committed), and a unit that fails alone on a deadlock, a
     serialization failure or a unique violation runs again.
     """

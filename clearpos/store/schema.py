@@ -2,10 +2,62 @@
 
 Each migration is a list of statements in the common subset of both dialects
 (TEXT timestamps in UTC ISO-8601, INTEGER money in fen, 0/1 booleans). The
-``schema_version`` table records what has been applied.
+``schema_version`` table records what has been applied. A statement only one
+backend needs (SQLite cannot drop a column's UNIQUE, PostgreSQL can) is an
+:class:`Only`.
 """
 
 from __future__ import annotations
+
+
+class Only(str):
+    """A migration statement run by one backend only (``"sqlite"`` or ``"postgresql"``).
+
+    >>> Only("postgresql", "DROP INDEX x").dialect
+    'postgresql'
+    """
+
+    dialect: str
+
+    def __new__(cls, dialect: str, stmt: str) -> Only:
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"no such backend: {dialect!r}")
+        self = super().__new__(cls, stmt)
+        self.dialect = dialect
+        return self
+
+
+#: The journal as migration 7 leaves it: migration 1's table without the UNIQUE of
+#: ``req_key`` (SQLite rebuilds the table to drop it; ``journal_request`` holds it).
+_JOURNAL_V7 = """CREATE TABLE journal_v7 (
+                id INTEGER PRIMARY KEY,
+                ts TEXT NOT NULL,
+                business_date TEXT NOT NULL,
+                tid TEXT NOT NULL,
+                mid TEXT NOT NULL,
+                batch TEXT NOT NULL,
+                stan TEXT NOT NULL,
+                mti TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                amount_fen BIGINT,
+                card_id BIGINT,
+                pan_masked TEXT NOT NULL DEFAULT '',
+                organisation TEXT NOT NULL DEFAULT '   ',
+                code TEXT NOT NULL DEFAULT '',
+                reason TEXT NOT NULL,
+                facts TEXT NOT NULL DEFAULT '{}',
+                auth_code TEXT NOT NULL DEFAULT '',
+                status TEXT NOT NULL,
+                delta_fen BIGINT NOT NULL DEFAULT 0,
+                hold_fen BIGINT NOT NULL DEFAULT 0,
+                original_id BIGINT,
+                req_key TEXT,
+                settlement_id BIGINT,
+                entry_mode TEXT NOT NULL DEFAULT '',
+                software TEXT NOT NULL DEFAULT '',
+                processing INTEGER NOT NULL DEFAULT 0,
+                latency_us BIGINT NOT NULL DEFAULT 0,
+                trail TEXT NOT NULL DEFAULT '')"""
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -293,6 +345,38 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             # the last 0820 362 status upload, as the terminal sent it (hex of field 62)
             "ALTER TABLE terminals ADD COLUMN status_records TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE terminals ADD COLUMN status_uploaded_at TEXT",
+        ],
+    ),
+    (
+        7,
+        "journal: one unique index for (TID, batch, STAN); the reason index for declines only",
+        [
+            # Two B-trees held the same key on every purchase: req_key's UNIQUE
+            # ("TID:batch:STAN") and journal_tid_batch (tid, batch, stan). One partial
+            # UNIQUE index over the financial rows (those with a req_key) now holds it
+            # and serves the duplicate check, originals, batch totals and settlement.
+            # SQLite drops a column's UNIQUE only by copying the table.
+            Only("sqlite", _JOURNAL_V7),
+            Only("sqlite", "INSERT INTO journal_v7 SELECT * FROM journal"),
+            Only("sqlite", "DROP TABLE journal"),
+            Only("sqlite", "ALTER TABLE journal_v7 RENAME TO journal"),
+            Only("sqlite", "CREATE INDEX journal_card_ts ON journal(card_id, ts)"),
+            Only("sqlite", "CREATE INDEX journal_mid_ts ON journal(mid, ts)"),
+            Only("sqlite", "CREATE INDEX journal_tid_ts ON journal(tid, ts)"),
+            Only(
+                "sqlite",
+                "CREATE INDEX journal_original ON journal(original_id) WHERE original_id IS NOT NULL",
+            ),
+            Only("sqlite", "CREATE INDEX journal_ts ON journal(ts)"),
+            Only("postgresql", "ALTER TABLE journal DROP CONSTRAINT journal_req_key_key"),
+            Only("postgresql", "DROP INDEX journal_tid_batch"),
+            Only("postgresql", "DROP INDEX journal_reason_ts"),
+            "CREATE UNIQUE INDEX journal_request ON journal(tid, batch, stan) "
+            "WHERE req_key IS NOT NULL",
+            # Searches by reason look for declines; approved rows, most of the
+            # journal, no longer add an entry (a query by a decline reason says
+            # "reason <> 'approved'" too, so that both planners may use this index).
+            "CREATE INDEX journal_reason_ts ON journal(reason, ts) WHERE reason <> 'approved'",
         ],
     ),
 ]

@@ -72,6 +72,23 @@ _REPLACERS: dict[tuple[type, tuple[str, ...], frozenset[str]], Callable[..., Any
 _UPDATE_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
 
+#: a financial row by its request (``journal_request``, a partial UNIQUE index: only
+#: rows with a req_key are in it, and req_key is always "TID:batch:STAN" of its row)
+JOURNAL_BY_KEY = (
+    "SELECT * FROM journal WHERE tid = ? AND batch = ? AND stan = ? AND req_key IS NOT NULL"
+)
+
+
+def request_of(req_key: str) -> tuple[str, str, str]:
+    """(TID, batch, STAN) of a request key (batch and STAN are digits, the TID last to split).
+
+    >>> request_of("10000001:000009:000345")
+    ('10000001', '000009', '000345')
+    """
+    tid, batch, stan = req_key.rsplit(":", 2)
+    return tid, batch, stan
+
+
 def _replacer(cls: type, cols: tuple[str, ...], bools: frozenset[str]) -> Callable[..., Any] | None:
     """Straight-line code calling ``cls`` with the row's fields and the new values in
     place (a card write on every purchase: ``dataclasses.replace`` costs four times
@@ -539,7 +556,8 @@ class Tx:
         return JournalRec.of(row) if row else None
 
     def journal_by_key(self, req_key: str) -> JournalRec | None:
-        row = self._one("SELECT * FROM journal WHERE req_key = ?", (req_key,))
+        """The financial row of the request ``TID:batch:STAN`` (``journal_request``)."""
+        row = self._one(JOURNAL_BY_KEY, req_key.rsplit(":", 2))  # = request_of(req_key)
         return JournalRec.of(row) if row else None
 
     def journal_original(

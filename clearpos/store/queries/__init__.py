@@ -19,7 +19,13 @@ from .. import Database, Tx
 #: a row read by column name (``sqlite3.Row`` or a psycopg dict row)
 Row = Mapping[str, Any]
 
-__all__ = ["Row", "marks", "read"]
+#: The WHERE term of the partial index ``journal_reason_ts`` (migration 7). A query
+#: by a decline reason adds it, redundant as it is: a planner uses a partial index
+#: only where the query's own terms imply the index's (a parameter's value is not
+#: known when PostgreSQL plans a prepared statement).
+DECLINES_ONLY = "reason <> 'approved'"
+
+__all__ = ["DECLINES_ONLY", "Row", "marks", "read"]
 
 
 @contextmanager

@@ -13,6 +13,7 @@ __all__ = [
     "card_journal_sums",
     "declines",
     "duplicate_requests",
+    "misfiled_requests",
     "money_moved",
     "reason_counts",
     "reversed_after_settlement",
@@ -36,6 +37,18 @@ def duplicate_requests(tx: Tx) -> list[Row]:
         tx.conn.execute(
             "SELECT tid, batch, stan, COUNT(*) AS n, MIN(id) AS a, MAX(id) AS b FROM journal "
             "WHERE req_key IS NOT NULL GROUP BY tid, batch, stan HAVING COUNT(*) > 1"
+        ).fetchall()
+    )
+
+
+def misfiled_requests(tx: Tx) -> list[Row]:
+    """``id`` and ``req_key`` of rows whose request key is not their own
+    ``TID:batch:STAN``: the duplicate check and ``journal_request`` read the key by
+    those three columns, so such a row would escape both."""
+    return list(
+        tx.conn.execute(
+            "SELECT id, req_key FROM journal WHERE req_key IS NOT NULL "
+            "AND req_key <> tid || ':' || batch || ':' || stan"
         ).fetchall()
     )
 

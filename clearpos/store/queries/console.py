@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import CardRec, JournalRec, Tx
-from . import marks
+from . import DECLINES_ONLY, marks
 
 __all__ = [
     "cards_like",
@@ -52,6 +52,8 @@ def search(
             raise ValueError(f"not a searchable journal column: {col!r}")
         where.append(f"{col} = ?")
         params.append(value)
+        if col == "reason" and value != "approved":
+            where.append(DECLINES_ONLY)  # true already; lets journal_reason_ts serve it
     if pan_like is not None:
         where.append("pan_masked LIKE ?")
         params.append(pan_like)

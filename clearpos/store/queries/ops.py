@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import AuditRec, JournalRec, MaintenanceRec, Tx
-from . import Row, marks
+from . import DECLINES_ONLY, Row, marks
 
 __all__ = [
     "audit_rows",
@@ -106,6 +106,8 @@ def journal_rows(
         if value is not None:
             where.append(f"{col} = ?")
             params.append(value)
+            if col == "reason" and value != "approved":
+                where.append(DECLINES_ONLY)  # true already; lets journal_reason_ts serve it
     if since:
         where.append("ts >= ?")
         params.append(since)
