@@ -321,3 +321,92 @@ def test_the_duplicate_check_rides_with_the_terminal_read_and_reads_the_same_row
         )
         late = tx.journal_by_key("10000001:000001:000008")
         assert late is not None and late.stan == "000008"
+
+
+def test_the_card_rides_with_the_terminal_read_locked_after_the_terminal(pg_url: str) -> None:
+    """A financial request's card comes with its terminal read (one round trip fewer):
+    the row is a plain read's, field for field; it is locked like LoadCard's own
+    read; and it is locked after the terminal (one lock order for every flow): while
+    another transaction holds the terminal, the read waiting for it holds no card."""
+    import time
+
+    import psycopg
+    from psycopg import errors as pg_errors
+
+    from clearpos.store.pg import PgTx
+
+    db = PgDatabase(pg_url)
+    when = "2026-12-03T06:00:00.000000Z"
+    with db.transaction() as tx:
+        tx.conn.execute(
+            "INSERT INTO merchants (mid, name, status, status_since) VALUES (?, 'm', 'active', ?)",
+            ("898310048161234", when),
+        )
+        tx.insert_terminal(
+            tid="10000001", mid="898310048161234", tmk_sealed="x", tmk_kcv="x",
+            status="active", status_since=when,
+        )  # fmt: skip
+        cid = tx.insert_card(
+            pan_token="t" * 64, pan_masked="622202******0123", expiry="3012", pvv="3624:6:1234",
+            status="active", organisation="CUP", balance_fen=5000, opening_fen=5000,
+            holds_fen=0, daily_limit_fen=90000, daily_used_fen=20, daily_date="20261203",
+            wrong_pin=1, pin_locked=1, velocity_until="", status_since=when,
+        )  # fmt: skip
+
+    def card_taken() -> bool:
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            try:
+                other.execute("SELECT 1 FROM cards WHERE id = %s FOR UPDATE NOWAIT", (cid,))
+            except pg_errors.LockNotAvailable:
+                return True
+            return False
+
+    with db.transaction() as tx:
+        assert isinstance(tx, PgTx)
+        plain = tx.card_by_token("t" * 64)
+        assert plain is not None and plain.pin_locked is True
+    with db.transaction() as tx:
+        assert isinstance(tx, PgTx)
+        tx.expect_request("10000001:000001:000007", "t" * 64)
+        assert tx.terminal("10000001") is not None
+        assert tx._card is not None and tx._card[1] == plain  # the early answer
+        assert card_taken()  # locked by the terminal read
+        assert tx.card_by_token("t" * 64) == plain
+        tx.expect_request("10000001:000001:000008", "u" * 64)  # a PAN the store lacks
+        tx.terminal("10000001")
+        assert tx._card == ("u" * 64, None) and tx.card_by_token("u" * 64) is None
+    assert not card_taken()
+
+    # Another worker holds the terminal: the read waits for it, and must not hold the
+    # card meanwhile (PostgreSQL releases a failed statement's locks at once, so only
+    # a read that waits shows the order).
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("SELECT 1 FROM terminals WHERE tid = '10000001' FOR UPDATE")
+        seen: list[object] = []
+
+        def read() -> None:
+            with db.transaction() as tx:
+                tx.expect_request("10000001:000001:000009", "t" * 64)
+                seen.append(tx.terminal("10000001"))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while not _waits_for_a_lock(pg_url) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _waits_for_a_lock(pg_url), "the read never waited for the terminal"
+        assert not card_taken()  # the terminal first: the card is not reached yet
+        holder.rollback()
+        reader.join(10)
+    assert seen and seen[0] is not None
+
+
+def _waits_for_a_lock(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as c:
+        row = c.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])

@@ -42,8 +42,8 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from . import migrate as migrations
-from .records import JournalEntry, JournalRec, MerchantRec, TerminalRec
-from .tx import Tx, request_of
+from .records import CardRec, JournalEntry, JournalRec, MerchantRec, TerminalRec
+from .tx import Tx
 from .writer import RETRIES, BatchWriter, OnCommit, StoreError
 
 log = logging.getLogger("clearpos.store")
@@ -178,7 +178,9 @@ class PgConn:
 
 class PgTx(Tx):
     """:class:`Tx` on PostgreSQL: rows to be updated are locked when read; the
-    terminal read brings its merchant along (one round trip fewer per message)."""
+    terminal read brings its merchant along (one round trip fewer per message),
+    and for a financial request the duplicate check and the card, locked (two
+    more)."""
 
     lock = " FOR UPDATE"
     conn: PgConn
@@ -193,15 +195,22 @@ class PgTx(Tx):
         self._expected: str | None = None
         #: (request key, the journal row holding it or None) as the terminal read found
         self._prior: tuple[str, JournalRec | None] | None = None
+        #: the PAN token whose card the next terminal read should lock and bring
+        self._card_token: str | None = None
+        #: (PAN token, its card row, locked, or None) as the terminal read found
+        self._card: tuple[str, CardRec | None] | None = None
 
     def forget(self) -> None:
         super().forget()
         self._merchant = None
         self._expected = None
         self._prior = None
+        self._card_token = None
+        self._card = None
 
-    def expect_request(self, key: str) -> None:
+    def expect_request(self, key: str, card_token: str | None = None) -> None:
         self._expected = key
+        self._card_token = card_token
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.one(sql, params)
@@ -213,21 +222,38 @@ class PgTx(Tx):
         # journal_by_key's): a twin committed by another worker while this read
         # waited for the terminal's lock may be missed here, and is then stopped by
         # the journal's unique (TID, batch, STAN) index (the unit runs again and finds it).
-        gen = ", (SELECT value FROM meta WHERE key = 'config.gen') AS config_gen"
         key, self._expected = self._expected, None
-        prior = (
-            ", (SELECT row_to_json(j) FROM journal j WHERE j.tid = ? AND j.batch = ? "
-            "AND j.stan = ? AND j.req_key IS NOT NULL) AS prior_row"
-        )
-        row = self._one(
-            "SELECT t.*"
-            + ("" if self._config_gen is not None else gen)
-            + ", (SELECT row_to_json(m) FROM merchants m WHERE m.mid = t.mid) AS merchant_row"
-            + (prior if key is not None else "")
-            + " FROM terminals t WHERE t.tid = ?"
-            + self.lock,
-            (*request_of(key), tid) if key is not None else (tid,),
-        )
+        token, self._card_token = self._card_token, None
+        params: list[Any] = []
+        sql = ["SELECT t.*"]
+        if self._config_gen is None:
+            sql.append(", (SELECT value FROM meta WHERE key = 'config.gen') AS config_gen")
+        sql.append(", (SELECT row_to_json(m) FROM merchants m WHERE m.mid = t.mid) AS merchant_row")
+        if key is not None:
+            sql.append(
+                ", (SELECT row_to_json(j) FROM journal j WHERE j.tid = ? AND j.batch = ? "
+                "AND j.stan = ? AND j.req_key IS NOT NULL) AS prior_row"
+            )
+            params += key.rsplit(":", 2)  # = request_of(key)
+        if token is None:
+            sql.append(" FROM terminals t WHERE t.tid = ?" + self.lock)
+            params.append(tid)
+        else:
+            # The card, locked too, in the same round trip, and locked *after* the
+            # terminal as in every flow (row locks in one order: terminal, then
+            # card): the terminal is locked in the WITH, which the outer query
+            # reads first, and the card's sub-select refers to that row (t.tid), so
+            # it runs for it, once it is locked. Under READ COMMITTED its FOR UPDATE
+            # returns the card as its last holder committed it, as LoadCard's own
+            # read would.
+            sql.insert(0, f"WITH t AS (SELECT * FROM terminals WHERE tid = ?{self.lock}) ")
+            sql.append(
+                ", (SELECT row_to_json(c) FROM cards c WHERE c.pan_token = ? "
+                f"AND t.tid IS NOT NULL{self.lock}) AS card_row FROM t"
+            )
+            params.insert(0, tid)
+            params.append(token)
+        row = self._one("".join(sql), params)
         if row is None:
             return None
         if self._config_gen is None:
@@ -237,7 +263,16 @@ class PgTx(Tx):
         if key is not None:
             j = row["prior_row"]
             self._prior = (key, JournalRec.of(j) if j else None)
+        if token is not None:
+            c = row["card_row"]
+            self._card = (token, CardRec.of(c) if c else None)
         return TerminalRec.of(row)
+
+    def card_by_token(self, token: str) -> CardRec | None:
+        card, self._card = self._card, None
+        if card is not None and card[0] == token:
+            return card[1]
+        return super().card_by_token(token)
 
     def journal_by_key(self, req_key: str) -> JournalRec | None:
         prior, self._prior = self._prior, None
@@ -262,6 +297,8 @@ class PgTx(Tx):
             self._merchant = None
         elif table == "journal":
             self._prior = None
+        elif table == "cards":
+            self._card = None
         sets = ", ".join(f"{c} = ?" for c in cols)
         self.conn.defer(
             table, f"UPDATE {table} SET {sets} WHERE {key} = ?", [*cols.values(), key_value]

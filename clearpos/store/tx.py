@@ -163,9 +163,10 @@ class Tx:
     #: True where :meth:`expect_request` saves a round trip (PostgreSQL)
     prefetches_duplicates = False
 
-    def expect_request(self, key: str) -> None:
-        """The unit's request key, known before its terminal read: PostgreSQL answers
-        the duplicate check (:meth:`journal_by_key`) with that read. A hint only."""
+    def expect_request(self, key: str, card_token: str | None = None) -> None:
+        """The unit's request key and its card's PAN token, known before its terminal
+        read: PostgreSQL answers the duplicate check (:meth:`journal_by_key`) and
+        the card read (:meth:`card_by_token`) with that read. A hint only."""
 
     def committed(self) -> None:
         """The transaction committed (the writer says so after COMMIT): the rows it
