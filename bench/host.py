@@ -342,7 +342,7 @@ def synthetic_rows(
         yield (
             ts, ts[:10].replace("-", ""), tid, mid, b, stan, "0200", "purchase", 100 + i % 900,
             cards[i % len(cards)], "622588******0000", "CUP", "00", "approved", "{}", "SYN001",
-            "approved", f"{SYNTHETIC}:{b}:{tid}:{i}", SYNTHETIC,
+            "approved", f"{tid}:{b}:{stan}", SYNTHETIC,  # req_key: its own TID:batch:STAN
         )  # fmt: skip
 
 
