@@ -29,6 +29,7 @@ Hot statements are prepared on first use (``prepare_threshold=0``).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,6 +41,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 from . import migrate as migrations
 from .records import CardRec, JournalEntry, JournalRec, MerchantRec, TerminalRec
@@ -314,6 +316,20 @@ class PgTx(Tx):
         self.conn.execute(f"TRUNCATE {', '.join(tables)}")
 
 
+_decode_json = json.JSONDecoder().decode
+
+
+def _json_loads(data: str | bytes) -> Any:
+    """JSON from PostgreSQL (rows brought by ``row_to_json``), which is UTF-8 text:
+    ``json.loads`` of bytes first guesses their encoding, a Python function, three
+    times a purchase.
+
+    >>> _json_loads('{"name": "商户"}'.encode())
+    {'name': '商户'}
+    """
+    return _decode_json(data if isinstance(data, str) else data.decode())
+
+
 def split_url(url: str) -> tuple[str, int]:
     """The libpq URL and clearpos's own ``writers=N`` query parameter, removed from it."""
     parts = urlsplit(url)
@@ -367,6 +383,7 @@ class PgDatabase:
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store {self.url}: {exc}") from exc
         raw.prepared_max = 512
+        set_json_loads(_json_loads, raw)
         raw.execute("SET lock_timeout = '10s'")
         raw.commit()
         return raw
