@@ -35,12 +35,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import set_json_loads
 
 from . import migrate as migrations
@@ -111,6 +111,9 @@ def translate_ddl(stmt: str) -> str:
 
 _INSERT_INTO = re.compile(r"INSERT INTO (\w+)")
 
+#: a psycopg cursor of dict rows (:meth:`PgConn.execute`) or of tuples (:meth:`PgConn.one`)
+CursorT = TypeVar("CursorT", psycopg.Cursor[dict[str, Any]], psycopg.Cursor[tuple[Any, ...]])
+
 
 class PgConn:
     """A psycopg connection that speaks ``?`` placeholders (what :class:`Tx` writes).
@@ -123,7 +126,7 @@ class PgConn:
     (:meth:`flush`), so its errors are still the unit's own.
     """
 
-    __slots__ = ("_cur", "_pending", "raw")
+    __slots__ = ("_cur", "_names", "_pending", "raw")
 
     #: an INSERT's new id comes back with RETURNING (a psycopg cursor has no lastrowid)
     needs_returning = True
@@ -134,21 +137,28 @@ class PgConn:
         self._pending: list[tuple[str, str, Sequence[Any]]] = []
         #: one cursor for statements whose row is read at once (:meth:`one`): a new
         #: psycopg cursor per statement costs ~17 µs of Python, 3-4 times a purchase
-        self._cur = raw.cursor()
+        self._cur = raw.cursor(row_factory=tuple_row)
+        #: the column names of each statement :meth:`one` ran (a statement's columns
+        #: do not change while a connection lives: PostgreSQL refuses a prepared plan
+        #: whose result type changed): psycopg's dict rows decode every name per row
+        self._names: dict[str, tuple[str, ...]] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[dict[str, Any]]:
         return self._send(self.raw.execute, sql, params)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         """The first row of ``sql`` (None when none), read before anything else is sent."""
-        return self._send(self._cur.execute, sql, params).fetchone()
+        cur = self._send(self._cur.execute, sql, params)
+        row = cur.fetchone()
+        if row is None:
+            return None
+        names = self._names.get(sql)
+        if names is None:
+            assert cur.description is not None
+            names = self._names[sql] = tuple(c.name for c in cur.description)
+        return dict(zip(names, row, strict=True))
 
-    def _send(
-        self,
-        run: Callable[..., psycopg.Cursor[dict[str, Any]]],
-        sql: str,
-        params: Sequence[Any],
-    ) -> psycopg.Cursor[dict[str, Any]]:
+    def _send(self, run: Callable[..., CursorT], sql: str, params: Sequence[Any]) -> CursorT:
         if self._pending:
             m = _INSERT_INTO.match(sql)
             if m is not None and all(t != m.group(1) for t, _, _ in self._pending):
