@@ -78,6 +78,7 @@ from .chip import (
     VerifyCryptogram,
     answer_field55,
 )
+from .chiprules import entry_kind
 from .context import Ctx, HostConfig
 from .participants import (
     AcceptBatchUpload,
@@ -456,11 +457,12 @@ class Engine:
             "chip_detail": (lenient, JournalAdvice()),
             "unsupported": (lenient, Unsupported()),
         }
-        #: each flow's participants, and the trail when the first k of them passed
-        #: (``"CheckTerminal:ok CheckMerchant:ok"`` for k = 2), made once
-        self._steps = {
+        #: each flow's participants with their places in it, and the trail when the
+        #: first k of them passed (``"CheckTerminal:ok CheckMerchant:ok"`` for k = 2),
+        #: made once
+        self._steps: dict[str, _Steps] = {
             flow: (
-                tuple(participants),
+                tuple(enumerate(participants)),
                 tuple(
                     " ".join(f"{p.name}:ok" for p in participants[:k])
                     for k in range(len(participants) + 1)
@@ -468,6 +470,8 @@ class Engine:
             )
             for flow, participants in self.flows.items()
         }
+        #: a financial request's steps by its card data (22.1 and whether 55 came)
+        self._card_steps: dict[tuple[str, bool], _Steps] = {}
 
     # ------------------------------------------------------------------ entry points
 
@@ -523,15 +527,34 @@ class Engine:
             tx.expect_request(req_key(msg))  # PostgreSQL: asked with the terminal read
         ctx = self._ctx(tx, frame, msg, block, mac)
         ctx.private = private
-        participants, passed = self._steps[self._flow(msg)]
-        for n, participant in enumerate(participants):
+        card = msg.card if type(msg) is FinancialRequest else None
+        if card is None:
+            steps, passed = self._steps[self._flow(msg)]
+        else:
+            key = (card.entry_mode[:2], card.chip is not None)
+            steps, passed = self._card_steps.get(key) or self._steps_for_card(key)
+        for n, participant in steps:
             if not participant(ctx):
                 stop = f"{participant.name}:{ctx.reason}"
                 ctx.trail = [passed[n], stop] if n else [stop]
                 break
         else:
-            ctx.trail = [passed[len(participants)]]
+            ctx.trail = [passed[-1]]
         return self._finish(ctx, received)
+
+    def _steps_for_card(self, key: tuple[str, bool]) -> _Steps:
+        """The financial flow for card data read so (22.1, field 55 or not): without the
+        participants whose ``decides_for`` says they would let it through untouched.
+        Their places stay, so the trail names them as passed, as when they ran."""
+        steps, passed = self._steps["financial"]
+        entry, chip_data = entry_kind(key[0]), key[1]
+        kept = []
+        for n, p in steps:
+            decides_for = getattr(p, "decides_for", None)
+            if decides_for is None or decides_for(entry, chip_data):
+                kept.append((n, p))
+        plan = self._card_steps[key] = (tuple(kept), passed)  # at most 100 x 2 keys
+        return plan
 
     def host_error(self, tx: Tx, frame: Frame, exc: BaseException, received: float) -> Outcome:
         """A participant failed: nothing of it was committed; journal and answer 96."""
@@ -857,6 +880,9 @@ class Engine:
             **{**common, "code": "40", "reason": "transaction.not_supported"},
         )
 
+
+#: a flow's participants with their places in it, and the trail when the first k passed
+_Steps = tuple[tuple[tuple[int, Participant], ...], tuple[str, ...]]
 
 #: facts that answer the terminal (field 48/62 content), not kept in the journal
 _NOT_JOURNALED = frozenset(("records", "totals", "checks"))
