@@ -28,6 +28,7 @@ from clearpos.wire import (
     FinancialRequest,
     FinancialResponse,
     Fmt,
+    Frame,
     Framer,
     FramingError,
     Header,
@@ -48,6 +49,7 @@ from clearpos.wire import (
     decode,
     decode_frame,
     encode,
+    encode_answer,
     encode_frame,
     mask_pan,
     parse,
@@ -493,6 +495,30 @@ def test_header_fields() -> None:
     assert f.header == Header("60", "31", 0, 3, "000100")
     assert f.tpdu == TPDU(0x0003, 0x0000)
     assert f.tpdu.swapped() == TPDU(0x0000, 0x0003)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(list(ALL.values())),
+    st.binary(min_size=4, max_size=4),
+    st.text("0123456789", min_size=12, max_size=12),
+    st.integers(min_value=0, max_value=9),
+    st.binary(max_size=40),
+)
+def test_an_answer_frame_is_the_request_s_tpdu_swapped_and_header_with_processing(
+    hex_frame: str, addresses: bytes, header: str, processing: int, body: bytes
+) -> None:
+    """encode_answer (which looks the answer's TPDU and header up by the bytes read)
+    writes what encode_frame writes for the TPDU swapped and the header with the
+    processing requirement, for a frame as read and for one made otherwise."""
+    raw = bytearray(bytes.fromhex(hex_frame))
+    raw[3:7], raw[7:13] = addresses, bytes.fromhex(header)
+    read = decode_frame(bytes(raw))
+    assert read.head == bytes(raw[2:13])
+    want = encode_frame(read.tpdu.swapped(), read.header.with_processing(processing), body)
+    for frame in (read, Frame(read.tpdu, read.header, read.body)):
+        assert encode_answer(frame, processing, body) == want
+        assert encode_answer(frame, processing, body) == want  # and once remembered
 
 
 def _stream() -> bytes:

@@ -32,7 +32,6 @@ from ..wire import (
     EncodeError,
     FinancialRequest,
     Frame,
-    Header,
     Kind,
     Message,
     NetCode,
@@ -54,7 +53,7 @@ from ..wire import (
     Totals,
     WireError,
     encode,
-    encode_frame,
+    encode_answer,
     encode_params,
     financial_answer_fields,
     mask_pan,
@@ -624,7 +623,7 @@ class Engine:
             body = encode(reply_mti, out)
         except EncodeError:
             body = encode(reply_mti, {39: "30", 41: tid_s, 63: "   message.format_error"})
-        reply = encode_frame(frame.tpdu.swapped(), frame.header.with_processing(0), body)
+        reply = encode_answer(frame, 0, body)
         return Outcome(reply, record)
 
     # ------------------------------------------------------------------ internals
@@ -760,9 +759,7 @@ class Engine:
         if mac_needed and ctx.mak_sealed is not None and t is not None:
             sealed, tid = ctx.mak_sealed, t.tid
             mac_fn = lambda block: self.hsm.generate_mac(tid, sealed, block)  # noqa: E731
-        body = encode(reply_mti, out, mac=mac_fn)
-        header: Header = ctx.frame.header.with_processing(ctx.processing)
-        reply = encode_frame(ctx.frame.tpdu.swapped(), header, body)
+        reply = encode_answer(ctx.frame, ctx.processing, encode(reply_mti, out, mac=mac_fn))
         record = {
             "tid": msg.tid,
             "stan": msg.stan,
