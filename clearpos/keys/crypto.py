@@ -244,12 +244,12 @@ def pin_block_without_pan(pin: str) -> bytes:
 
 
 def _decode_without_pan(clear_block: bytes) -> str | None:
-    h = clear_block.hex().upper()
-    n = int(h[1], 16)
-    if h[0] != "0" or not 4 <= n <= 12:
+    n = clear_block[0]  # control nibble 0 and the PIN length 4-12: the byte 0x04-0x0C
+    if not 4 <= n <= 12:
         return None
-    pin, pad = h[2 : 2 + n], h[2 + n :]
-    if not pin.isdigit() or set(pad) - {"F"}:
+    h = clear_block.hex().upper()
+    pin = h[2 : 2 + n]
+    if not pin.isdigit() or h[2 + n :].strip("F"):  # digits, then F padding only
         return None
     return pin
 

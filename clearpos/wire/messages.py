@@ -722,8 +722,9 @@ def _card_from(f: Mapping[int, Value], read: bool = False) -> Card | None:
     chip = get(55)
     if not clean:
         sec = _text(values[6], 53)
-    sec = sec or ""
-    if sec and not (len(sec) == 16 and sec[0] in "012" and sec[1] in "06" and sec[2] in "01"):
+    # 53.1 PIN block format (2 when 0 or absent), 53.2 algorithm, 53.3 tracks encrypted
+    security = _NO_SECURITY if not sec else _SECURITY.get(sec[:3]) if len(sec) == 16 else None
+    if security is None:
         raise DecodeError(
             "security control must be 53.1 PIN format 0/1/2, 53.2 algorithm 0/6, "
             "53.3 track encryption 0/1, then 13 digits",
@@ -752,9 +753,7 @@ def _card_from(f: Mapping[int, Value], read: bool = False) -> Card | None:
             seq,
             chip if isinstance(chip, bytes) else None,
             2 in f,
-            sec[0] if sec[:1] in ("1", "2") else "2",
-            sec[1] if sec else "6",
-            sec[2:3] == "1",
+            *security,
         )
     except EncodeError as exc:
         raise DecodeError(exc.expected, field=exc.field) from None
@@ -770,9 +769,11 @@ def _text(v: Value | None, n: int) -> str | None:
 
 
 def _kind(mti: str, f: Mapping[int, Value], f60: F60) -> Kind:
-    key = (mti, _req(f, 3), _req(f, 25), f60.type_code)
-    kind = _KIND_BY_WIRE.get(key)
+    # every key is four strings: anything else (a field missing, bytes) finds no kind,
+    # and only then do _req's name the field
+    kind = _KIND_BY_WIRE.get((mti, f.get(3), f.get(25), f60.type_code))  # type: ignore[arg-type]
     if kind is None:
+        key = (mti, _req(f, 3), _req(f, 25), f60.type_code)
         raise DecodeError(
             f"no transaction of the dialect has MTI {mti}, processing code {key[1]}, "
             f"condition {key[2]} and 60.1 {key[3]}",
@@ -854,6 +855,12 @@ def _financial_request(
     )
 
 
+#: field 53's first three digits (53.1 PIN format 0/1/2, 53.2 algorithm 0/6, 53.3 tracks
+#: encrypted 0/1) -> a Card's pin_format (2 for 0), pin_algorithm, tracks_encrypted
+_SECURITY = {
+    f + a + t: ("2" if f == "0" else f, a, t == "1") for f in "012" for a in "06" for t in "01"
+}
+_NO_SECURITY = ("2", "6", False)
 #: the constructors of the records whose values the codec checked as it read them
 _READ_CARD = unchecked(Card)
 _READ_REQUEST = unchecked(FinancialRequest)
