@@ -60,7 +60,8 @@ class CheckFallback:
         card = m.card
         if card is None:
             return True
-        rule = fallback_check(card.entry_mode, card.track2, ctx.terminal.chip)
+        # the rule refuses nothing at a terminal that reads no chips
+        rule = fallback_check(card.entry_mode, card.track2, True) if ctx.terminal.chip else None
         if rule is not None:
             return ctx.decline(rule.reason, **rule.facts)
         if entry_kind(card.entry_mode) == "fallback":

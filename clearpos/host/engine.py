@@ -696,13 +696,16 @@ class Engine:
         ):
             ctx.processing = ProcessingRequirement.DOWNLOAD_PARAMETERS
         approved = ctx.reason == "approved"
+        fin = msg if isinstance(msg, FinancialRequest) else None  # tested once
         req = msg.request if isinstance(msg, Reversal) else msg
-        card = req.card if isinstance(req, FinancialRequest) else None
-        amount = req.amount_fen if isinstance(req, FinancialRequest) else None
-        if approved and isinstance(msg, FinancialRequest) and msg.kind is not Kind.BALANCE:
+        if isinstance(req, FinancialRequest):
+            card, amount = req.card, req.amount_fen
+        else:
+            card = amount = None
+        if approved and fin is not None and fin.kind is not Kind.BALANCE:
             ctx.auth_code = secrets.token_hex(3).upper()  # 6 hex digits, as random
-        if isinstance(msg, FinancialRequest) and (msg.extra60 or msg.info):
-            ctx.facts.update(_kept_optional(msg))
+        if fin is not None and (fin.extra60 or fin.info):
+            ctx.facts.update(_kept_optional(fin))
         if PRIVATE and ctx.private:
             ctx.facts["private_fields"] = ctx.private
         org = ctx.card.organisation if ctx.card is not None else "   "
@@ -744,12 +747,12 @@ class Engine:
             tx.update_terminal(
                 t.tid, last_seen=ctx.now_iso, last_software=ctx.software or t.last_software
             )
-        if isinstance(msg, FinancialRequest) and ctx.chip_check is not None:
+        if fin is not None and ctx.chip_check is not None:
             ctx.answer_chip = answer_field55(self.chip, ctx, code)
-        if isinstance(msg, FinancialRequest):
+        if fin is not None:
             # the answer straight from the request: no typed answer to build and check
             # (the codec checks each value as it writes it)
-            reply_mti, out = msg.kind.response_mti, self._financial_answer(ctx, msg, code, org)
+            reply_mti, out = fin.kind.response_mti, self._financial_answer(ctx, fin, code, org)
             mac_needed = code == "00"
         else:
             response = self._response(ctx, code, org)

@@ -61,6 +61,9 @@ FIELD62_LENGTH = 40
 
 _BLOCK = 8
 _ZERO_BLOCK = bytes(_BLOCK)
+#: the big-endian 64-bit words of a MAC block of n blocks, by n (a frame holds at most
+#: 256): a struct compiled once, not a format string made and looked up per MAC
+_WORDS = tuple(struct.Struct(f">{n}Q").unpack for n in range(257))
 _KCV_LENGTH = 4
 
 _T = TypeVar("_T")
@@ -197,7 +200,8 @@ class MacEngine:
         if padding:
             block = bytes(block) + bytes(padding)
         count = (size + padding) // _BLOCK
-        folded = reduce(xor, struct.unpack(f">{count}Q", block), 0)
+        words = _WORDS[count] if count < len(_WORDS) else struct.Struct(f">{count}Q").unpack
+        folded = reduce(xor, words(block), 0)
         hexed = folded.to_bytes(_BLOCK, "big").hex().upper().encode("ascii")
         first = int.from_bytes(self._encrypt(hexed[:_BLOCK]), "big")
         mixed = (first ^ int.from_bytes(hexed[_BLOCK:], "big")).to_bytes(_BLOCK, "big")
