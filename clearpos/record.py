@@ -25,8 +25,8 @@ Point(x=2, y=3)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar, dataclass_transform, overload
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
 
@@ -47,3 +47,36 @@ def record(
         return dataclass(slots=True, unsafe_hash=True, kw_only=kw_only)(c)
 
     return wrap if cls is None else wrap(cls)
+
+
+def unchecked(cls: type[T]) -> Callable[..., T]:
+    """A constructor of the record ``cls`` that does not run its ``__post_init__``
+    checks: for a reader whose values were checked as they were read (the wire
+    codec's decoder checks every field's format), so that each is checked once.
+
+    Its parameters are the record's, in the same order and kinds (positional or
+    keyword-only), but none has a default: a caller names every field, and a field
+    added to the record is an error at that caller until it does.
+
+    >>> @record
+    ... class Even:
+    ...     n: int
+    ...     def __post_init__(self) -> None:
+    ...         if self.n % 2:
+    ...             raise ValueError("odd")
+    >>> make = unchecked(Even)
+    >>> make(2) == Even(2), make(3).n
+    (True, 3)
+    >>> Even(3)
+    Traceback (most recent call last):
+    ValueError: odd
+    """
+    positional = [f.name for f in fields(cls) if not f.kw_only]  # type: ignore[arg-type]
+    keyword = [f.name for f in fields(cls) if f.kw_only]  # type: ignore[arg-type]
+    params = ", ".join([*positional, *(["*", *keyword] if keyword else [])])
+    body = "".join(f"    self.{n} = {n}\n" for n in (*positional, *keyword))
+    src = f"def make({params}):\n    self = new(cls)\n{body}    return self\n"
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec(compile(src, f"<unchecked {cls.__name__}>", "exec"), env)
+    make: Callable[..., T] = env["make"]
+    return make

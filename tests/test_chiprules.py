@@ -61,3 +61,45 @@ def test_helpers() -> None:
     assert service_code_of(CHIP_TRACK) == "220" and service_code_of("622588") is None
     assert is_chip_service_code("620") and not is_chip_service_code("101")
     assert not is_chip_service_code(None) and not is_chip_service_code("")
+
+
+def test_chip_participants_let_through_what_they_say_they_do_not_decide() -> None:
+    """The engine leaves a chip participant out of a financial request's steps when its
+    ``decides_for`` says it decides nothing for such card data (22.1's kind, field 55
+    or not): for every 22.1 and every such card, the participant itself lets the
+    request through, touching nothing of the context (the trail still says ok)."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+    from typing import Any
+
+    from clearpos.host.chip import CheckFallback, CheckQuickPassPin, VerifyCryptogram
+    from clearpos.host.context import Ctx
+    from clearpos.wire import Card, FinancialRequest, Kind
+
+    class Untouchable:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"the participant used {name}")
+
+    participants = [CheckFallback(), CheckQuickPassPin(), VerifyCryptogram(Untouchable())]  # type: ignore[arg-type]
+    left_out = 0
+    for mode in (f"{n:02d}{d}" for n in range(100) for d in "0129"):
+        for chip in (None, bytes.fromhex("9F2608")):
+            for chip_terminal in (False, True):
+                card = Card(
+                    CHIP_TRACK.split("=")[0], "2812", CHIP_TRACK, entry_mode=mode, chip=chip
+                )
+                msg = FinancialRequest(
+                    kind=Kind.PURCHASE, tid="10000001", mid="898310048161234",
+                    stan="000001", batch="000001", amount_fen=99_999_999, card=card,
+                )  # fmt: skip
+                for p in participants:
+                    if p.decides_for(entry_kind(mode), chip is not None):
+                        continue
+                    tx: Any = Untouchable()
+                    ctx = Ctx(tx, None, msg, None, None, datetime.now(UTC), "", None, "")  # type: ignore[arg-type]
+                    ctx.terminal = SimpleNamespace(chip=chip_terminal)  # type: ignore[assignment]
+                    before = repr(ctx)
+                    assert p(ctx) is True, (p.name, mode, chip)
+                    assert repr(ctx) == before, (p.name, mode, chip)
+                    left_out += 1
+    assert left_out > 2000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import stat
 import warnings
 from collections.abc import Callable, Iterator
@@ -626,9 +627,15 @@ def test_pvv_is_ibm3624_offset(kek: KeyEncryptionKey) -> None:
     hsm = SecurityModule(kek, pvk=pvk)
     for pan in (PAN, "4761739001010010", "6212345678901"):
         assert hsm.pin_verification_value(pan, PIN) == f"3624:6:{_offset_by_psec(pvk, PIN, pan)}"
-        for pin in PINS:  # every length 4-12, odd ones too (the offset is made 2 digits at a time)
+        for pin in PINS:  # every length 4-12 (the offset's digits are made in one addition)
             want = f"3624:{len(pin)}:{_offset_by_psec(pvk, pin, pan)}"
             assert hsm.pin_verification_value(pan, pin) == want
+    rng = random.Random(3624)  # every digit pair, many times over
+    for _ in range(300):
+        pan = "".join(rng.choice("0123456789") for _ in range(rng.randint(13, 19)))
+        pin = "".join(rng.choice("0123456789") for _ in range(rng.randint(4, 12)))
+        want = f"3624:{len(pin)}:{_offset_by_psec(pvk, pin, pan)}"
+        assert hsm.pin_verification_value(pan, pin) == want
 
 
 PINS = [

@@ -21,7 +21,7 @@ from ..store import Tx
 from ..wire import FinancialRequest, Kind, NetworkRequest, ParameterDownload, WireError, emvparams
 from ..wire import tlv as _tlv
 from ..wire.emvtags import masked_tags
-from .chiprules import entry_kind, fallback_check, quickpass_pin_check
+from .chiprules import EntryKind, entry_kind, fallback_check, quickpass_pin_check
 from .context import Ctx
 
 __all__ = [
@@ -46,13 +46,22 @@ class CheckFallback:
 
     name = "CheckFallback"
 
+    @staticmethod
+    def decides_for(entry: EntryKind, chip_data: bool) -> bool:
+        """Whether card data read so (22.1's kind; field 55 sent or not) may be declined
+        or marked here: only a swipe or a fallback. The engine calls a participant with
+        ``decides_for`` only for card data it says True for; for the rest, which the
+        participant would let through untouched, the trail says ``ok`` all the same."""
+        return entry in ("swipe", "fallback")
+
     def __call__(self, ctx: Ctx) -> bool:
         m = ctx.msg
         assert isinstance(m, FinancialRequest) and ctx.terminal is not None
         card = m.card
         if card is None:
             return True
-        rule = fallback_check(card.entry_mode, card.track2, ctx.terminal.chip)
+        # the rule refuses nothing at a terminal that reads no chips
+        rule = fallback_check(card.entry_mode, card.track2, True) if ctx.terminal.chip else None
         if rule is not None:
             return ctx.decline(rule.reason, **rule.facts)
         if entry_kind(card.entry_mode) == "fallback":
@@ -64,6 +73,11 @@ class CheckQuickPassPin:
     """A QuickPass tap (22 = 07x) above the acquirer's no-PIN limit needs a PIN."""
 
     name = "CheckQuickPassPin"
+
+    @staticmethod
+    def decides_for(entry: EntryKind, chip_data: bool) -> bool:
+        """Only a tap (see :meth:`CheckFallback.decides_for`)."""
+        return entry == "contactless"
 
     def __call__(self, ctx: Ctx) -> bool:
         m = ctx.msg
@@ -105,6 +119,11 @@ class VerifyCryptogram:
 
     def __init__(self, issuer: ChipIssuer) -> None:
         self.issuer = issuer
+
+    @staticmethod
+    def decides_for(entry: EntryKind, chip_data: bool) -> bool:
+        """Only card data with field 55 (see :meth:`CheckFallback.decides_for`)."""
+        return chip_data
 
     def __call__(self, ctx: Ctx) -> bool:
         m = ctx.msg

@@ -82,10 +82,7 @@ class Ctx:
     req_key: str | None = None
     auth_code: str = ""
     balance_fen: int | None = None
-    journal_id: int | None = None
     rrn: str = ""
-    kind: str = ""
-    amount_fen: int | None = None
     #: the MAK that authenticated the request (responses are MACed with it)
     mak_sealed: str | None = None
     #: the PIN key of the same key set (the newest, or the last proven ones)
@@ -98,7 +95,6 @@ class Ctx:
     #: field 62 of a management answer (CA-key / chip-parameter lists and items)
     data62: bytes | None = None
     keys_field62: bytes | None = None
-    response: Message | None = None
     _config: HostConfig | None = None
     _software: str | None = None
 

@@ -32,7 +32,6 @@ from ..wire import (
     EncodeError,
     FinancialRequest,
     Frame,
-    Header,
     Kind,
     Message,
     NetCode,
@@ -54,7 +53,7 @@ from ..wire import (
     Totals,
     WireError,
     encode,
-    encode_frame,
+    encode_answer,
     encode_params,
     financial_answer_fields,
     mask_pan,
@@ -78,6 +77,7 @@ from .chip import (
     VerifyCryptogram,
     answer_field55,
 )
+from .chiprules import entry_kind
 from .context import Ctx, HostConfig
 from .participants import (
     AcceptBatchUpload,
@@ -456,11 +456,12 @@ class Engine:
             "chip_detail": (lenient, JournalAdvice()),
             "unsupported": (lenient, Unsupported()),
         }
-        #: each flow's participants, and the trail when the first k of them passed
-        #: (``"CheckTerminal:ok CheckMerchant:ok"`` for k = 2), made once
-        self._steps = {
+        #: each flow's participants with their places in it, and the trail when the
+        #: first k of them passed (``"CheckTerminal:ok CheckMerchant:ok"`` for k = 2),
+        #: made once
+        self._steps: dict[str, _Steps] = {
             flow: (
-                tuple(participants),
+                tuple(enumerate(participants)),
                 tuple(
                     " ".join(f"{p.name}:ok" for p in participants[:k])
                     for k in range(len(participants) + 1)
@@ -468,6 +469,8 @@ class Engine:
             )
             for flow, participants in self.flows.items()
         }
+        #: a financial request's steps by its card data (22.1 and whether 55 came)
+        self._card_steps: dict[tuple[str, bool], _Steps] = {}
 
     # ------------------------------------------------------------------ entry points
 
@@ -526,15 +529,34 @@ class Engine:
             tx.expect_request(req_key(msg), self.tokens.token(card.pan) if card else None)
         ctx = self._ctx(tx, frame, msg, block, mac)
         ctx.private = private
-        participants, passed = self._steps[self._flow(msg)]
-        for n, participant in enumerate(participants):
+        card = msg.card if type(msg) is FinancialRequest else None
+        if card is None:
+            steps, passed = self._steps[self._flow(msg)]
+        else:
+            key = (card.entry_mode[:2], card.chip is not None)
+            steps, passed = self._card_steps.get(key) or self._steps_for_card(key)
+        for n, participant in steps:
             if not participant(ctx):
                 stop = f"{participant.name}:{ctx.reason}"
                 ctx.trail = [passed[n], stop] if n else [stop]
                 break
         else:
-            ctx.trail = [passed[len(participants)]]
+            ctx.trail = [passed[-1]]
         return self._finish(ctx, received)
+
+    def _steps_for_card(self, key: tuple[str, bool]) -> _Steps:
+        """The financial flow for card data read so (22.1, field 55 or not): without the
+        participants whose ``decides_for`` says they would let it through untouched.
+        Their places stay, so the trail names them as passed, as when they ran."""
+        steps, passed = self._steps["financial"]
+        entry, chip_data = entry_kind(key[0]), key[1]
+        kept = []
+        for n, p in steps:
+            decides_for = getattr(p, "decides_for", None)
+            if decides_for is None or decides_for(entry, chip_data):
+                kept.append((n, p))
+        plan = self._card_steps[key] = (tuple(kept), passed)  # at most 100 x 2 keys
+        return plan
 
     def host_error(self, tx: Tx, frame: Frame, exc: BaseException, received: float) -> Outcome:
         """A participant failed: nothing of it was committed; journal and answer 96."""
@@ -604,7 +626,7 @@ class Engine:
             body = encode(reply_mti, out)
         except EncodeError:
             body = encode(reply_mti, {39: "30", 41: tid_s, 63: "   message.format_error"})
-        reply = encode_frame(frame.tpdu.swapped(), frame.header.with_processing(0), body)
+        reply = encode_answer(frame, 0, body)
         return Outcome(reply, record)
 
     # ------------------------------------------------------------------ internals
@@ -677,13 +699,16 @@ class Engine:
         ):
             ctx.processing = ProcessingRequirement.DOWNLOAD_PARAMETERS
         approved = ctx.reason == "approved"
+        fin = msg if isinstance(msg, FinancialRequest) else None  # tested once
         req = msg.request if isinstance(msg, Reversal) else msg
-        card = req.card if isinstance(req, FinancialRequest) else None
-        amount = req.amount_fen if isinstance(req, FinancialRequest) else None
-        if approved and isinstance(msg, FinancialRequest) and msg.kind is not Kind.BALANCE:
+        if isinstance(req, FinancialRequest):
+            card, amount = req.card, req.amount_fen
+        else:
+            card = amount = None
+        if approved and fin is not None and fin.kind is not Kind.BALANCE:
             ctx.auth_code = secrets.token_hex(3).upper()  # 6 hex digits, as random
-        if isinstance(msg, FinancialRequest) and (msg.extra60 or msg.info):
-            ctx.facts.update(_kept_optional(msg))
+        if fin is not None and (fin.extra60 or fin.info):
+            ctx.facts.update(_kept_optional(fin))
         if PRIVATE and ctx.private:
             ctx.facts["private_fields"] = ctx.private
         org = ctx.card.organisation if ctx.card is not None else "   "
@@ -725,12 +750,12 @@ class Engine:
             tx.update_terminal(
                 t.tid, last_seen=ctx.now_iso, last_software=ctx.software or t.last_software
             )
-        if isinstance(msg, FinancialRequest) and ctx.chip_check is not None:
+        if fin is not None and ctx.chip_check is not None:
             ctx.answer_chip = answer_field55(self.chip, ctx, code)
-        if isinstance(msg, FinancialRequest):
+        if fin is not None:
             # the answer straight from the request: no typed answer to build and check
             # (the codec checks each value as it writes it)
-            reply_mti, out = msg.kind.response_mti, self._financial_answer(ctx, msg, code, org)
+            reply_mti, out = fin.kind.response_mti, self._financial_answer(ctx, fin, code, org)
             mac_needed = code == "00"
         else:
             response = self._response(ctx, code, org)
@@ -740,9 +765,7 @@ class Engine:
         if mac_needed and ctx.mak_sealed is not None and t is not None:
             sealed, tid = ctx.mak_sealed, t.tid
             mac_fn = lambda block: self.hsm.generate_mac(tid, sealed, block)  # noqa: E731
-        body = encode(reply_mti, out, mac=mac_fn)
-        header: Header = ctx.frame.header.with_processing(ctx.processing)
-        reply = encode_frame(ctx.frame.tpdu.swapped(), header, body)
+        reply = encode_answer(ctx.frame, ctx.processing, encode(reply_mti, out, mac=mac_fn))
         record = {
             "tid": msg.tid,
             "stan": msg.stan,
@@ -860,6 +883,9 @@ class Engine:
             **{**common, "code": "40", "reason": "transaction.not_supported"},
         )
 
+
+#: a flow's participants with their places in it, and the trail when the first k passed
+_Steps = tuple[tuple[tuple[int, Participant], ...], tuple[str, ...]]
 
 #: facts that answer the terminal (field 48/62 content), not kept in the journal
 _NOT_JOURNALED = frozenset(("records", "totals", "checks"))

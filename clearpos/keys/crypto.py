@@ -61,6 +61,9 @@ FIELD62_LENGTH = 40
 
 _BLOCK = 8
 _ZERO_BLOCK = bytes(_BLOCK)
+#: the big-endian 64-bit words of a MAC block of n blocks, by n (a frame holds at most
+#: 256): a struct compiled once, not a format string made and looked up per MAC
+_WORDS = tuple(struct.Struct(f">{n}Q").unpack for n in range(257))
 _KCV_LENGTH = 4
 
 _T = TypeVar("_T")
@@ -197,7 +200,8 @@ class MacEngine:
         if padding:
             block = bytes(block) + bytes(padding)
         count = (size + padding) // _BLOCK
-        folded = reduce(xor, struct.unpack(f">{count}Q", block), 0)
+        words = _WORDS[count] if count < len(_WORDS) else struct.Struct(f">{count}Q").unpack
+        folded = reduce(xor, words(block), 0)
         hexed = folded.to_bytes(_BLOCK, "big").hex().upper().encode("ascii")
         first = int.from_bytes(self._encrypt(hexed[:_BLOCK]), "big")
         mixed = (first ^ int.from_bytes(hexed[_BLOCK:], "big")).to_bytes(_BLOCK, "big")
@@ -244,12 +248,12 @@ def pin_block_without_pan(pin: str) -> bytes:
 
 
 def _decode_without_pan(clear_block: bytes) -> str | None:
-    h = clear_block.hex().upper()
-    n = int(h[1], 16)
-    if h[0] != "0" or not 4 <= n <= 12:
+    n = clear_block[0]  # control nibble 0 and the PIN length 4-12: the byte 0x04-0x0C
+    if not 4 <= n <= 12:
         return None
-    pin, pad = h[2 : 2 + n], h[2 + n :]
-    if not pin.isdigit() or set(pad) - {"F"}:
+    h = clear_block.hex().upper()
+    pin = h[2 : 2 + n]
+    if not pin.isdigit() or h[2 + n :].strip("F"):  # digits, then F padding only
         return None
     return pin
 

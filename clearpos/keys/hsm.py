@@ -43,7 +43,6 @@ PVV_SCHEME = "3624"
 """Prefix of :meth:`SecurityModule.pin_verification_value` text: ``3624:<length>:<offset>``."""
 
 _DECIMALIZATION = "0123456789012345"
-_DECIMALIZE = str.maketrans("0123456789abcdef", _DECIMALIZATION)
 _PVK_INFO = b"clearpos/pvk/v1"
 _MIN_PIN, _MAX_PIN = 4, 12
 
@@ -115,19 +114,13 @@ def _check_issuer_key_name(name: str) -> None:
         raise ValueError(f"issuer master key name must be ac, smi or smc, got {name!r}")
 
 
-#: IBM 3624 offset digit for (PIN digit + natural PIN digit): (p - n) mod 10
-_OFFSET_DIGIT = {f"{p}{n}": str((p - n) % 10) for p in range(10) for n in range(10)}
-#: the same for two PIN digits and two natural digits ("p1p2n1n2" -> two offset digits)
-_OFFSET_DIGITS = {
-    **_OFFSET_DIGIT,
-    **{
-        f"{p1}{p2}{n1}{n2}": _OFFSET_DIGIT[f"{p1}{n1}"] + _OFFSET_DIGIT[f"{p2}{n2}"]
-        for p1 in range(10)
-        for p2 in range(10)
-        for n1 in range(10)
-        for n2 in range(10)
-    },
-}
+#: IBM 3624 offset digits, (p - n) mod 10 for each PIN digit p and natural digit n,
+#: for all digits at once: a natural hex digit h becomes the byte 10 - dec(h)
+#: (1-10), which added to the PIN's ASCII digit byte (0x30 + p) gives 0x30 + 10 + p - n
+#: (0x31-0x43: no carry into the next byte, so one integer addition adds every
+#: digit); _MOD10 then maps each such byte back to the ASCII digit of (p - n) mod 10
+_COMPLEMENT = bytes.maketrans(b"0123456789abcdef", bytes(10 - int(d) for d in _DECIMALIZATION))
+_MOD10 = bytes.maketrans(bytes(range(0x31, 0x44)), bytes(0x30 + k % 10 for k in range(1, 20)))
 
 
 #: "3624:<length>:<offset>", ASCII digits only (``\d`` would take other scripts' digits)
@@ -282,13 +275,10 @@ class SecurityModule:
         which a test checks), with one cached PVK cipher instead of a new one per
         call: PIN verification is on every purchase's path."""
         # Validation data: the rightmost (up to 16) PAN digits before the check digit, F-padded.
-        length = min(len(pan) - 1, 16)
-        start = len(pan) - 1 - length
-        data = bytes.fromhex(pan[start : start + length].ljust(16, "F"))
-        natural = self._pvk_cipher.update(data).hex().translate(_DECIMALIZE)
-        sub, natural = _OFFSET_DIGITS, natural[: len(pin)]
-        # two digits at a time (a 4-12 digit PIN is 2-6 lookups; an odd one ends with one)
-        return "".join([sub[pin[i : i + 2] + natural[i : i + 2]] for i in range(0, len(pin), 2)])
+        data = bytes.fromhex(pan[-17:-1].ljust(16, "F"))
+        natural = self._pvk_cipher.update(data).hex()[: len(pin)].encode().translate(_COMPLEMENT)
+        total = int.from_bytes(pin.encode(), "big") + int.from_bytes(natural, "big")
+        return total.to_bytes(len(pin), "big").translate(_MOD10).decode()
 
     def pin_verification_value(self, pan: str, pin: str) -> str:
         """``"3624:<length>:<offset>"``: an IBM 3624 offset as long as the PIN (never the PIN).

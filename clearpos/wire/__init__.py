@@ -16,7 +16,16 @@ from .fields import (
     Settlement48,
     Totals,
 )
-from .framing import TPDU, Frame, Framer, Header, ProcessingRequirement, decode_frame, encode_frame
+from .framing import (
+    TPDU,
+    Frame,
+    Framer,
+    Header,
+    ProcessingRequirement,
+    decode_frame,
+    encode_answer,
+    encode_frame,
+)
 from .mask import mask_pan, render, render_dict, scrub
 from .messages import (
     AdviceResponse,
@@ -112,6 +121,7 @@ __all__ = [
     "decode_frame",
     "decode_params",
     "encode",
+    "encode_answer",
     "encode_frame",
     "encode_params",
     "financial_answer_fields",

@@ -488,13 +488,24 @@ class _Amiss(Exception):
     """The compiled decoder found something to report: the generic one will."""
 
 
+#: a BCD length-prefix byte -> its two digits' value; any other byte -> more than any
+#: field's maximum, so the compiled decoder's length check refuses it
+_BCD = tuple(
+    10 * (b >> 4) + (b & 15) if b >> 4 < 10 and b & 15 < 10 else 1_000_000 for b in range(256)
+)
+
+
 def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes | None]]:
     """Straight-line Python for one bitmap: each run of fixed-length fields between
-    variable ones is one slice (and one hex() for its digits), checked at once;
-    variable fields use their reader. Any doubt raises :class:`_Amiss`."""
-    env: dict[str, object] = {"_Amiss": _Amiss, "RawTrack": RawTrack}
+    variable ones is one slice, its consecutive digit fields one hex() and its text
+    fields one decode(), each checked at once; a length prefix is read from a table
+    (:data:`_BCD`); the values stay locals until one dict display makes the fields
+    (in bitmap order, sized once). Any doubt raises :class:`_Amiss`."""
+    env: dict[str, object] = {"_Amiss": _Amiss, "RawTrack": RawTrack, "bcd": _BCD}
     env["tracks_encrypted"] = tracks_encrypted
-    body = ["n = len(data)", "f = {}", "mac_block = None", "pos = 10"]
+    body = ["n = len(data)", "pos = 10"]
+    if MAC_FIELD not in present:
+        body.append("mac_block = None")
     run: list[FieldSpec] = []
 
     def size(spec: FieldSpec) -> int:
@@ -505,32 +516,47 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
             return
         total = sum(size(sp) for sp in run)
         body.extend([f"end = pos + {total}", "if end > n: raise _Amiss", "c = data[pos:end]"])
-        if any(sp.fmt is Fmt.N for sp in run):
-            body.append("h = c.hex()")
-        digits: list[str] = []
+        # consecutive fields of one format (digits, text, bytes) are read as one
+        groups: list[list[tuple[FieldSpec, int]]] = []
         off = 0
         for sp in run:
-            k, a = sp.number, 2 * off
-            if sp.fmt is Fmt.N:
-                if not sp.length & 1:
-                    body.append(f"f[{k}] = h[{a}:{a + sp.length}]")
-                elif sp.left:
-                    body.append(f"f[{k}] = h[{a}:{a + sp.length}]")
-                    body.append(f"if h[{a + sp.length}] not in '0f': raise _Amiss")
-                else:
-                    body.append(f"f[{k}] = h[{a + 1}:{a + 1 + sp.length}]")
-                    body.append(f"if h[{a}] not in '0f': raise _Amiss")
-                digits.append(f"f[{k}]")
-            elif sp.fmt is Fmt.B:
-                body.append(f"f[{k}] = c[{off}:{off + sp.length}]")
+            if groups and _run_kind(groups[-1][0][0]) == _run_kind(sp):
+                groups[-1].append((sp, off))
             else:
-                # decode() raises on a non-ASCII byte; isprintable() is 0x20-0x7E then
-                body.append(f"v = c[{off}:{off + sp.length}].decode('ascii')")
-                body.append("if not v.isprintable(): raise _Amiss")
-                body.append(f"f[{k}] = v")
+                groups.append([(sp, off)])
             off += size(sp)
-        if digits:
-            body.append(f"if not ({' + '.join(digits)}).isdecimal(): raise _Amiss")
+        for group in groups:
+            start, stop = group[0][1], group[-1][1] + size(group[-1][0])
+            part = _cut("c", start, stop, total)
+            kind = _run_kind(group[0][0])
+            if kind == "b":
+                for sp, o in group:
+                    body.append(f"v{sp.number} = {_cut('c', o, o + sp.length, total)}")
+            elif kind == "a":
+                # decode() raises on a non-ASCII byte; isprintable() is 0x20-0x7E then
+                body.append(f"t = {part}.decode('ascii')")
+                body.append("if not t.isprintable(): raise _Amiss")
+                for sp, o in group:
+                    a = o - start
+                    body.append(f"v{sp.number} = {_cut('t', a, a + sp.length, stop - start)}")
+            else:
+                body.append(f"h = {part}.hex()")
+                nibbles = 2 * (stop - start)
+                digits: list[tuple[int, int]] = []  # nibble ranges of digits, pads left out
+                for sp, o in group:
+                    a = 2 * (o - start)
+                    if sp.length & 1 and sp.left:  # the pad nibble follows the digits
+                        body.append(f"if h[{a + sp.length}] not in '0f': raise _Amiss")
+                    elif sp.length & 1:  # the pad nibble comes first
+                        body.append(f"if h[{a}] not in '0f': raise _Amiss")
+                        a += 1
+                    body.append(f"v{sp.number} = {_cut('h', a, a + sp.length, nibbles)}")
+                    if digits and digits[-1][1] == a:
+                        digits[-1] = (digits[-1][0], a + sp.length)
+                    else:
+                        digits.append((a, a + sp.length))
+                checks = " and ".join(f"{_cut('h', a, b, nibbles)}.isdecimal()" for a, b in digits)
+                body.append(f"if not ({checks}): raise _Amiss")
         body.append("pos = end")
         run.clear()
 
@@ -546,20 +572,20 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
         flush()
         env[f"read{k}"] = _READERS[k]
         if spec.len_type is Len.FIXED:
-            body.append(f"f[{k}], pos = read{k}(data, pos, 0)")
+            body.append(f"v{k}, pos = read{k}(data, pos, 0)")
             if spec.fmt is Fmt.Z:
                 tracks.append(k)
             continue
-        # a variable field inline: BCD length prefix, then digits, a track, text or bytes
-        p = 1 if spec.len_type is Len.LLVAR else 2
-        body += [
-            f"e = pos + {p}",
-            "if e > n: raise _Amiss",
-            "k = data[pos:e].hex()",
-            "if not k.isdecimal(): raise _Amiss",
-            "k = int(k)",
-            f"if k > {spec.length}: raise _Amiss",
-        ]
+        # a variable field inline: its BCD length prefix (from the table: past the end of
+        # the data, data[pos] raises), then digits, a track, text or bytes
+        if spec.len_type is Len.LLVAR:
+            body += ["k = bcd[data[pos]]", f"if k > {spec.length}: raise _Amiss", "e = pos + 1"]
+        else:
+            body += [
+                "k = 100 * bcd[data[pos]] + bcd[data[pos + 1]]",
+                f"if k > {spec.length}: raise _Amiss",
+                "e = pos + 2",
+            ]
         if spec.fmt is Fmt.Z:
             # a track inline when it is one (digits and '='); anything else (a
             # TDK-encrypted track, a bad pad) is read by the field's own reader
@@ -573,9 +599,9 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
                 "    v = v.replace('d', '=')",
                 "    if not v.replace('=', '').isdecimal(): v = None",
                 "if v is None:",
-                f"    f[{k}], pos = read{k}(data, pos, 0)",
+                f"    v{k}, pos = read{k}(data, pos, 0)",
                 "else:",
-                f"    f[{k}] = v",
+                f"    v{k} = v",
                 "    pos = end",
             ]
             tracks.append(k)
@@ -589,24 +615,25 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
                 "    if v[-1] not in '0f': raise _Amiss",
                 "    v = v[:-1]",
                 "if v and not v.isdecimal(): raise _Amiss",
-                f"f[{k}] = v",
+                f"v{k} = v",
             ]
         elif spec.fmt is Fmt.B:
-            body += ["end = e + k", "if end > n: raise _Amiss", f"f[{k}] = data[e:end]"]
+            body += ["end = e + k", "if end > n: raise _Amiss", f"v{k} = data[e:end]"]
         else:
             body += [
                 "end = e + k",
                 "if end > n: raise _Amiss",
                 "v = data[e:end].decode('ascii')",
                 "if not v.isprintable(): raise _Amiss",
-                f"f[{k}] = v",
+                f"v{k} = v",
             ]
         body.append("pos = end")
     flush()
     body.append("if pos != n: raise _Amiss")
+    body.append("f = {" + ", ".join(f"{k}: v{k}" for k in present) + "}")
     for k in tracks:  # a track that is no track is fine only when 53 says it is encrypted
         body.append(
-            f"if type(f[{k}]) is RawTrack and f[{k}].error is not None "
+            f"if type(v{k}) is RawTrack and v{k}.error is not None "
             "and not tracks_encrypted(f): raise _Amiss"
         )
     body.append("return f, mac_block")
@@ -614,6 +641,16 @@ def _compile(present: tuple[int, ...]) -> Callable[[bytes], tuple[Fields, bytes 
     exec(compile(src, f"<decoder {','.join(map(str, present))}>", "exec"), env)
     fast = env["fast"]
     return fast  # type: ignore[return-value]
+
+
+def _cut(name: str, a: int, b: int, size: int) -> str:
+    """``name[a:b]`` in generated code, or ``name`` when that is all of it."""
+    return name if (a, b) == (0, size) else f"{name}[{a}:{b}]"
+
+
+def _run_kind(spec: FieldSpec) -> str:
+    """How the compiled decoder reads a fixed field: digits (n), bytes (b), text (a)."""
+    return "n" if spec.fmt is Fmt.N else "b" if spec.fmt is Fmt.B else "a"
 
 
 def salvage(data: bytes) -> tuple[str | None, Fields]:
@@ -679,11 +716,12 @@ _PREFIX2 = tuple(_bcd_prefix(n, 2) for n in range(1000))
 
 def _compile_writer(plan: _Plan) -> Callable[[Mapping[int, Value]], bytes]:
     """Straight-line Python for one field shape: each run of fixed even-length
-    numeric fields is one bytes.fromhex() of its values joined, each run of fixed
+    numeric fields is one bytes.fromhex() of its values joined (by one str.join,
+    which raises unless each is text, from three values on), each run of fixed
     text fields one encode(), both checked at once; other fields use their
     writers. A value of another length or type raises, and encode() then runs the
     writers, which name the field."""
-    env: dict[str, object] = {"fromhex": bytes.fromhex}
+    env: dict[str, object] = {"fromhex": bytes.fromhex, "join": "".join}
     body: list[str] = []
     parts: list[str] = []
     run: list[str] = []
@@ -692,7 +730,7 @@ def _compile_writer(plan: _Plan) -> Callable[[Mapping[int, Value]], bytes]:
     def flush() -> None:
         nonlocal run_kind
         if run:
-            joined = " + ".join(run)
+            joined = " + ".join(run) if len(run) < 3 else f"join(({', '.join(run)}))"
             body.append(f"s = {joined}")
             if run_kind == "n":
                 body.append("if not (s.isdecimal() and s.isascii()): raise ValueError")

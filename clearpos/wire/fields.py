@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..record import record
+from ..record import record, unchecked
 from .errors import DecodeError, EncodeError
 from .mask import mask_pan
 from .vocabulary import NetCode, _need_digits
@@ -47,13 +47,19 @@ class F60:
         return self.type_code + self.batch + self.netcode + self.extra
 
     @classmethod
-    def decode(cls, value: str) -> F60:
+    def decode(cls, value: str, *, read: bool = False) -> F60:
+        """``read``: the value is field 60 as the codec read it, digits only and at most
+        17 of them (its format), so the parts are digits of their sizes and 60.4-60.7
+        at most 6: nothing for ``__post_init__`` to check."""
         if len(value) < 11:
             raise DecodeError(
                 f"expected at least 11 digits (60.1 N2 + 60.2 N6 + 60.3 N3), got {len(value)}",
                 field=60,
             )
-        return cls(value[0:2], value[2:8], value[8:11], value[11:])
+        return (_READ_F60 if read else cls)(value[0:2], value[2:8], value[8:11], value[11:])
+
+
+_READ_F60 = unchecked(F60)
 
 
 @record

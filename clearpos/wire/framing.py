@@ -6,7 +6,7 @@ Sans-I/O. :class:`Framer` is fed bytes in any chunking and yields complete
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import field, replace
 from typing import Any
 
 from ..record import record
@@ -144,6 +144,9 @@ class Frame:
     tpdu: TPDU
     header: Header
     body: bytes
+    #: the TPDU and header as they were read (b"" for a frame made otherwise), from
+    #: which :func:`encode_answer` makes an answer's once per shape
+    head: bytes = field(default=b"", compare=False, repr=False)
 
     def encode(self) -> bytes:
         return encode_frame(self.tpdu, self.header, self.body)
@@ -151,10 +154,33 @@ class Frame:
 
 def encode_frame(tpdu: TPDU, header: Header, body: bytes) -> bytes:
     """Length prefix + TPDU + header + body."""
-    n = TPDU_LEN + HEADER_LEN + len(body)
+    return _framed(tpdu.encode() + header.encode(), body)
+
+
+#: (a request's TPDU and header as read, the answer's processing requirement) -> the
+#: answer's TPDU and header, as encode_answer writes them
+_ANSWER_HEADS: dict[tuple[bytes, int], bytes] = {}
+
+
+def encode_answer(frame: Frame, processing: int, body: bytes) -> bytes:
+    """The frame of an answer to ``frame``: its TPDU swapped, its header with the
+    host's processing requirement, then ``body``. For a frame as read (``head``) the
+    two are looked up by the bytes read: a fleet sends a handful of shapes, and the
+    records' hashing and comparing is what made the answer's TPDU and header cost."""
+    key = (frame.head, processing)
+    head = _ANSWER_HEADS.get(key) if frame.head else None
+    if head is None:
+        head = frame.tpdu.swapped().encode() + frame.header.with_processing(processing).encode()
+        if frame.head:
+            _remember(_ANSWER_HEADS, key, head)
+    return _framed(head, body)
+
+
+def _framed(head: bytes, body: bytes) -> bytes:
+    n = len(head) + len(body)
     if n > 0xFFFF:
         raise FramingError(f"frame of {n} bytes does not fit the 2-byte length prefix")
-    return n.to_bytes(2, "big") + tpdu.encode() + header.encode() + body
+    return n.to_bytes(2, "big") + head + body
 
 
 def decode_frame(data: bytes) -> Frame:
@@ -174,9 +200,20 @@ def _split(payload: bytes, offset: int) -> Frame:
             f"({MIN_FRAME})",
             offset=offset - 2,
         )
-    tpdu = TPDU.decode(payload[:TPDU_LEN], offset)
-    header = Header.decode(payload[TPDU_LEN : TPDU_LEN + HEADER_LEN], offset + TPDU_LEN)
-    return Frame(tpdu, header, payload[TPDU_LEN + HEADER_LEN :])
+    head = payload[:_HEAD_LEN]
+    read = _READ_HEADS.get(head)
+    if read is None:  # raises on a bad TPDU or header: nothing remembered
+        read = (
+            TPDU.decode(payload[:TPDU_LEN], offset),
+            Header.decode(payload[TPDU_LEN:_HEAD_LEN], offset + TPDU_LEN),
+        )
+        _remember(_READ_HEADS, head, read)
+    return Frame(read[0], read[1], payload[_HEAD_LEN:], head)
+
+
+_HEAD_LEN = TPDU_LEN + HEADER_LEN
+#: the TPDU and header read from a frame's first 11 bytes, by those bytes
+_READ_HEADS: dict[bytes, tuple[TPDU, Header]] = {}
 
 
 class Framer:

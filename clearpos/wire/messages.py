@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import field
 from typing import Any, ClassVar, TypeAlias, TypeVar, cast
 
-from ..record import record
+from ..record import record, unchecked
 from .codec import Fields, Value, decode, encode, tracks_encrypted
 from .errors import DecodeError, EncodeError, WireError
 from .fields import F60, Balance, BatchRecord, Card, CheckCode, OriginalRef, Settlement48, Totals
@@ -684,7 +684,8 @@ def _amount(f: Mapping[int, Value]) -> int | None:
     return None if v is None else int(v)
 
 
-def _card_from(f: Mapping[int, Value]) -> Card | None:
+def _card_from(f: Mapping[int, Value], read: bool = False) -> Card | None:
+    """The card data of a request; ``read``: ``f`` is as the codec read it (see below)."""
     # the codec gives text for every n/an/ans/z field and bytes for b fields; only
     # a track (35, 36) may come as bytes (TDK-encrypted and not decrypted)
     get = f.get
@@ -721,8 +722,9 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
     chip = get(55)
     if not clean:
         sec = _text(values[6], 53)
-    sec = sec or ""
-    if sec and not (len(sec) == 16 and sec[0] in "012" and sec[1] in "06" and sec[2] in "01"):
+    # 53.1 PIN block format (2 when 0 or absent), 53.2 algorithm, 53.3 tracks encrypted
+    security = _NO_SECURITY if not sec else _SECURITY.get(sec[:3]) if len(sec) == 16 else None
+    if security is None:
         raise DecodeError(
             "security control must be 53.1 PIN format 0/1/2, 53.2 algorithm 0/6, "
             "53.3 track encryption 0/1, then 13 digits",
@@ -730,8 +732,18 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
         )
     if not clean:
         entry, seq = _text(values[4], 22), _text(values[5], 23)
+    # Read by the codec, each value has its field's format, which is what Card checks:
+    # the PAN is digits (field 2, or track 2's before its '=', which began track 2
+    # above), 14 and 22 digits, 52 eight bytes, and 53.1 and 53.2 were checked above.
+    # Left to check are what the formats leave open, the PAN's 13-19 digits and an
+    # expiry taken from track 2; when either fails, Card checks all and names it.
+    new = (
+        _READ_CARD
+        if read and 13 <= len(pan) <= 19 and (expiry is None or expiry.isdecimal())
+        else Card
+    )
     try:
-        return Card(
+        return new(
             pan,
             expiry,
             track2,
@@ -741,9 +753,7 @@ def _card_from(f: Mapping[int, Value]) -> Card | None:
             seq,
             chip if isinstance(chip, bytes) else None,
             2 in f,
-            sec[0] if sec[:1] in ("1", "2") else "2",
-            sec[1] if sec else "6",
-            sec[2:3] == "1",
+            *security,
         )
     except EncodeError as exc:
         raise DecodeError(exc.expected, field=exc.field) from None
@@ -759,9 +769,11 @@ def _text(v: Value | None, n: int) -> str | None:
 
 
 def _kind(mti: str, f: Mapping[int, Value], f60: F60) -> Kind:
-    key = (mti, _req(f, 3), _req(f, 25), f60.type_code)
-    kind = _KIND_BY_WIRE.get(key)
+    # every key is four strings: anything else (a field missing, bytes) finds no kind,
+    # and only then do _req's name the field
+    kind = _KIND_BY_WIRE.get((mti, f.get(3), f.get(25), f60.type_code))  # type: ignore[arg-type]
     if kind is None:
+        key = (mti, _req(f, 3), _req(f, 25), f60.type_code)
         raise DecodeError(
             f"no transaction of the dialect has MTI {mti}, processing code {key[1]}, "
             f"condition {key[2]} and 60.1 {key[3]}",
@@ -796,7 +808,9 @@ def _resp_kw(f: Mapping[int, Value]) -> dict[str, object]:
     }
 
 
-def _financial_request(kind: Kind, f: Mapping[int, Value], f60: F60) -> FinancialRequest:
+def _financial_request(
+    kind: Kind, f: Mapping[int, Value], f60: F60, read: bool = False
+) -> FinancialRequest:
     # The decoder gives text for every text field: the checks below are one type test
     # each; _req and _text run (and name the field) only when something is off.
     get = f.get
@@ -815,14 +829,21 @@ def _financial_request(kind: Kind, f: Mapping[int, Value], f60: F60) -> Financia
     if not _TEXT_OR_NONE.issuperset(map(type, values)):  # in C: no Python loop
         values = tuple(_text(v, n) for v, n in zip(values, _OPTIONAL_TEXT, strict=True))
     amount, rrn, auth_code, currency, info, o61, operator = cast("_SevenTexts", values)
-    return FinancialRequest(
+    # Read by the codec (``read``), the TID and MID have their 8 and 15 characters, the
+    # STAN and the amount their 6 and 12 digits, and the batch is a read F60's: all
+    # FinancialRequest checks but an amount missing where the kind needs one, which
+    # it then names.
+    new = (
+        _READ_REQUEST if read and (amount is not None or not kind.has_amount) else FinancialRequest
+    )
+    return new(
         kind=kind,
         tid=tid,
         mid=mid,
         stan=stan,
         batch=f60.batch,
         amount_fen=None if amount is None else int(amount),
-        card=_card_from(f),
+        card=_card_from(f, read),
         rrn=rrn,
         auth_code=auth_code,
         original=OriginalRef.decode(o61) if o61 is not None else None,
@@ -834,6 +855,15 @@ def _financial_request(kind: Kind, f: Mapping[int, Value], f60: F60) -> Financia
     )
 
 
+#: field 53's first three digits (53.1 PIN format 0/1/2, 53.2 algorithm 0/6, 53.3 tracks
+#: encrypted 0/1) -> a Card's pin_format (2 for 0), pin_algorithm, tracks_encrypted
+_SECURITY = {
+    f + a + t: ("2" if f == "0" else f, a, t == "1") for f in "012" for a in "06" for t in "01"
+}
+_NO_SECURITY = ("2", "6", False)
+#: the constructors of the records whose values the codec checked as it read them
+_READ_CARD = unchecked(Card)
+_READ_REQUEST = unchecked(FinancialRequest)
 #: the optional text fields of a financial request, in _financial_request's order
 _OPTIONAL_TEXT = (4, 37, 38, 49, 59, 61, 63)
 _TEXT_OR_NONE = frozenset((str, type(None)))
@@ -869,8 +899,15 @@ _A = TypeVar("_A", "ScriptResult", "ChipDetailUpload")
 def from_fields(mti: str, f: Mapping[int, Value]) -> Message:
     """The typed message for an MTI and its fields. Raises :class:`DecodeError`
     naming the field when something required is missing or inconsistent."""
+    return _typed(mti, f)
+
+
+def _typed(mti: str, f: Mapping[int, Value], read: bool = False) -> Message:
+    """:func:`from_fields`; ``read``: ``f`` is as :func:`decode` gave it, each value
+    checked to its field's format, so that what a typed message checks of the format
+    is not checked again (the messages' own consistency checks all run)."""
     try:
-        return _from_fields(mti, f)
+        return _from_fields(mti, f, read)
     except EncodeError as exc:  # a value that decodes but does not validate
         raise DecodeError(exc.expected, field=exc.field) from None
     except ValueError as exc:
@@ -879,10 +916,10 @@ def from_fields(mti: str, f: Mapping[int, Value]) -> Message:
         raise DecodeError(f"invalid value: {exc}") from None
 
 
-def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
-    f60 = F60.decode(_req(f, 60))
+def _from_fields(mti: str, f: Mapping[int, Value], read: bool = False) -> Message:
+    f60 = F60.decode(_req(f, 60), read=read)
     if mti in ("0100", "0200", "0220"):
-        return _financial_request(_kind(mti, f, f60), f, f60)
+        return _financial_request(_kind(mti, f, f60), f, f60, read)
     if mti in ("0110", "0210", "0230"):
         b54 = _opt(f, 54)
         return FinancialResponse(
@@ -901,7 +938,7 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
         )
     if mti == "0400":
         kind = _kind(kind_mti_for_type(f60.type_code), f, f60)
-        req = _financial_request(kind, f, f60)
+        req = _financial_request(kind, f, f60, read)
         return Reversal(
             tid=req.tid, mid=req.mid, stan=req.stan, request=req, reason_code=_req(f, 39)
         )
@@ -1016,7 +1053,7 @@ def _from_fields(mti: str, f: Mapping[int, Value]) -> Message:
             return BatchUpload(batch=f60.batch, records=records, **common)
         kind = _kind(kind_mti_for_type(f60.type_code), f, f60)
         item = F60(f60.type_code, f60.batch, NetCode.NONE, f60.extra)
-        return BatchUploadItem.of(_financial_request(kind, f, item))
+        return BatchUploadItem.of(_financial_request(kind, f, item, read))
     raise DecodeError(f"MTI {mti} is not part of the clearpos dialect", field=0)
 
 
@@ -1042,7 +1079,8 @@ def parse(
     keep: Callable[[Mapping[int, Value]], None] | None = None,
 ) -> tuple[Message, bytes | None, bytes | None]:
     """Decode a body into (typed message, MAC block, MAC) — MAC parts None when absent.
-    ``keep`` sees every decoded field (private ones included) before typing.
+    ``keep`` sees every decoded field (private ones included) before typing, and
+    leaves them as they are (they are typed as the codec read and checked them).
 
     When field 53 says the tracks are TDK-encrypted (53.3 = 1), ``tdk(tid)`` gives
     the 8-byte decryption of that terminal's track key (None: it holds none), and
@@ -1067,7 +1105,8 @@ def parse(
         for n in (35, 36):
             if n in fields:
                 fields[n] = decrypt_track(fields[n], decrypt8, field=n)
-    msg = from_fields(d.mti, fields)
+    # the fields as the codec read them, unless tracks were decrypted into a copy
+    msg = _typed(d.mti, fields, read=fields is d.fields)
     mac = d.fields.get(64)
     return msg, d.mac_block, mac if isinstance(mac, bytes) else None
 
