@@ -274,6 +274,18 @@ def test_batches_of_two_writers_locking_rows_in_opposite_order_do_not_deadlock(
     assert errors and set(errors) == {"LockNotAvailable"}, errors
 
 
+def _merchant_and_terminal(tx: Tx, when: str) -> None:
+    """Merchant 898310048161234 and its terminal 10000001, active since ``when``."""
+    tx.conn.execute(
+        "INSERT INTO merchants (mid, name, status, status_since) VALUES (?, 'm', 'active', ?)",
+        ("898310048161234", when),
+    )
+    tx.insert_terminal(
+        tid="10000001", mid="898310048161234", tmk_sealed="x", tmk_kcv="x",
+        status="active", status_since=when,
+    )  # fmt: skip
+
+
 def test_the_duplicate_check_rides_with_the_terminal_read_and_reads_the_same_row(
     pg_url: str,
 ) -> None:
@@ -295,14 +307,7 @@ def test_the_duplicate_check_rides_with_the_terminal_read_and_reads_the_same_row
         entry_mode="021", software="V1.0", processing=0, latency_us=812, trail="a b",
     )  # fmt: skip
     with db.transaction() as tx:
-        tx.conn.execute(
-            "INSERT INTO merchants (mid, name, status, status_since) VALUES (?, 'm', 'active', ?)",
-            ("898310048161234", when),
-        )
-        tx.insert_terminal(
-            tid="10000001", mid="898310048161234", tmk_sealed="x", tmk_kcv="x",
-            status="active", status_since=when,
-        )  # fmt: skip
+        _merchant_and_terminal(tx, when)
         jid = tx.insert_journal(entry)
     with db.transaction() as tx:
         assert isinstance(tx, PgTx) and tx.prefetches_duplicates
@@ -338,14 +343,7 @@ def test_the_card_rides_with_the_terminal_read_locked_after_the_terminal(pg_url:
     db = PgDatabase(pg_url)
     when = "2026-12-03T06:00:00.000000Z"
     with db.transaction() as tx:
-        tx.conn.execute(
-            "INSERT INTO merchants (mid, name, status, status_since) VALUES (?, 'm', 'active', ?)",
-            ("898310048161234", when),
-        )
-        tx.insert_terminal(
-            tid="10000001", mid="898310048161234", tmk_sealed="x", tmk_kcv="x",
-            status="active", status_since=when,
-        )  # fmt: skip
+        _merchant_and_terminal(tx, when)
         cid = tx.insert_card(
             pan_token="t" * 64, pan_masked="622202******0123", expiry="3012", pvv="3624:6:1234",
             status="active", organisation="CUP", balance_fen=5000, opening_fen=5000,

@@ -27,9 +27,8 @@ class Only(str):
         return self
 
 
-#: The journal as migration 7 leaves it: migration 1's table without the UNIQUE of
-#: ``req_key`` (SQLite rebuilds the table to drop it; ``journal_request`` holds it).
-_JOURNAL_V7 = """CREATE TABLE journal_v7 (
+#: The journal as migration 1 made it.
+_JOURNAL_V1 = """CREATE TABLE journal (
                 id INTEGER PRIMARY KEY,
                 ts TEXT NOT NULL,
                 business_date TEXT NOT NULL,
@@ -51,13 +50,20 @@ _JOURNAL_V7 = """CREATE TABLE journal_v7 (
                 delta_fen BIGINT NOT NULL DEFAULT 0,
                 hold_fen BIGINT NOT NULL DEFAULT 0,
                 original_id BIGINT,
-                req_key TEXT,
+                req_key TEXT UNIQUE,
                 settlement_id BIGINT,
                 entry_mode TEXT NOT NULL DEFAULT '',
                 software TEXT NOT NULL DEFAULT '',
                 processing INTEGER NOT NULL DEFAULT 0,
                 latency_us BIGINT NOT NULL DEFAULT 0,
                 trail TEXT NOT NULL DEFAULT '')"""
+
+#: The journal as migration 7 leaves it: migration 1's, without the UNIQUE of
+#: ``req_key`` (SQLite drops it by copying the table; ``journal_request`` holds it).
+_JOURNAL_V7 = _JOURNAL_V1.replace("CREATE TABLE journal (", "CREATE TABLE journal_v7 (", 1).replace(
+    "req_key TEXT UNIQUE,", "req_key TEXT,", 1
+)
+assert _JOURNAL_V7.count("journal_v7") == 1 and "UNIQUE" not in _JOURNAL_V7
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -117,35 +123,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 status_since TEXT NOT NULL,
                 status_by TEXT NOT NULL DEFAULT 'world',
                 status_why TEXT NOT NULL DEFAULT '')""",
-            """CREATE TABLE journal (
-                id INTEGER PRIMARY KEY,
-                ts TEXT NOT NULL,
-                business_date TEXT NOT NULL,
-                tid TEXT NOT NULL,
-                mid TEXT NOT NULL,
-                batch TEXT NOT NULL,
-                stan TEXT NOT NULL,
-                mti TEXT NOT NULL,
-                kind TEXT NOT NULL,
-                amount_fen BIGINT,
-                card_id BIGINT,
-                pan_masked TEXT NOT NULL DEFAULT '',
-                organisation TEXT NOT NULL DEFAULT '   ',
-                code TEXT NOT NULL DEFAULT '',
-                reason TEXT NOT NULL,
-                facts TEXT NOT NULL DEFAULT '{}',
-                auth_code TEXT NOT NULL DEFAULT '',
-                status TEXT NOT NULL,
-                delta_fen BIGINT NOT NULL DEFAULT 0,
-                hold_fen BIGINT NOT NULL DEFAULT 0,
-                original_id BIGINT,
-                req_key TEXT UNIQUE,
-                settlement_id BIGINT,
-                entry_mode TEXT NOT NULL DEFAULT '',
-                software TEXT NOT NULL DEFAULT '',
-                processing INTEGER NOT NULL DEFAULT 0,
-                latency_us BIGINT NOT NULL DEFAULT 0,
-                trail TEXT NOT NULL DEFAULT '')""",
+            _JOURNAL_V1,
             "CREATE INDEX journal_card_ts ON journal(card_id, ts)",
             "CREATE INDEX journal_tid_batch ON journal(tid, batch, stan)",
             "CREATE INDEX journal_mid_ts ON journal(mid, ts)",
