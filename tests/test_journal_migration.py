@@ -15,7 +15,7 @@ from host_fixture import Store
 from psycopg.rows import dict_row
 
 from clearpos.store import pg, schema, sqlite
-from clearpos.store.tx import JOURNAL_BY_KEY, request_of
+from clearpos.store.tx import JOURNAL_BY_KEY
 
 COLUMNS = (
     "ts, business_date, tid, mid, batch, stan, mti, kind, amount_fen, code, reason, "
@@ -91,9 +91,9 @@ def test_a_store_made_before_7_keeps_its_rows_and_refuses_a_second_row_of_a_requ
         last = conn.execute("SELECT MAX(id) FROM journal").fetchone()
         assert int(last[0] if store.backend == "sqlite" else last["max"]) > max(ids)
         # the duplicate check finds a financial row by its key, and only a financial one
-        found = conn.execute(_sql(store, JOURNAL_BY_KEY), request_of("10000001:000001:000008"))
+        found = conn.execute(_sql(store, JOURNAL_BY_KEY), ["10000001", "000001", "000008"])
         assert len(found.fetchall()) == 1
-        found = conn.execute(_sql(store, JOURNAL_BY_KEY), request_of("10000001:000001:000003"))
+        found = conn.execute(_sql(store, JOURNAL_BY_KEY), ["10000001", "000001", "000003"])
         assert found.fetchall() == []  # n = 3 was a sign-on
     finally:
         schema.MIGRATIONS[:] = saved

@@ -45,7 +45,7 @@ from psycopg.types.json import set_json_loads
 
 from . import migrate as migrations
 from .records import CardRec, JournalEntry, JournalRec, MerchantRec, TerminalRec
-from .tx import Tx
+from .tx import REQUEST_ROW, Tx
 from .writer import RETRIES, BatchWriter, OnCommit, StoreError
 
 log = logging.getLogger("clearpos.store")
@@ -242,11 +242,9 @@ class PgTx(Tx):
             sql.append(", (SELECT value FROM meta WHERE key = 'config.gen') AS config_gen")
         sql.append(", (SELECT row_to_json(m) FROM merchants m WHERE m.mid = t.mid) AS merchant_row")
         if key is not None:
-            sql.append(
-                ", (SELECT row_to_json(j) FROM journal j WHERE j.tid = ? AND j.batch = ? "
-                "AND j.stan = ? AND j.req_key IS NOT NULL) AS prior_row"
-            )
-            params += key.rsplit(":", 2)  # = request_of(key)
+            # journal_by_key's condition (its unqualified columns are journal's here)
+            sql.append(f", (SELECT row_to_json(j) FROM journal j WHERE {REQUEST_ROW}) AS prior_row")
+            params += key.rsplit(":", 2)
         if token is None:
             sql.append(" FROM terminals t WHERE t.tid = ?" + self.lock)
             params.append(tid)

@@ -72,21 +72,11 @@ _REPLACERS: dict[tuple[type, tuple[str, ...], frozenset[str]], Callable[..., Any
 _UPDATE_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
 
-#: a financial row by its request (``journal_request``, a partial UNIQUE index: only
-#: rows with a req_key are in it, and req_key is always "TID:batch:STAN" of its row)
-JOURNAL_BY_KEY = (
-    "SELECT * FROM journal WHERE tid = ? AND batch = ? AND stan = ? AND req_key IS NOT NULL"
-)
-
-
-def request_of(req_key: str) -> tuple[str, str, str]:
-    """(TID, batch, STAN) of a request key (batch and STAN are digits, the TID last to split).
-
-    >>> request_of("10000001:000009:000345")
-    ('10000001', '000009', '000345')
-    """
-    tid, batch, stan = req_key.rsplit(":", 2)
-    return tid, batch, stan
+#: the financial row of a request: ``journal_request``, a partial UNIQUE index (only
+#: rows with a req_key are in it, and req_key is always "TID:batch:STAN" of its
+#: row); its parameters are ``req_key.rsplit(":", 2)`` (batch and STAN are digits)
+REQUEST_ROW = "tid = ? AND batch = ? AND stan = ? AND req_key IS NOT NULL"
+JOURNAL_BY_KEY = f"SELECT * FROM journal WHERE {REQUEST_ROW}"
 
 
 def _replacer(cls: type, cols: tuple[str, ...], bools: frozenset[str]) -> Callable[..., Any] | None:
@@ -558,7 +548,7 @@ class Tx:
 
     def journal_by_key(self, req_key: str) -> JournalRec | None:
         """The financial row of the request ``TID:batch:STAN`` (``journal_request``)."""
-        row = self._one(JOURNAL_BY_KEY, req_key.rsplit(":", 2))  # = request_of(req_key)
+        row = self._one(JOURNAL_BY_KEY, req_key.rsplit(":", 2))
         return JournalRec.of(row) if row else None
 
     def journal_original(
@@ -568,8 +558,7 @@ class Tx:
         ks = list(kinds)
         marks = ", ".join("?" for _ in ks)
         row = self._one(
-            f"SELECT * FROM journal WHERE tid = ? AND batch = ? AND stan = ? AND kind IN ({marks}) "
-            "AND req_key IS NOT NULL ORDER BY id LIMIT 1",
+            f"{JOURNAL_BY_KEY} AND kind IN ({marks}) ORDER BY id LIMIT 1",
             (tid, batch, stan, *ks),
         )
         return JournalRec.of(row) if row else None

@@ -32,9 +32,9 @@ class ProcessingRequirement:
     DOWNLOAD_SOFTWARE = 6
 
 
-#: a fleet sends a handful of TPDUs and headers: each read and written once, then
-#: looked up (raw bytes -> TPDU or Header, and back); bounded against odd senders
-_DECODED: dict[bytes, Any] = {}
+#: a fleet sends a handful of TPDUs and headers: each written once, then looked up
+#: (TPDU or Header -> raw bytes; reading is looked up per frame, ``_READ_HEADS``);
+#: bounded against odd senders
 _ENCODED: dict[Any, bytes] = {}
 _REMEMBERED_MAX = 1024
 
@@ -70,16 +70,11 @@ class TPDU:
 
     @classmethod
     def decode(cls, raw: bytes, offset: int = 0) -> TPDU:
-        seen = _DECODED.get(raw)
-        if type(seen) is cls:
-            return seen
         if len(raw) != TPDU_LEN:
             raise FramingError(f"TPDU must be {TPDU_LEN} bytes", offset=offset)
         if raw[0] != TPDU_ID:
             raise FramingError(f"TPDU must start with 60, got {raw[0]:02X}", offset=offset)
-        tpdu = cls(int.from_bytes(raw[1:3], "big"), int.from_bytes(raw[3:5], "big"), raw[0])
-        _remember(_DECODED, raw, tpdu)
-        return tpdu
+        return cls(int.from_bytes(raw[1:3], "big"), int.from_bytes(raw[3:5], "big"), raw[0])
 
 
 @record
@@ -126,15 +121,10 @@ class Header:
 
     @classmethod
     def decode(cls, raw: bytes, offset: int = 0) -> Header:
-        seen = _DECODED.get(raw)
-        if type(seen) is cls:
-            return seen
         h = raw.hex()
         if len(raw) != HEADER_LEN or not h.isdecimal():
             raise FramingError("header must be 12 BCD digits", offset=offset)
-        header = cls(h[0:2], h[2:4], int(h[4]), int(h[5]), h[6:12])
-        _remember(_DECODED, raw, header)
-        return header
+        return cls(h[0:2], h[2:4], int(h[4]), int(h[5]), h[6:12])
 
 
 @record
