@@ -10,6 +10,7 @@ the trail the journal keeps. The messages are the plain test client's
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from clearpos.host.cli import build_engine
 from clearpos.host.engine import Engine
 from clearpos.host.seed import seed
 from clearpos.keys import KeyEncryptionKey
+from clearpos.keys.crypto import KeyScheme
 from clearpos.store import Tx
 from clearpos.store.sqlite import GroupCommitWriter, SqliteDatabase
 from clearpos.wire import (
@@ -35,6 +37,7 @@ from clearpos.wire import (
     OriginalRef,
     ParameterDownload,
     Reversal,
+    WireError,
     parse,
 )
 from clearpos.wire.framing import decode_frame
@@ -52,14 +55,21 @@ class InProcess(Client):
     writer: GroupCommitWriter | None = None
     conn: Any = None
     tx: Tx | None = None
+    #: read each frame first (Engine.read), as the host does on its event loop;
+    #: else the unit parses it
+    read_first: bool = False
 
     def send(self, msg: Any, **kw: bool) -> Reply:
+        return self.send_frame(self.frame(msg, **kw))
+
+    def send_frame(self, raw: bytes) -> Reply:
         assert self.engine is not None and self.writer is not None and self.tx is not None
-        raw = self.frame(msg, **kw)
         engine = self.engine
+        frame = decode_frame(raw)
+        read = engine.read(frame) if self.read_first else None
 
         def unit(tx: Tx) -> Any:
-            return engine.handle(tx, decode_frame(raw), time.perf_counter())
+            return engine.handle(tx, frame, time.perf_counter(), read)
 
         ((_, out, ok),) = self.writer._batch(self.conn, self.tx, [(unit, None)])
         assert ok, out
@@ -71,8 +81,12 @@ class InProcess(Client):
         return Reply(f, answer, mac_ok)
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[InProcess, SqliteDatabase]]:
+@pytest.fixture(params=["parsed in the unit", "read first"])
+def site(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[InProcess, SqliteDatabase]]:
+    """Every row twice: the frame parsed inside the unit (the engine alone), and read
+    before it as the host reads it (Engine.read on the event loop)."""
     db = SqliteDatabase(tmp_path / "pipeline.db")
     engine, hsm, tokens = build_engine(KeyEncryptionKey(bytes.fromhex(TEST_KEK)))
     world = load_world(EXAMPLE_WORLD)
@@ -81,7 +95,14 @@ def site(tmp_path: Path) -> Iterator[tuple[InProcess, SqliteDatabase]]:
         tx.set_meta("risk.card_velocity", "")
     writer = GroupCommitWriter(db)
     conn = db.connect()
-    client = InProcess("in-process", 0, engine=engine, writer=writer, conn=conn)
+    client = InProcess(
+        "in-process",
+        0,
+        engine=engine,
+        writer=writer,
+        conn=conn,
+        read_first=request.param == "read first",
+    )
     client.tx = writer.tx_for(conn)
     try:
         yield client, db
@@ -265,3 +286,49 @@ def test_the_context_times_are_the_clock_s_own_text_across_seconds_and_days() ->
         assert ctx.now == t
         assert ctx.now_iso == utc_iso(t)
         assert ctx.stamp == t.astimezone(CST).strftime("%Y%m%d%H%M%S")
+
+
+def test_read_leaves_only_what_needs_the_store_to_the_unit(
+    site: tuple[InProcess, SqliteDatabase],
+) -> None:
+    """Engine.read types a message without the store; a frame whose tracks are
+    TDK-encrypted needs its terminal's track key, so the unit reads it (None); a
+    frame that does not decode comes back as the format error it is answered with,
+    and both ways journal the same."""
+    client, db = site
+    engine = client.engine
+    assert engine is not None
+    # a plain purchase: typed, with its MAC block
+    assert client.sign_on().code == "00"
+    read = engine.read(decode_frame(client.frame(client.request(Kind.PURCHASE, 100))))
+    assert isinstance(read, tuple)
+    msg, block, mac, private = read
+    assert isinstance(msg, FinancialRequest) and msg.amount_fen == 100
+    assert block is not None and mac is not None and private == {}
+    # field 4 not digits: the format error, found without the store
+    bad = bytearray(client.frame(client.request(Kind.PURCHASE, 100)))
+    at = bad.index(bytes.fromhex("000000000100"))  # the BCD amount, n12
+    bad[at : at + 6] = bytes.fromhex("0000000001AF")
+    err = engine.read(decode_frame(bytes(bad)))
+    assert isinstance(err, WireError) and err.field == 4
+    assert client.send_frame(bytes(bad)).reason == "message.format_error"
+    assert _trail(db)[0] == "message.format_error"
+    # a stock terminal with a track key: its encrypted tracks wait for the unit
+    stock = InProcess(
+        "in-process",
+        0,
+        tid="20000001",
+        mid="898310048161234",
+        tmk=bytes.fromhex("1A2B3C4D5E6F70811A2B3C4D5E6F7081"),
+        engine=engine,
+        writer=client.writer,
+        conn=client.conn,
+        tx=client.tx,
+        read_first=client.read_first,
+    )
+    assert stock.sign_on(scheme=KeyScheme.WITH_TDK).code == "00" and stock.keys.has_tdk
+    card = dataclasses.replace(stock.card("6225880000001116"), tracks_encrypted=True)
+    sale = stock.frame(stock.request(Kind.PURCHASE, 250, card))
+    assert engine.read(decode_frame(sale)) is None
+    r = stock.send_frame(sale)
+    assert r.code == "00" and r.mac_ok, r.reason

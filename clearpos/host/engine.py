@@ -391,6 +391,20 @@ PROCESSING_OF_ACTION = {
 }
 
 
+#: what :meth:`Engine.read` found in a frame: (message, MAC block, MAC, the private
+#: fields as journaled), the format error it answers, or None (parsed in the unit)
+Read = tuple[Message, bytes | None, bytes | None, dict[str, str]] | WireError | None
+
+
+class _NeedsTrackKey(Exception):
+    """Raised where a frame's tracks need the terminal's TDK: :meth:`Engine.read`
+    leaves that frame to the unit of work, which reads the terminal."""
+
+
+def _needs_track_key(tid: str) -> Callable[[bytes], bytes] | None:
+    raise _NeedsTrackKey(tid)
+
+
 class Engine:
     """Runs the participants for one message and builds the journal row and reply."""
 
@@ -515,13 +529,51 @@ class Engine:
             except WireError:
                 raise exc from None
 
-    def handle(self, tx: Tx, frame: Frame, received: float) -> Outcome:
-        """Process one frame inside the caller's transaction."""
+    def read(self, frame: Frame) -> Read:
+        """Parse ``frame`` before its unit of work runs, on the caller's thread: the
+        host does it on the event loop, so that the writer thread, which every message
+        waits for in turn, only runs what needs the store. Nothing here reads the
+        store or the clock; a frame whose tracks are TDK-encrypted needs its
+        terminal's key, so it is left to :meth:`handle` (None).
+
+        What comes back is given to :meth:`handle` as ``read``: the message, or the
+        format error it answers (a PostgreSQL writer may run the unit twice: both
+        runs use the one reading)."""
         private: dict[str, str] = {}
         try:
-            msg, block, mac = self._parse(tx, frame, private)
+            msg, block, mac = self._parse_alone(frame, private)
+        except _NeedsTrackKey:
+            return None
         except WireError as exc:
-            return self.format_error(tx, frame, exc, received)
+            return exc
+        return msg, block, mac, private
+
+    def _parse_alone(
+        self, frame: Frame, private: dict[str, str]
+    ) -> tuple[Message, bytes | None, bytes | None]:
+        keep: Callable[[Mapping[int, Value]], None] | None = None
+        if PRIVATE:
+
+            def keep(fields: Mapping[int, Value]) -> None:
+                private.update(
+                    {str(n): render_value(n, v) for n, v in fields.items() if n in PRIVATE}
+                )
+
+        return parse(frame.body, base=13, tdk=_needs_track_key, keep=keep)
+
+    def handle(self, tx: Tx, frame: Frame, received: float, read: Read = None) -> Outcome:
+        """Process one frame inside the caller's transaction (``read``: what
+        :meth:`read` gave for it, when it was called; else the frame is parsed here)."""
+        if read is None:
+            private: dict[str, str] = {}
+            try:
+                msg, block, mac = self._parse(tx, frame, private)
+            except WireError as exc:
+                return self.format_error(tx, frame, exc, received)
+        elif isinstance(read, WireError):
+            return self.format_error(tx, frame, read, received)
+        else:
+            msg, block, mac, private = read
         if tx.prefetches_duplicates and isinstance(msg, FinancialRequest):
             # PostgreSQL: the duplicate check and the card (LoadCard) asked with the
             # terminal read (the token is made again there: an HMAC, ~2 µs)

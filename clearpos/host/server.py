@@ -151,8 +151,13 @@ class HostServer:
     async def handle_frame(self, frame: Frame, received: float) -> Outcome:
         """Run the engine as a unit of work; on a fault, journal host.error instead."""
         self.frames += 1
+        # parsed here, on the event loop, while the writer thread runs other units:
+        # every message waits for that one thread in turn, and this part needs no store
+        read = self.engine.read(frame)
         try:
-            out = await self.writer.run(partial(self.engine.handle, frame=frame, received=received))
+            out = await self.writer.run(
+                partial(self.engine.handle, frame=frame, received=received, read=read)
+            )
         except Exception as exc:
             log.exception(
                 "participant failed; answering host.error (nothing was committed). Message:\n%s",
