@@ -14,7 +14,7 @@ import pytest
 from clearpos.host.cli import build_engine
 from clearpos.host.seed import seed
 from clearpos.keys import KeyEncryptionKey
-from clearpos.store import Tx
+from clearpos.store import JournalEntry, Tx
 from clearpos.store.sqlite import GroupCommitWriter, SqliteDatabase
 from clearpos.world import load_world
 
@@ -134,4 +134,93 @@ def test_written_bools_read_back_as_the_store_gives_them(db: SqliteDatabase) -> 
     with db.reader() as fresh:
         assert cached == fresh.terminal(TID)
     assert cached.keys_proven is True and cached.chip is False
+    conn.close()
+
+
+def _request(stan: str, batch: str = "000001", mid: str = "898310048161234") -> JournalEntry:
+    return JournalEntry(
+        ts="2026-12-03T08:00:00.000000Z",
+        business_date="20261203",
+        tid=TID,
+        mid=mid,
+        batch=batch,
+        stan=stan,
+        mti="0200",
+        kind="purchase",
+        reason="approved",
+        status="approved",
+        amount_fen=100,
+        req_key=f"{TID}:{batch}:{stan}",
+    )
+
+
+def test_the_duplicate_check_knows_absent_requests_without_a_query(db: SqliteDatabase) -> None:
+    """After one read of a batch's STANs, a request that is not there costs no query;
+    the writer's own inserts are followed, a rolled-back one is not believed, and
+    another connection's commit is seen."""
+    writer = GroupCommitWriter(db)
+    conn = db.connect()
+    tx = writer.tx_for(conn)
+    _run(writer, conn, tx, lambda t: t.insert_journal(_request("000001")))
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    (first,) = _run(writer, conn, tx, lambda t: t.journal_by_key(f"{TID}:000001:000002"))
+    assert first is None and sum("FROM journal" in s for s in seen) == 1  # the STANs, once
+    seen.clear()
+    got = _run(
+        writer,
+        conn,
+        tx,
+        lambda t: t.journal_by_key(f"{TID}:000001:000003"),  # absent: no query
+        lambda t: t.journal_by_key(f"{TID}:000001:000001"),  # there: read
+        lambda t: t.insert_journal(_request("000004")),
+        lambda t: t.journal_by_key(f"{TID}:000001:000004"),  # this transaction's
+    )
+    assert got[0] is None and got[1] is not None and got[1].stan == "000001"
+    assert got[3] is not None and got[3].stan == "000004"
+    assert sum("FROM journal" in s for s in seen) == 2, seen
+    # inserted, then rolled back with its unit: looked for again, and not found
+    (failed,) = _run(writer, conn, tx, lambda t: (t.insert_journal(_request("000005")), 1 / 0))
+    assert isinstance(failed, ZeroDivisionError)
+    (again,) = _run(writer, conn, tx, lambda t: t.journal_by_key(f"{TID}:000001:000005"))
+    assert again is None
+    # committed after the batch was read: the next one is a duplicate
+    (_, later) = _run(
+        writer,
+        conn,
+        tx,
+        lambda t: t.insert_journal(_request("000006")),
+        lambda t: t.journal_by_key(f"{TID}:000001:000006"),
+    )
+    assert later is not None
+    assert _run(writer, conn, tx, lambda t: t.journal_by_key(f"{TID}:000001:000006"))[0]
+    # another process (an import, the admin CLI) commits a request in that batch
+    with db.transaction() as other:
+        other.insert_journal(_request("000007"))
+    (theirs,) = _run(writer, conn, tx, lambda t: t.journal_by_key(f"{TID}:000001:000007"))
+    assert theirs is not None and theirs.stan == "000007"
+    # the original of a void or reversal is looked up the same way
+    (orig, none) = _run(
+        writer,
+        conn,
+        tx,
+        lambda t: t.journal_original(TID, "000001", "000007", ["purchase"]),
+        lambda t: t.journal_original(TID, "000001", "000099", ["purchase"]),
+    )
+    assert orig is not None and none is None
+    conn.close()
+
+
+def test_a_new_batch_is_read_afresh(db: SqliteDatabase) -> None:
+    writer = GroupCommitWriter(db)
+    conn = db.connect()
+    tx = writer.tx_for(conn)
+    _run(writer, conn, tx, lambda t: t.insert_journal(_request("000001", batch="000001")))
+    _run(writer, conn, tx, lambda t: t.journal_by_key(f"{TID}:000001:000002"))
+    with db.transaction() as other:  # the writer's knowledge of batch 2 comes after
+        other.insert_journal(_request("000001", batch="000002"))
+    (found,) = _run(writer, conn, tx, lambda t: t.journal_by_key(f"{TID}:000002:000001"))
+    assert found is not None and found.batch == "000002"
+    (back,) = _run(writer, conn, tx, lambda t: t.journal_by_key(f"{TID}:000001:000001"))
+    assert back is not None and back.batch == "000001"
     conn.close()

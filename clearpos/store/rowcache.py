@@ -17,6 +17,17 @@ touched: the worst a missing call costs is a cache miss, never a stale row.
 A write that is not a plain ``col = value`` update of one row by its key (an
 insert, a delete of the table) drops the table's cache and overlay.
 
+The duplicate check asks, for each financial request, whether the journal holds
+a request with its TID, batch and STAN; nearly always it does not. So the cache
+also keeps, for each terminal's latest batch it was asked about, the STANs of
+the journal's requests in it, read once (:meth:`RowCache.load_requests`) and
+followed as this writer inserts requests (:meth:`RowCache.inserted_request`).
+A STAN not there is known absent without a query; one there is read as before.
+The set may hold a STAN too many (a unit rolled back after its insert), which
+costs a query, never one too few: another connection's commit forgets it, and
+a request is only inserted through :meth:`Tx.insert_journal`. The journal's
+unique (TID, batch, STAN) index still refuses a second row whatever the cache says.
+
 PostgreSQL does not use this: its rows are shared by several host processes
 and read ``FOR UPDATE``.
 
@@ -50,16 +61,25 @@ _KEPT = (*CACHED_TABLES, "card_tokens")
 #: active cards than this reads the rest from SQLite's page cache as before)
 MAX_ROWS = 200_000
 
+#: request STANs kept, all terminals together, before they are forgotten
+MAX_REQUESTS = 200_000
+
 
 class RowCache:
     """Committed rows, and the rows of the transaction in progress."""
 
-    __slots__ = ("_overlay", "_rows", "_version", "hits", "misses")
+    __slots__ = ("_added", "_overlay", "_requests", "_rows", "_stans", "_version", "hits", "misses")
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[Any, Any]] = {t: {} for t in _KEPT}
         self._overlay: dict[str, dict[Any, Any]] = {t: {} for t in _KEPT}
         self._version: int | None = None
+        #: TID -> (batch, STANs of the journal's requests in it): the duplicate check's
+        #: knowledge, complete for that batch as far as committed rows go
+        self._requests: dict[str, tuple[str, set[str]]] = {}
+        self._stans = 0
+        #: requests inserted by the transaction in progress: (TID, batch, STAN)
+        self._added: set[tuple[str, str, str]] = set()
         self.hits = 0
         self.misses = 0
 
@@ -75,10 +95,12 @@ class RowCache:
                 for key in overlay:
                     rows.pop(key, None)
                 overlay.clear()
+        self._added.clear()
         if data_version != self._version:
             self._version = data_version
             for rows in self._rows.values():
                 rows.clear()
+            self.forget_requests()
 
     def get(self, table: str, key: Any) -> Any:
         row = self._overlay[table].get(key)
@@ -105,8 +127,45 @@ class RowCache:
         self._rows[table].pop(key, None)
         self._overlay[table].pop(key, None)
 
+    def request_known(self, tid: str, batch: str, stan: str) -> bool | None:
+        """Whether the journal may hold the request ``tid``/``batch``/``stan``: False
+        when it certainly does not, True when it may (read it), None when this
+        batch's requests are not kept (:meth:`load_requests`)."""
+        kept = self._requests.get(tid)
+        if kept is None or kept[0] != batch:
+            return None
+        return stan in kept[1] or (tid, batch, stan) in self._added
+
+    def load_requests(self, tid: str, batch: str, stans: set[str]) -> None:
+        """The STANs of the journal's requests with this TID and batch, as read in
+        the transaction in progress (the terminal's earlier batch is forgotten)."""
+        old = self._requests.get(tid)
+        if old is not None:
+            self._stans -= len(old[1])
+        self._requests[tid] = (batch, stans)
+        self._stans += len(stans)
+
+    def inserted_request(self, tid: str, batch: str, stan: str) -> None:
+        """The transaction in progress inserted a request with this TID, batch, STAN."""
+        self._added.add((tid, batch, stan))
+
+    def forget_requests(self) -> None:
+        self._requests.clear()
+        self._stans = 0
+        self._added.clear()
+
     def committed(self) -> None:
         """The transaction in progress committed: its rows are the store's now."""
+        added = self._added
+        if added:
+            for tid, batch, stan in added:
+                kept = self._requests.get(tid)
+                if kept is not None and kept[0] == batch and stan not in kept[1]:
+                    kept[1].add(stan)
+                    self._stans += 1
+            added.clear()
+            if self._stans > MAX_REQUESTS:
+                self.forget_requests()
         for table, overlay in self._overlay.items():
             if overlay:
                 rows = self._rows[table]

@@ -77,6 +77,8 @@ _UPDATE_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
 #: row); its parameters are ``req_key.rsplit(":", 2)`` (batch and STAN are digits)
 REQUEST_ROW = "tid = ? AND batch = ? AND stan = ? AND req_key IS NOT NULL"
 JOURNAL_BY_KEY = f"SELECT * FROM journal WHERE {REQUEST_ROW}"
+#: the STANs of one terminal's batch's requests (REQUEST_ROW without the STAN)
+_REQUEST_STANS = "SELECT stan FROM journal WHERE tid = ? AND batch = ? AND req_key IS NOT NULL"
 
 
 def _replacer(cls: type, cols: tuple[str, ...], bools: frozenset[str]) -> Callable[..., Any] | None:
@@ -233,6 +235,8 @@ class Tx:
             self.conn.execute(f"DELETE FROM {table}")
             if self.cache is not None and table in CACHED_TABLES:
                 self.cache.drop(table)
+            elif self.cache is not None and table == "journal":
+                self.cache.forget_requests()
 
     # ------------------------------------------------------------------ meta
 
@@ -534,6 +538,8 @@ class Tx:
 
     def insert_journal(self, entry: JournalEntry) -> int:
         """Write one journal row; returns its id (the RRN's number)."""
+        if entry.req_key is not None and self.cache is not None:
+            self.cache.inserted_request(entry.tid, entry.batch, entry.stan)
         if getattr(self.conn, "needs_returning", False):
             return int(self._one(_JOURNAL_INSERT + " RETURNING id", entry.values())["id"])
         cur = self.conn.execute(_JOURNAL_INSERT, entry.values())
@@ -548,13 +554,30 @@ class Tx:
 
     def journal_by_key(self, req_key: str) -> JournalRec | None:
         """The financial row of the request ``TID:batch:STAN`` (``journal_request``)."""
-        row = self._one(JOURNAL_BY_KEY, req_key.rsplit(":", 2))
+        tid, batch, stan = req_key.rsplit(":", 2)
+        if self.cache is not None and not self._may_hold_request(tid, batch, stan):
+            return None
+        row = self._one(JOURNAL_BY_KEY, (tid, batch, stan))
         return JournalRec.of(row) if row else None
+
+    def _may_hold_request(self, tid: str, batch: str, stan: str) -> bool:
+        """False when the row cache knows the journal holds no such request (the
+        SQLite writer's duplicate check without a query, ``rowcache.py``)."""
+        cache = self.cache
+        assert cache is not None
+        known = cache.request_known(tid, batch, stan)
+        if known is None:
+            stans = {r[0] for r in self._all(_REQUEST_STANS, (tid, batch))}
+            cache.load_requests(tid, batch, stans)
+            known = cache.request_known(tid, batch, stan)
+        return bool(known)
 
     def journal_original(
         self, tid: str, batch: str, stan: str, kinds: Iterable[str]
     ) -> JournalRec | None:
         """The request (not a reversal or duplicate) with this TID, batch and STAN."""
+        if self.cache is not None and not self._may_hold_request(tid, batch, stan):
+            return None
         ks = list(kinds)
         marks = ", ".join("?" for _ in ks)
         row = self._one(
