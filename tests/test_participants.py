@@ -332,3 +332,24 @@ def test_read_leaves_only_what_needs_the_store_to_the_unit(
     assert engine.read(decode_frame(sale)) is None
     r = stock.send_frame(sale)
     assert r.code == "00" and r.mac_ok, r.reason
+
+
+def test_a_fault_in_the_read_leaves_the_frame_to_the_unit(
+    site: tuple[InProcess, SqliteDatabase], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Engine.read runs on the event loop, outside any unit: an exception other than
+    a format error must not escape it (the line would close unanswered), so the
+    frame goes to the unit, which parses it again."""
+    client, _db = site
+    engine = client.engine
+    assert engine is not None and client.sign_on().code == "00"
+    raw = client.frame(client.request(Kind.PURCHASE, 100))
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise RuntimeError("a fault in the parser")
+
+    with monkeypatch.context() as m:
+        m.setattr("clearpos.host.engine.parse", broken)
+        assert engine.read(decode_frame(raw)) is None
+    r = client.send_frame(raw)
+    assert r.code == "00" and r.mac_ok

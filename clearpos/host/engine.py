@@ -538,14 +538,15 @@ class Engine:
 
         What comes back is given to :meth:`handle` as ``read``: the message, or the
         format error it answers (a PostgreSQL writer may run the unit twice: both
-        runs use the one reading)."""
+        runs use the one reading). Any other exception leaves the frame to the
+        unit, where a fault is answered and journaled as ``host.error``."""
         private: dict[str, str] = {}
         try:
             msg, block, mac = self._parse_alone(frame, private)
-        except _NeedsTrackKey:
-            return None
         except WireError as exc:
             return exc
+        except Exception:  # _NeedsTrackKey, or a fault: the unit parses and answers it
+            return None
         return msg, block, mac, private
 
     def _parse_alone(
