@@ -405,6 +405,20 @@ def _needs_track_key(tid: str) -> Callable[[bytes], bytes] | None:
     raise _NeedsTrackKey(tid)
 
 
+def _private_keeper(
+    private: dict[str, str] | None,
+) -> Callable[[Mapping[int, Value]], None] | None:
+    """``parse``'s ``keep``: an acquirer's private fields, masked, into ``private``
+    (None when there are none to keep, or nowhere to keep them)."""
+    if not PRIVATE or private is None:
+        return None
+
+    def keep(fields: Mapping[int, Value]) -> None:
+        private.update({str(n): render_value(n, v) for n, v in fields.items() if n in PRIVATE})
+
+    return keep
+
+
 class Engine:
     """Runs the participants for one message and builds the journal row and reply."""
 
@@ -496,13 +510,7 @@ class Engine:
         ``private`` receives the acquirer's private fields, masked, for the journal
         (a dict of the caller's: PostgreSQL writer threads share this engine)."""
         seen: dict[str, TerminalRec | None] = {}
-        keep: Callable[[Mapping[int, Value]], None] | None = None
-        if PRIVATE and private is not None:
-
-            def keep(fields: Mapping[int, Value]) -> None:
-                private.update(
-                    {str(n): render_value(n, v) for n, v in fields.items() if n in PRIVATE}
-                )
+        keep = _private_keeper(private)
 
         def tdk(tid: str, *, previous: bool = False) -> Callable[[bytes], bytes] | None:
             t = seen[tid] if tid in seen else tx.terminal(tid)
@@ -552,15 +560,7 @@ class Engine:
     def _parse_alone(
         self, frame: Frame, private: dict[str, str]
     ) -> tuple[Message, bytes | None, bytes | None]:
-        keep: Callable[[Mapping[int, Value]], None] | None = None
-        if PRIVATE:
-
-            def keep(fields: Mapping[int, Value]) -> None:
-                private.update(
-                    {str(n): render_value(n, v) for n, v in fields.items() if n in PRIVATE}
-                )
-
-        return parse(frame.body, base=13, tdk=_needs_track_key, keep=keep)
+        return parse(frame.body, base=13, tdk=_needs_track_key, keep=_private_keeper(private))
 
     def handle(self, tx: Tx, frame: Frame, received: float, read: Read = None) -> Outcome:
         """Process one frame inside the caller's transaction (``read``: what

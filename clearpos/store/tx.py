@@ -78,7 +78,8 @@ _UPDATE_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
 REQUEST_ROW = "tid = ? AND batch = ? AND stan = ? AND req_key IS NOT NULL"
 JOURNAL_BY_KEY = f"SELECT * FROM journal WHERE {REQUEST_ROW}"
 #: the STANs of one terminal's batch's requests (REQUEST_ROW without the STAN)
-_REQUEST_STANS = "SELECT stan FROM journal WHERE tid = ? AND batch = ? AND req_key IS NOT NULL"
+_REQUEST_STANS = f"SELECT stan FROM journal WHERE {REQUEST_ROW.replace(' AND stan = ?', '')}"
+assert _REQUEST_STANS.count("?") == 2
 
 
 def _replacer(cls: type, cols: tuple[str, ...], bools: frozenset[str]) -> Callable[..., Any] | None:
