@@ -353,3 +353,23 @@ def test_a_fault_in_the_read_leaves_the_frame_to_the_unit(
         assert engine.read(decode_frame(raw)) is None
     r = client.send_frame(raw)
     assert r.code == "00" and r.mac_ok
+
+
+def test_authorization_codes_are_random_hex_one_buffer_per_thread() -> None:
+    """Field 38 codes come from the OS's CSPRNG in bulk (one system call per 512):
+    6 upper-case hex digits, across buffer refills, and each writer thread draws
+    from its own buffer (PostgreSQL runs several): no code is handed out twice."""
+    import threading
+
+    from clearpos.host.engine import _AuthCodes
+
+    codes = _AuthCodes()
+    drawn = [codes.next() for _ in range(2000)]  # four refills
+    assert all(len(c) == 6 and c == c.upper() and int(c, 16) >= 0 for c in drawn)
+    assert len(set(drawn)) > 1900  # 2,000 draws of 24 bits: a few repeats at most
+    other: list[str] = []
+    t = threading.Thread(target=lambda: other.extend(codes.next() for _ in range(600)))
+    t.start()
+    t.join()
+    assert codes.at == 2000 * 6 % (6 * 512)  # the other thread did not move this one's
+    assert other[:512] != drawn[:512]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -396,6 +397,27 @@ PROCESSING_OF_ACTION = {
 Read = tuple[Message, bytes | None, bytes | None, dict[str, str]] | WireError | None
 
 
+class _AuthCodes(threading.local):
+    """Authorization codes (field 38): 6 hex digits from the OS's CSPRNG, as
+    ``secrets.token_hex(3)`` gives them, but fetched 512 codes at a time: one
+    system call per 512 approvals instead of one each, on the writer thread that
+    every message waits for. One buffer per thread (PostgreSQL runs several)."""
+
+    def __init__(self) -> None:
+        self.codes = ""
+        self.at = 0
+
+    def next(self) -> str:
+        at = self.at
+        if at >= len(self.codes):
+            self.codes, at = os.urandom(3 * 512).hex().upper(), 0
+        self.at = at + 6
+        return self.codes[at : at + 6]
+
+
+_AUTH_CODES = _AuthCodes()
+
+
 class _NeedsTrackKey(Exception):
     """Raised where a frame's tracks need the terminal's TDK: :meth:`Engine.read`
     leaves that frame to the unit of work, which reads the terminal."""
@@ -759,7 +781,7 @@ class Engine:
         else:
             card = amount = None
         if approved and fin is not None and fin.kind is not Kind.BALANCE:
-            ctx.auth_code = secrets.token_hex(3).upper()  # 6 hex digits, as random
+            ctx.auth_code = _AUTH_CODES.next()
         if fin is not None and (fin.extra60 or fin.info):
             ctx.facts.update(_kept_optional(fin))
         if PRIVATE and ctx.private:

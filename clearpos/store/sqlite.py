@@ -135,6 +135,10 @@ def migrate(conn: sqlite3.Connection) -> int:
     )
 
 
+#: the writer connection's page cache, KiB
+WRITER_CACHE_KIB = 65536
+
+
 class SqliteBackend:
     """The writer's hooks for SQLite: one connection, ``BEGIN IMMEDIATE`` per batch."""
 
@@ -146,6 +150,11 @@ class SqliteBackend:
 
     def open(self) -> tuple[sqlite3.Connection, Tx]:
         conn = self.db.connect()
+        # SQLite's default page cache (2 MiB) is smaller than the pages a purchase
+        # stream keeps touching (each card's and terminal's last index leaf, the
+        # card rows): past a few MB of journal, a purchase read ~1.2 index pages
+        # back from the file (bench/host.py, strace). The one writer keeps more.
+        conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         return conn, GroupCommitWriter.tx_for(conn)
 
     def close(self, conn: sqlite3.Connection) -> None:
