@@ -95,12 +95,12 @@ def main() -> int:
     sent = [0]
     send, flush = PgConn._send, PgConn.flush
 
-    def counting(self: PgConn, run: Any, sql: str, params: Any = ()) -> Any:
+    def counting(self: PgConn, run: Any, sql: str, params: Any = (), **kw: Any) -> Any:
         sent[0] += 1  # every statement goes through _send, or is a deferred write:
-        return send(self, run, sql, params)
+        return send(self, run, sql, params, **kw)
 
     def counting_flush(self: PgConn) -> None:
-        sent[0] += len(self._pending)  # deferred writes sent alone
+        sent[0] += 1 if self._pending else 0  # deferred writes, sent as one statement
         flush(self)
 
     PgConn._send = counting  # type: ignore[method-assign]

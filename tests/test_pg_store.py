@@ -11,6 +11,7 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import require_pg
@@ -408,3 +409,110 @@ def _waits_for_a_lock(url: str) -> bool:
             "AND wait_event_type = 'Lock'"
         ).fetchone()
     return bool(row and row[0])
+
+
+def test_a_purchase_s_writes_ride_with_the_next_read_unless_it_would_see_them(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the host's writer a unit's writes wait for the next unit of its transaction
+    and ride in front of its terminal read: one statement per purchase, not two. Not
+    when that read would see the rows they change (a data-modifying WITH's parts do
+    not see each other's): the same card, the same request. In one transaction, a
+    card used twice in a row, a duplicate right after its original and a balance
+    inquiry after them all decide as if each unit had committed alone."""
+    from host_fixture import EXAMPLE_WORLD, TEST_KEK
+    from test_participants import InProcess
+
+    from clearpos.audit import run_audit
+    from clearpos.host.cli import build_engine
+    from clearpos.host.seed import seed
+    from clearpos.keys import KeyEncryptionKey
+    from clearpos.store.pg import PgConn
+    from clearpos.wire import Kind, decode_frame, parse
+    from clearpos.world import load_world
+
+    db = PgDatabase(pg_url)
+    engine, hsm, tokens = build_engine(KeyEncryptionKey(bytes.fromhex(TEST_KEK)))
+    seed(db, load_world(EXAMPLE_WORLD), hsm, tokens, reset=False)
+    with db.transaction() as tx:
+        tx.set_meta("risk.card_velocity", "")
+    writer = db.writer(threads=1)
+    conn, wtx = writer.backend.open()
+    a = InProcess("in-process", 0, engine=engine, writer=writer, conn=conn, tx=wtx)
+    b = InProcess(
+        "in-process", 0, tid="10000007", tmk=bytes.fromhex("5A5A5A5AA5A5A5A53C3C3C3CC3C3C3C3"),
+        engine=engine, writer=writer, conn=conn, tx=wtx,
+    )  # fmt: skip
+    assert a.sign_on().code == "00" and b.sign_on().code == "00"
+    rich, other = "6222021234567890123", "6225880000001124"
+    # each terminal proves its new keys first (that first purchase updates its row)
+    assert a.purchase(1, card=a.card(rich)).code == b.purchase(1, card=b.card(other)).code == "00"
+    with db.reader() as tx:
+        before = {p: tx.card_by_token(tokens.token(p)).balance_fen for p in (rich, other)}  # type: ignore[union-attr]
+    twice = b.frame(b.request(Kind.PURCHASE, 300, b.card(other)))
+    frames = [
+        a.frame(a.request(Kind.PURCHASE, 100, a.card(rich))),
+        b.frame(b.request(Kind.PURCHASE, 200, b.card(rich))),  # the same card: not carried
+        twice,  # carries the one before (another card, another request)
+        twice,  # the same request: not carried, so it finds its original
+        a.frame(a.request(Kind.PURCHASE, 400, a.card(other))),  # carries the decline
+        a.frame(a.request(Kind.BALANCE, None, a.card(rich))),  # carries the one before
+    ]
+    sent, carried = [0], [0]
+    send, flush = PgConn._send, PgConn.flush
+
+    def counting(self: PgConn, *args: Any, **kw: Any) -> Any:
+        sent[0] += 1
+        carried[0] += bool(kw.get("carry") and self._pending)
+        return send(self, *args, **kw)
+
+    def counting_flush(self: PgConn) -> None:
+        sent[0] += 1 if self._pending else 0
+        flush(self)
+
+    monkeypatch.setattr(PgConn, "_send", counting)
+    monkeypatch.setattr(PgConn, "flush", counting_flush)
+
+    def unit(raw: bytes) -> Any:
+        return lambda tx: engine.handle(tx, decode_frame(raw), 0.0)
+
+    commits = writer.commits
+    results = writer._batch(conn, wtx, [(unit(f), None) for f in frames])
+    statements = sent[0]
+    assert writer.commits == commits + 1 and writer.cuts == 0  # the six at once
+    answers = [parse(decode_frame(out.reply).body)[0] for _, out, ok in results if ok]
+    assert [m.reason for m in answers] == [  # type: ignore[attr-defined]
+        "approved", "approved", "approved", "transaction.duplicate", "approved", "approved",
+    ]  # fmt: skip
+    assert answers[5].balance.amount_fen == before[rich] - 300  # type: ignore[attr-defined]
+    with db.reader() as tx:
+        after = {p: tx.card_by_token(tokens.token(p)).balance_fen for p in (rich, other)}  # type: ignore[union-attr]
+    assert after == {rich: before[rich] - 300, other: before[other] - 700}
+    # six terminal reads, at least two of which carried the unit before's writes (a
+    # terminal's last-seen minute, updated once a minute, may hold one back); the
+    # card used twice and the request sent twice sent what waited first; the last
+    # unit's writes went alone before COMMIT. Each unit alone: 6 reads + 6 writes.
+    assert carried[0] >= 2 and statements <= 6 + 3 + 1, (carried, statements)
+    # A carried read that fails (the terminal's row is taken by another transaction:
+    # NOWAIT) fails the writes it carried too: the batch is cut before it, the unit
+    # ahead runs again with its writes sent as its own, and commits; the other waits
+    # for the row as the first of the next transaction.
+    import psycopg
+
+    monkeypatch.undo()
+    first = a.frame(a.request(Kind.PURCHASE, 500, a.card(rich)))
+    blocked = b.frame(b.request(Kind.PURCHASE, 600, b.card(other)))
+    with psycopg.connect(pg_url) as other_tx:
+        other_tx.execute("SELECT 1 FROM terminals WHERE tid = %s FOR UPDATE", (b.tid,))
+        threading.Timer(0.5, other_tx.rollback).start()
+        commits, cuts = writer.commits, writer.cuts
+        results = writer._batch(conn, wtx, [(unit(first), None), (unit(blocked), None)])
+    assert (writer.commits, writer.cuts) == (commits + 2, cuts + 1)
+    assert [parse(decode_frame(out.reply).body)[0].reason for _, out, _ in results] == [  # type: ignore[attr-defined]
+        "approved", "approved",
+    ]  # fmt: skip
+    with db.reader() as tx:
+        final = {p: tx.card_by_token(tokens.token(p)).balance_fen for p in (rich, other)}  # type: ignore[union-attr]
+    assert final == {rich: after[rich] - 500, other: after[other] - 600}
+    writer.backend.close(conn)
+    assert run_audit(db.url) == []

@@ -45,7 +45,7 @@ from psycopg.types.json import set_json_loads
 
 from . import migrate as migrations
 from .records import CardRec, JournalEntry, JournalRec, MerchantRec, TerminalRec
-from .tx import REQUEST_ROW, Tx
+from .tx import _JOURNAL_INSERT, REQUEST_ROW, Tx
 from .writer import RETRIES, BatchWriter, OnCommit, StoreError
 
 log = logging.getLogger("clearpos.store")
@@ -60,6 +60,11 @@ BATCH_MAX = 64
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
 
 RawConn = psycopg.Connection[dict[str, Any]]
+
+#: the journal INSERT with its id given (taken ahead from the sequence, PgTx.terminal)
+_JOURNAL_INSERT_WITH_ID = _JOURNAL_INSERT.replace(
+    "INSERT INTO journal (", "INSERT INTO journal (id, ", 1
+).replace("VALUES (", "VALUES (?, ", 1)
 
 
 @lru_cache(maxsize=4096)
@@ -119,22 +124,35 @@ class PgConn:
     """A psycopg connection that speaks ``?`` placeholders (what :class:`Tx` writes).
 
     Round trips are what a unit costs on PostgreSQL, on both sides of the socket, so
-    an UPDATE whose result nobody reads (:meth:`defer`) is not sent at once: it
+    a write whose result nobody reads (:meth:`defer`) is not sent at once: it
     rides, as a data-modifying ``WITH``, in front of the next INSERT into another
     table (a purchase's card UPDATE goes with its journal INSERT), and is sent alone
     before any other statement (a SELECT must see it) and when the unit ends
     (:meth:`flush`), so its errors are still the unit's own.
+
+    In the host's writer (:attr:`carry`) a unit's writes may also wait for the next
+    unit of the transaction and ride in front of its first read, the terminal read
+    (:meth:`PgTx.terminal`), when that read cannot see the rows they change (another
+    terminal, another card, another request): one round trip per purchase instead
+    of two. A statement of a data-modifying ``WITH`` does not see the others'
+    changes, hence that rule; and a failure of such a statement may be either
+    unit's, so after any failure the writer runs its units again with
+    :attr:`carry` off (``PgBackend.begin``), where each unit's writes are its own.
     """
 
-    __slots__ = ("_cur", "_names", "_pending", "raw")
+    __slots__ = ("_cur", "_names", "_pending", "carry", "journal_seq", "raw")
 
     #: an INSERT's new id comes back with RETURNING (a psycopg cursor has no lastrowid)
     needs_returning = True
 
     def __init__(self, raw: RawConn) -> None:
         self.raw = raw
-        #: deferred writes: (table, SQL, parameters)
-        self._pending: list[tuple[str, str, Sequence[Any]]] = []
+        #: deferred writes: (table, SQL, parameters, the row changed: see :meth:`defer`)
+        self._pending: list[tuple[str, str, Sequence[Any], Any]] = []
+        #: a unit's writes may wait for the next unit's terminal read (the host writer)
+        self.carry = False
+        #: the journal's id sequence, when the writer asked for it (ids taken ahead)
+        self.journal_seq: str | None = None
         #: one cursor for statements whose row is read at once (:meth:`one`): a new
         #: psycopg cursor per statement costs ~17 µs of Python, 3-4 times a purchase
         self._cur = raw.cursor(row_factory=tuple_row)
@@ -146,9 +164,12 @@ class PgConn:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[dict[str, Any]]:
         return self._send(self.raw.execute, sql, params)
 
-    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
-        """The first row of ``sql`` (None when none), read before anything else is sent."""
-        cur = self._send(self._cur.execute, sql, params)
+    def one(
+        self, sql: str, params: Sequence[Any] = (), *, carry: bool = False
+    ) -> dict[str, Any] | None:
+        """The first row of ``sql`` (None when none), read before anything else is
+        sent (``carry``: the deferred writes ride in front of it, see the class)."""
+        cur = self._send(self._cur.execute, sql, params, carry=carry)
         row = cur.fetchone()
         if row is None:
             return None
@@ -158,30 +179,54 @@ class PgConn:
             names = self._names[sql] = tuple(c.name for c in cur.description)
         return dict(zip(names, row, strict=True))
 
-    def _send(self, run: Callable[..., CursorT], sql: str, params: Sequence[Any]) -> CursorT:
+    def _send(
+        self,
+        run: Callable[..., CursorT],
+        sql: str,
+        params: Sequence[Any],
+        *,
+        carry: bool = False,
+    ) -> CursorT:
         if self._pending:
-            m = _INSERT_INTO.match(sql)
-            if m is not None and all(t != m.group(1) for t, _, _ in self._pending):
+            if not carry:
+                m = _INSERT_INTO.match(sql)
+                carry = m is not None and all(t != m.group(1) for t, *_ in self._pending)
+            if carry:
                 pending, self._pending = self._pending, []
-                ctes = ", ".join(f"w{i} AS ({q})" for i, (_, q, _) in enumerate(pending))
-                args = [a for _, _, ps in pending for a in ps]
+                ctes = ", ".join(f"w{i} AS ({q})" for i, (_, q, _, _) in enumerate(pending))
+                args = [a for _, _, ps, _ in pending for a in ps]
                 args.extend(params)
-                return run(translate(f"WITH {ctes} {sql}"), args)
+                # the statement's own WITH, if any, follows the writes' (its arguments too)
+                body = f", {sql[5:]}" if sql.startswith("WITH ") else f" {sql}"
+                return run(translate(f"WITH {ctes}{body}"), args)
             self.flush()
         return run(translate(sql), params)
 
-    def defer(self, table: str, sql: str, params: Sequence[Any]) -> None:
-        """An UPDATE of ``table`` whose row count is not needed, sent with the next
-        statement. One per table at a time: a statement may not change a row twice."""
-        if any(t == table for t, _, _ in self._pending):
+    def defer(self, table: str, sql: str, params: Sequence[Any], row: Any = None) -> None:
+        """A write of ``table`` whose result is not needed, sent with the next
+        statement. One per table at a time: a statement may not change a row twice.
+        ``row`` names what it changes, for :meth:`pending`: the TID of a terminal,
+        the PAN token of a card, ``("new", request key)`` of a journal INSERT
+        (None: not known)."""
+        if any(t == table for t, *_ in self._pending):
             self.flush()
-        self._pending.append((table, sql, params))
+        self._pending.append((table, sql, params, row))
+
+    def pending(self) -> list[tuple[str, Any]]:
+        """(table, row) of each deferred write."""
+        return [(t, row) for t, _, _, row in self._pending]
 
     def flush(self) -> None:
-        """Send every deferred write now."""
+        """Send every deferred write now, in one statement (one per table: no row
+        is changed twice)."""
         pending, self._pending = self._pending, []
-        for _, sql, params in pending:
+        if len(pending) == 1:
+            _, sql, params, _ = pending[0]
             self._cur.execute(translate(sql), params)
+        elif pending:
+            ctes = ", ".join(f"w{i} AS ({q})" for i, (_, q, _, _) in enumerate(pending))
+            args = [a for _, _, ps, _ in pending for a in ps]
+            self._cur.execute(translate(f"WITH {ctes} SELECT 1"), args)
 
     def discard(self) -> None:
         """Forget deferred writes (their transaction was rolled back)."""
@@ -211,6 +256,11 @@ class PgTx(Tx):
         self._card_token: str | None = None
         #: (PAN token, its card row, locked, or None) as the terminal read found
         self._card: tuple[str, CardRec | None] | None = None
+        #: the PAN tokens of the cards this unit read, by id (what a deferred card
+        #: UPDATE changes, for the next unit's terminal read to tell)
+        self._tokens: dict[int, str] = {}
+        #: a journal id taken from the sequence with the terminal read (PgConn.carry)
+        self._next_id: int | None = None
 
     def forget(self) -> None:
         super().forget()
@@ -219,6 +269,8 @@ class PgTx(Tx):
         self._prior = None
         self._card_token = None
         self._card = None
+        self._tokens.clear()
+        self._next_id = None
 
     def expect_request(self, key: str, card_token: str | None = None) -> None:
         self._expected = key
@@ -238,6 +290,12 @@ class PgTx(Tx):
         token, self._card_token = self._card_token, None
         params: list[Any] = []
         sql = ["SELECT t.*"]
+        seq = self.conn.journal_seq if self.conn.carry else None
+        if seq is not None:
+            # the id of this message's journal row, so that its INSERT needs no answer
+            # and can wait for the next unit (a rolled-back unit leaves a gap, as an
+            # identity does)
+            sql.append(f", nextval('{seq}') AS next_id")
         if self._config_gen is None:
             sql.append(", (SELECT value FROM meta WHERE key = 'config.gen') AS config_gen")
         sql.append(", (SELECT row_to_json(m) FROM merchants m WHERE m.mid = t.mid) AS merchant_row")
@@ -263,9 +321,13 @@ class PgTx(Tx):
             )
             params.insert(0, tid)
             params.append(token)
-        row = self._one("".join(sql), params)
+        conn = self.conn
+        carry = conn.carry and _unseen(conn.pending(), tid, token, key)
+        row = conn.one("".join(sql), params, carry=carry)
         if row is None:
             return None
+        if seq is not None:
+            self._next_id = int(row["next_id"])
         if self._config_gen is None:
             self._config_gen = row["config_gen"] or ""
         m = row["merchant_row"]
@@ -280,9 +342,10 @@ class PgTx(Tx):
 
     def card_by_token(self, token: str) -> CardRec | None:
         card, self._card = self._card, None
-        if card is not None and card[0] == token:
-            return card[1]
-        return super().card_by_token(token)
+        rec = card[1] if card is not None and card[0] == token else super().card_by_token(token)
+        if rec is not None:
+            self._tokens[rec.id] = token
+        return rec
 
     def journal_by_key(self, req_key: str) -> JournalRec | None:
         prior, self._prior = self._prior, None
@@ -292,7 +355,14 @@ class PgTx(Tx):
 
     def insert_journal(self, entry: JournalEntry) -> int:
         self._prior = None  # the journal changed since the terminal read
-        return super().insert_journal(entry)
+        jid, self._next_id = self._next_id, None
+        if jid is None or not self.conn.carry:
+            return super().insert_journal(entry)
+        # its id is known: nothing to wait for (it may ride with the next unit's read)
+        self.conn.defer(
+            "journal", _JOURNAL_INSERT_WITH_ID, [jid, *entry.values()], ("new", entry.req_key)
+        )
+        return jid
 
     def merchant(self, mid: str, *, lock: bool = True) -> MerchantRec | None:
         m = self._merchant
@@ -310,8 +380,15 @@ class PgTx(Tx):
         elif table == "cards":
             self._card = None
         sets = ", ".join(f"{c} = ?" for c in cols)
+        row = (
+            key_value
+            if table == "terminals" and key == "tid"
+            else self._tokens.get(key_value)
+            if table == "cards" and key == "id"
+            else None
+        )
         self.conn.defer(
-            table, f"UPDATE {table} SET {sets} WHERE {key} = ?", [*cols.values(), key_value]
+            table, f"UPDATE {table} SET {sets} WHERE {key} = ?", [*cols.values(), key_value], row
         )
 
     def insert_merchant(self, **cols: Any) -> None:
@@ -322,6 +399,36 @@ class PgTx(Tx):
         """One TRUNCATE: no per-row work, no dead tuples left for VACUUM."""
         self._merchant = None
         self.conn.execute(f"TRUNCATE {', '.join(tables)}")
+
+
+def _unseen(pending: list[tuple[str, Any]], tid: str, token: str | None, key: str | None) -> bool:
+    """Whether writes deferred so far (``PgConn.pending``) change nothing a terminal
+    read of ``tid`` (with the card of ``token`` and the request ``key``) reads: a
+    data-modifying WITH's statements do not see each other's changes.
+
+    >>> _unseen([("cards", "tok1"), ("journal", ("new", "T:1:2"))], "T", "tok2", "T:1:3")
+    True
+    >>> _unseen([("cards", "tok1")], "T", "tok1", None)  # the same card
+    False
+    >>> _unseen([("journal", ("new", "T:1:3"))], "T", None, "T:1:3")  # the same request
+    False
+    >>> _unseen([("terminals", "T")], "T", None, None)  # the same terminal
+    False
+    >>> _unseen([("cards", None)], "T", None, None)  # a card it cannot name
+    False
+    """
+    for table, row in pending:
+        if table == "terminals":
+            ok = row is not None and row != tid
+        elif table == "cards":
+            ok = row is not None and row != token
+        elif table == "journal":
+            ok = isinstance(row, tuple) and (row[1] is None or row[1] != key)
+        else:  # merchants, meta (the configuration generation): read with the terminal
+            ok = False
+        if not ok:
+            return False
+    return True
 
 
 _decode_json = json.JSONDecoder().decode
@@ -516,28 +623,38 @@ class PgBackend:
 
     def open(self) -> tuple[RawConn, Tx]:
         raw = self.db.connect()
-        return raw, PgTx(PgConn(raw))
+        conn = PgConn(raw)
+        row = raw.execute("SELECT pg_get_serial_sequence('journal', 'id') AS seq").fetchone()
+        raw.rollback()
+        conn.journal_seq = row["seq"] if row else None
+        return raw, PgTx(conn)
 
     def close(self, conn: RawConn) -> None:
         with contextlib.suppress(Exception):
             conn.close()
 
-    def begin(self, conn: RawConn, tx: Tx) -> None:
-        """Nothing to send: psycopg opens the transaction with the first statement."""
+    def begin(self, conn: RawConn, tx: Tx, *, again: bool) -> None:
+        """Nothing to send: psycopg opens the transaction with the first statement.
+        After a failed attempt each unit's writes are sent as that unit's own (no
+        :attr:`PgConn.carry`), so that the failure is told apart."""
         if conn.closed:
             raise StoreError("connection to the store is closed")
+        assert isinstance(tx, PgTx)
+        tx.conn.carry = not again
 
     def prepare(self, tx: Tx, *, first: bool) -> None:
         assert isinstance(tx, PgTx)
-        tx.conn.discard()  # what a rolled-back unit deferred went with its transaction
+        if first:  # what a rolled-back unit deferred went with its transaction
+            tx.conn.discard()
         # Every unit reads the configuration generation afresh (with its terminal row,
         # no extra round trip): other processes may change it between two units.
         tx.forget()
         tx.lock = PgTx.lock if first else LOCK_NOWAIT
 
-    def finish(self, tx: Tx) -> None:
+    def finish(self, tx: Tx, *, last: bool) -> None:
         assert isinstance(tx, PgTx)
-        tx.conn.flush()  # a unit's deferred writes fail, if at all, as that unit
+        if last or not tx.conn.carry:
+            tx.conn.flush()  # a unit's deferred writes fail, if at all, as that unit
 
     def commit(self, conn: RawConn) -> None:
         conn.commit()

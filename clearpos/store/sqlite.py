@@ -160,7 +160,7 @@ class SqliteBackend:
     def close(self, conn: sqlite3.Connection) -> None:
         conn.close()
 
-    def begin(self, conn: sqlite3.Connection, tx: Tx) -> None:
+    def begin(self, conn: sqlite3.Connection, tx: Tx, *, again: bool) -> None:
         conn.execute("BEGIN IMMEDIATE")
         # inside the batch no other connection can write: the configuration
         # generation is read once per transaction, not once per unit
@@ -169,7 +169,7 @@ class SqliteBackend:
     def prepare(self, tx: Tx, *, first: bool) -> None:
         """Nothing: the batch holds SQLite's one write lock, no unit ever waits for a row."""
 
-    def finish(self, tx: Tx) -> None:
+    def finish(self, tx: Tx, *, last: bool) -> None:
         """Nothing: every statement was run when the unit made it."""
 
     def commit(self, conn: sqlite3.Connection) -> None:

@@ -22,7 +22,9 @@ A backend supplies a small :class:`Backend`: how to open a connection and a
 :class:`Tx` on it, begin, commit and roll back, how to prepare the Tx for the
 next unit (PostgreSQL: a unit that is not the first of its transaction must not
 wait for a row lock, see ``pg.py``) and finish a unit (PostgreSQL: send the
-writes it deferred), which errors are transient, and whether a
+writes it deferred, or leave them to ride with the next unit's first read, which
+it stops doing for the next attempt once one failed), which errors are transient,
+and whether a
 connection is broken (then the outcome of its transaction is unknown and no
 unit of it is run again).
 """
@@ -71,9 +73,12 @@ class Backend(Protocol[C]):
 
     def open(self) -> tuple[C, Tx]: ...
     def close(self, conn: C) -> None: ...
-    def begin(self, conn: C, tx: Tx) -> None: ...
+    #: ``again``: the last attempt at these units failed (PostgreSQL then runs each
+    #: unit's writes as that unit's own statements, so that a failure is told apart)
+    def begin(self, conn: C, tx: Tx, *, again: bool) -> None: ...
     def prepare(self, tx: Tx, *, first: bool) -> None: ...
-    def finish(self, tx: Tx) -> None: ...
+    #: ``last``: the transaction's last unit (its writes may not wait for a later one)
+    def finish(self, tx: Tx, *, last: bool) -> None: ...
     def commit(self, conn: C) -> None: ...
     def rollback(self, conn: C) -> None: ...
     def transient(self, exc: BaseException) -> bool: ...
@@ -189,11 +194,13 @@ class BatchWriter(Generic[C]):
         run of them. Returns the connection to go on with (a new one after a loss)."""
         start = 0
         attempts = [0] * len(jobs)
+        again = False  # the last attempt failed
         while start < len(jobs):
             t0 = time.perf_counter()
             end = len(jobs)
             while True:
-                failed, value = self._attempt(conn, tx, jobs[start:end])
+                failed, value = self._attempt(conn, tx, jobs[start:end], again=again)
+                again = failed is not None
                 if failed is None:  # committed
                     if self.on_commit is not None:  # told before any answer is released
                         self.on_commit(end - start, time.perf_counter() - t0)
@@ -250,21 +257,24 @@ class BatchWriter(Generic[C]):
         self.process(conn, tx, jobs, out.extend)
         return out
 
-    def _attempt(self, conn: C, tx: Tx, jobs: list[Job]) -> tuple[int | None, Any]:
+    def _attempt(
+        self, conn: C, tx: Tx, jobs: list[Job], *, again: bool = False
+    ) -> tuple[int | None, Any]:
         """(None, values) when every unit ran and the transaction committed; else
         (index of the unit that raised, its exception) or (_COMMIT, exception), rolled back."""
         b = self.backend
         values: list[Any] = []
         try:
-            b.begin(conn, tx)
+            b.begin(conn, tx, again=again)
         except Exception as exc:
             self._rollback(conn)
             return 0, exc
+        last = len(jobs) - 1
         for i, (unit, _) in enumerate(jobs):
             b.prepare(tx, first=i == 0)
             try:
                 values.append(unit(tx))
-                b.finish(tx)
+                b.finish(tx, last=i == last)
             except Exception as exc:
                 self._rollback(conn)
                 return i, exc
