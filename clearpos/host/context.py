@@ -89,6 +89,8 @@ class Ctx:
     pik_sealed: str | None = None
     #: an acquirer's private fields in the request, masked (journaled as they came)
     private: dict[str, str] = field(default_factory=dict)
+    #: the request's PAN token, when made before the participants ran (PostgreSQL)
+    card_token: str | None = None
     #: what the issuer found in a chip request's field 55, and the answer's 55
     chip_check: Any = None
     answer_chip: bytes | None = None

@@ -597,13 +597,16 @@ class Engine:
             return self.format_error(tx, frame, read, received)
         else:
             msg, block, mac, private = read
+        token = None
         if tx.prefetches_duplicates and isinstance(msg, FinancialRequest):
             # PostgreSQL: the duplicate check and the card (LoadCard) asked with the
-            # terminal read (the token is made again there: an HMAC, ~2 µs)
+            # terminal read
             card = msg.card
-            tx.expect_request(req_key(msg), self.tokens.token(card.pan) if card else None)
+            token = self.tokens.token(card.pan) if card else None
+            tx.expect_request(req_key(msg), token)
         ctx = self._ctx(tx, frame, msg, block, mac)
         ctx.private = private
+        ctx.card_token = token
         card = msg.card if type(msg) is FinancialRequest else None
         if card is None:
             steps, passed = self._steps[self._flow(msg)]

@@ -295,7 +295,7 @@ class LoadCard:
             return ctx.decline(
                 "message.format_error", detail="card data (field 2 or 35) missing", field=35
             )
-        card = ctx.tx.card_by_token(self.tokens.token(m.card.pan))
+        card = ctx.tx.card_by_token(ctx.card_token or self.tokens.token(m.card.pan))
         if card is None:
             return ctx.decline("card.unknown")
         ctx.card = card
