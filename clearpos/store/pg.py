@@ -196,9 +196,7 @@ class PgConn:
                 m = _INSERT_INTO.match(sql)
                 carry = m is not None and all(t != m.group(1) for t, *_ in self._pending)
             if carry:
-                pending, self._pending = self._pending, []
-                ctes = ", ".join(f"w{i} AS ({q})" for i, (_, q, _, _) in enumerate(pending))
-                args = [a for _, _, ps, _ in pending for a in ps]
+                ctes, args = self._take_pending()
                 args.extend(params)
                 # the statement's own WITH, if any, follows the writes' (its arguments too)
                 body = f", {sql[5:]}" if sql.startswith("WITH ") else f" {sql}"
@@ -223,14 +221,19 @@ class PgConn:
     def flush(self) -> None:
         """Send every deferred write now, in one statement (one per table: no row
         is changed twice)."""
-        pending, self._pending = self._pending, []
-        if len(pending) == 1:
-            _, sql, params, _ = pending[0]
+        if len(self._pending) == 1:
+            (_, sql, params, _), self._pending = self._pending[0], []
             self._cur.execute(translate(sql), params)
-        elif pending:
-            ctes = ", ".join(f"w{i} AS ({q})" for i, (_, q, _, _) in enumerate(pending))
-            args = [a for _, _, ps, _ in pending for a in ps]
+        elif self._pending:
+            ctes, args = self._take_pending()
             self._cur.execute(translate(f"WITH {ctes} SELECT 1"), args)
+
+    def _take_pending(self) -> tuple[str, list[Any]]:
+        """The deferred writes as the statements of a WITH (``w0 AS (...), ...``) and
+        their arguments, in order; none is deferred any more."""
+        pending, self._pending = self._pending, []
+        ctes = ", ".join(f"w{i} AS ({q})" for i, (_, q, _, _) in enumerate(pending))
+        return ctes, [a for _, _, ps, _ in pending for a in ps]
 
     def discard(self) -> None:
         """Forget deferred writes (their transaction was rolled back)."""
