@@ -502,11 +502,24 @@ def test_a_purchase_s_writes_ride_with_the_next_read_unless_it_would_see_them(
     monkeypatch.undo()
     first = a.frame(a.request(Kind.PURCHASE, 500, a.card(rich)))
     blocked = b.frame(b.request(Kind.PURCHASE, 600, b.card(other)))
+    from clearpos.store.pg import PgBackend
+
+    begin = PgBackend.begin
+    attempts: list[bool] = []
     with psycopg.connect(pg_url) as other_tx:
         other_tx.execute("SELECT 1 FROM terminals WHERE tid = %s FOR UPDATE", (b.tid,))
-        threading.Timer(0.5, other_tx.rollback).start()
+
+        def watching(self: PgBackend, raw: Any, tx: Any, *, again: bool) -> None:
+            attempts.append(again)
+            if again:  # the carried read failed: let the row go for what follows
+                other_tx.rollback()
+            begin(self, raw, tx, again=again)
+
+        monkeypatch.setattr(PgBackend, "begin", watching)
         commits, cuts = writer.commits, writer.cuts
         results = writer._batch(conn, wtx, [(unit(first), None), (unit(blocked), None)])
+    # carried and failed; the unit ahead alone, its writes its own; then the other
+    assert attempts == [False, True, False]
     assert (writer.commits, writer.cuts) == (commits + 2, cuts + 1)
     assert [parse(decode_frame(out.reply).body)[0].reason for _, out, _ in results] == [  # type: ignore[attr-defined]
         "approved", "approved",
