@@ -23,10 +23,9 @@ A backend supplies a small :class:`Backend`: how to open a connection and a
 next unit (PostgreSQL: a unit that is not the first of its transaction must not
 wait for a row lock, see ``pg.py``) and finish a unit (PostgreSQL: send the
 writes it deferred, or leave them to ride with the next unit's first read, which
-it stops doing for the next attempt once one failed), which errors are transient,
-and whether a
-connection is broken (then the outcome of its transaction is unknown and no
-unit of it is run again).
+it stops doing for the next attempt once one failed), which errors are
+transient, and whether a connection is broken (then the outcome of its
+transaction is unknown and no unit of it is run again).
 """
 
 from __future__ import annotations
