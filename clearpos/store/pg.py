@@ -44,8 +44,15 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import set_json_loads
 
 from . import migrate as migrations
-from .records import CardRec, JournalEntry, JournalRec, MerchantRec, TerminalRec
-from .tx import _JOURNAL_INSERT, REQUEST_ROW, Tx
+from .records import (
+    JOURNAL_COLUMNS,
+    CardRec,
+    JournalEntry,
+    JournalRec,
+    MerchantRec,
+    TerminalRec,
+)
+from .tx import REQUEST_ROW, Tx
 from .writer import RETRIES, BatchWriter, OnCommit, StoreError
 
 log = logging.getLogger("clearpos.store")
@@ -66,9 +73,10 @@ RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_erro
 RawConn = psycopg.Connection[dict[str, Any]]
 
 #: the journal INSERT with its id given (taken ahead from the sequence, PgTx.terminal)
-_JOURNAL_INSERT_WITH_ID = _JOURNAL_INSERT.replace(
-    "INSERT INTO journal (", "INSERT INTO journal (id, ", 1
-).replace("VALUES (", "VALUES (?, ", 1)
+_JOURNAL_INSERT_WITH_ID = (
+    f"INSERT INTO journal (id, {', '.join(JOURNAL_COLUMNS)}) "
+    f"VALUES (?, {', '.join('?' for _ in JOURNAL_COLUMNS)})"
+)
 
 
 @lru_cache(maxsize=4096)
